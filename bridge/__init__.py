@@ -1,0 +1,1 @@
+"""The bridge: Kafka topics -> Celery tasks, committing offsets only after confirmed publishes."""

@@ -1,0 +1,66 @@
+# RabbitMQ from Debian on 127.0.0.1:5672 (guest/guest works on loopback), node rabbit@localhost,
+# database and logs under $SERVICES_DATA/rabbitmq. Runs as the rabbitmq system user.
+RABBITMQ_ADDR="127.0.0.1:5672"
+
+_rabbitmq_env() {
+  local data=$1
+  printf '%s\n' HOME=/var/lib/rabbitmq RABBITMQ_NODENAME=rabbit@localhost \
+    RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 RABBITMQ_NODE_PORT=5672 \
+    RABBITMQ_DIST_PORT=25672 ERL_EPMD_ADDRESS=127.0.0.1 \
+    "RABBITMQ_MNESIA_BASE=$data/mnesia" "RABBITMQ_LOG_BASE=$data/log" \
+    "RABBITMQ_PID_FILE=$data/rabbitmq.pid" "RABBITMQ_ENABLED_PLUGINS_FILE=$data/enabled_plugins"
+}
+
+rabbitmq_install() {
+  [[ -x /usr/lib/rabbitmq/bin/rabbitmq-server ]] && return 0
+  log "rabbitmq: installing the Debian package"
+  apt_install rabbitmq-server
+}
+
+rabbitmq_start() {
+  local data; data=$(owned_data_dir rabbitmq rabbitmq)
+  [[ -e $data/enabled_plugins ]] || { echo '[].' >"$data/enabled_plugins"; chown rabbitmq: "$data/enabled_plugins"; }
+  rm -f "$data/rabbitmq.pid"
+  ( cd /var/lib/rabbitmq && setsid nohup runuser -u rabbitmq -- \
+      env $(_rabbitmq_env "$data") /usr/lib/rabbitmq/bin/rabbitmq-server \
+      >"$(logfile rabbitmq)" 2>&1 </dev/null & )
+  local i
+  for i in $(seq 1 60); do [[ -s $data/rabbitmq.pid ]] && break; sleep 0.5; done
+  [[ -s $data/rabbitmq.pid ]] || return 1
+  cp "$data/rabbitmq.pid" "$(pidfile rabbitmq)"
+}
+
+# A real AMQP 0-9-1 handshake: the server answers the protocol header with Connection.Start,
+# whose server properties carry its version.
+_rabbitmq_hello() {
+  python3 - <<'PY'
+import re, socket, sys
+with socket.create_connection(("127.0.0.1", 5672), timeout=2) as s:
+    s.sendall(b"AMQP\x00\x00\x09\x01")
+    data = b""
+    while len(data) < 7 or len(data) < 8 + int.from_bytes(data[3:7], "big"):
+        chunk = s.recv(4096)
+        if not chunk:
+            sys.exit(1)
+        data += chunk
+m = re.search(rb"\x07versionS(....)", data)
+if data[0] != 1 or not m:
+    sys.exit(1)
+n = int.from_bytes(m.group(1), "big")
+print(data[m.end():m.end() + n].decode())
+PY
+}
+
+rabbitmq_ready() { port_open 5672 && _rabbitmq_hello >/dev/null; }
+rabbitmq_version() { printf 'RabbitMQ %s\n' "$(_rabbitmq_hello)"; }
+
+rabbitmq_stop() {
+  pid_alive rabbitmq || { rm -f "$(pidfile rabbitmq)"; return 0; }
+  local data; data=$(readlink -f "$SERVICES_DATA/rabbitmq")
+  ( cd /var/lib/rabbitmq && runuser -u rabbitmq -- env $(_rabbitmq_env "$data") \
+      /usr/lib/rabbitmq/bin/rabbitmqctl -n rabbit@localhost stop "$data/rabbitmq.pid" ) >/dev/null 2>&1 \
+    || stop_pid rabbitmq
+  rm -f "$(pidfile rabbitmq)"
+  # epmd is started by the Erlang VM and outlives it; stop it only if no other node uses it.
+  if ! epmd -names 2>/dev/null | grep -q '^name '; then epmd -kill >/dev/null 2>&1 || true; fi
+}

@@ -1,0 +1,1 @@
+"""The audit task (queue `audit`)."""

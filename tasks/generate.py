@@ -1,0 +1,1 @@
+"""Generation tasks (queue `generate`)."""

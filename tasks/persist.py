@@ -1,0 +1,1 @@
+"""Persistence tasks, one per store queue (`postgres`, `mongo`, `redis`)."""
