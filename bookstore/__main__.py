@@ -1,0 +1,5 @@
+"""`python -m bookstore ...`: the operator CLI."""
+
+from bookstore.cli import app
+
+app()

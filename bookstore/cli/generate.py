@@ -1,0 +1,1 @@
+"""`python -m bookstore generate`: publish customers, books and orders now (burst)."""

@@ -1,0 +1,1 @@
+"""Operator commands: stats, history, check, dead-letters."""
