@@ -10,7 +10,6 @@
 
 KAFKA_ADDR="127.0.0.1:9092"
 # shellcheck disable=SC2034
-kafka_ADDR=$KAFKA_ADDR  # scripts/services looks up "${name}_ADDR" with the lower-case name
 KAFKA_PORT=9092
 KAFKA_CONTROLLER_PORT=9093
 : "${KAFKA_VERSION:=4.4.0}"
