@@ -62,6 +62,37 @@ class Settings:
     store_retry_max_seconds: float = field(
         default_factory=lambda: _env_float("STORE_RETRY_MAX_SECONDS", 30.0)
     )
+    # Generation (beat rates, Faker, Google Books client).
+    generate_interval_seconds: float = field(
+        default_factory=lambda: _env_float("GENERATE_INTERVAL_SECONDS", 5.0)
+    )
+    generate_customers_per_tick: int = field(
+        default_factory=lambda: _env_int("GENERATE_CUSTOMERS_PER_TICK", 3)
+    )
+    generate_books_per_tick: int = field(
+        default_factory=lambda: _env_int("GENERATE_BOOKS_PER_TICK", 2)
+    )
+    generate_orders_per_tick: int = field(
+        default_factory=lambda: _env_int("GENERATE_ORDERS_PER_TICK", 10)
+    )
+    faker_locale: str = field(default_factory=lambda: _env("FAKER_LOCALE", "pt_BR"))
+    google_books_base_url: str = field(
+        default_factory=lambda: _env(
+            "GOOGLE_BOOKS_BASE_URL", "https://www.googleapis.com/books/v1"
+        ).rstrip("/")
+    )
+    google_books_timeout_seconds: float = field(
+        default_factory=lambda: _env_float("GOOGLE_BOOKS_TIMEOUT_SECONDS", 10.0)
+    )
+    google_books_max_attempts: int = field(
+        default_factory=lambda: _env_int("GOOGLE_BOOKS_MAX_ATTEMPTS", 4)
+    )
+    google_books_backoff_seconds: float = field(
+        default_factory=lambda: _env_float("GOOGLE_BOOKS_BACKOFF_SECONDS", 1.0)
+    )
+    google_books_cooldown_seconds: float = field(
+        default_factory=lambda: _env_float("GOOGLE_BOOKS_COOLDOWN_SECONDS", 60.0)
+    )
 
 
 def load_settings() -> Settings:

@@ -1,0 +1,1 @@
+"""Where generated entities come from: Google Books (when reachable) and Faker (always)."""
