@@ -1,0 +1,217 @@
+"""docker-compose.yml checked without a Docker engine: structure, pins, health, commands, secrets.
+
+When the `docker compose` CLI plugin happens to be installed, `docker compose config` (it needs no
+daemon) validates the files as Compose itself reads them; otherwise that one test is skipped.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import REPO
+
+SERVERS = ("kafka", "postgres", "mongo", "redis", "rabbitmq")
+QUEUES = ("postgres", "mongo", "redis", "audit", "generate")
+WORKERS = tuple(f"worker-{q}" for q in QUEUES)
+PRODUCT = (*WORKERS, "beat", "bridge", "flower")
+SCALABLE = (*WORKERS, "bridge")
+# Variable names whose value is a secret: it must come from .env, never be written here.
+SECRET_NAME = re.compile(r"PASS|SECRET|TOKEN|API_KEY|BASIC_AUTH", re.I)
+VAR_REF = re.compile(r"^\$\{[A-Z0-9_]+(:?[?-][^}]*)?\}$")
+
+
+def load(name: str) -> dict:
+    return yaml.safe_load((REPO / name).read_text())
+
+
+COMPOSE = load("docker-compose.yml")
+PORTS = load("docker-compose.ports.yml")
+SERVICES: dict[str, dict] = COMPOSE["services"]
+
+
+def environment(service: dict) -> dict[str, str]:
+    env = service.get("environment") or {}
+    if isinstance(env, list):
+        env = dict(item.split("=", 1) for item in env)
+    return {k: str(v) for k, v in env.items()}
+
+
+def command(service: dict) -> list[str]:
+    cmd = service.get("command") or []
+    return cmd.split() if isinstance(cmd, str) else [str(c) for c in cmd]
+
+
+def strings(node) -> list[str]:
+    """Every string in a YAML tree."""
+    if isinstance(node, dict):
+        return [s for v in node.values() for s in strings(v)]
+    if isinstance(node, list):
+        return [s for v in node for s in strings(v)]
+    return [node] if isinstance(node, str) else []
+
+
+def test_every_named_service_exists():
+    assert set(SERVERS) | set(PRODUCT) <= set(SERVICES)
+
+
+@pytest.mark.parametrize("name", sorted(SERVICES))
+def test_images_are_pinned(name):
+    image = SERVICES[name].get("image")
+    assert image or "build" in SERVICES[name], f"{name} has neither image nor build"
+    if image:
+        repo, _, tag = image.rpartition(":") if "@" not in image else (image, "", "digest")
+        assert repo and "/" not in tag, f"{name}: image {image!r} has no tag"
+        assert tag not in ("latest", "") and not tag.startswith("${"), f"{name}: {image!r}"
+
+
+def test_kafka_is_the_official_image_in_kraft_mode_with_container_and_host_listeners():
+    kafka = SERVICES["kafka"]
+    assert kafka["image"].startswith("apache/kafka:")
+    env = environment(kafka)
+    assert set(env["KAFKA_PROCESS_ROLES"].split(",")) == {"broker", "controller"}
+    assert not any("ZOOKEEPER" in k for k in env)
+    advertised = env["KAFKA_ADVERTISED_LISTENERS"]
+    assert "://kafka:" in advertised and "://localhost:" in advertised
+    # The apps in containers use the internal listener that kafka advertises under its name.
+    internal = re.search(r"://(kafka:\d+)", advertised)[1]
+    for name in PRODUCT:
+        assert environment(SERVICES[name])["KAFKA_BOOTSTRAP_SERVERS"] == internal
+    assert env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
+
+
+@pytest.mark.parametrize("name", SERVERS)
+def test_every_server_has_a_healthcheck_and_a_named_volume(name):
+    service = SERVICES[name]
+    test = service["healthcheck"]["test"]
+    assert test and test[0] in ("CMD", "CMD-SHELL") and len(test) > 1
+    named = [v.split(":", 1)[0] for v in service.get("volumes", []) if isinstance(v, str)]
+    assert named and all(v in COMPOSE["volumes"] for v in named), f"{name}: {named}"
+
+
+def test_redis_persists_with_append_only_file():
+    assert "--appendonly yes" in " ".join(command(SERVICES["redis"]))
+
+
+def test_audit_log_lives_on_a_named_volume():
+    audit = SERVICES["worker-audit"]
+    path = environment(audit)["AUDIT_LOG_PATH"]
+    mounts = dict(v.split(":")[:2] for v in audit["volumes"])
+    volume = next(vol for vol, target in mounts.items() if path.startswith(target + "/"))
+    assert volume in COMPOSE["volumes"]
+
+
+@pytest.mark.parametrize("name", PRODUCT)
+def test_product_services_wait_for_healthy_servers(name):
+    depends = SERVICES[name]["depends_on"]
+    assert isinstance(depends, dict) and "rabbitmq" in depends
+    for server, rule in depends.items():
+        assert server in SERVERS
+        assert rule == {"condition": "service_healthy"}, f"{name} -> {server}: {rule}"
+
+
+@pytest.mark.parametrize("queue", QUEUES)
+def test_worker_commands_match_the_spec_with_events(queue):
+    cmd = command(SERVICES[f"worker-{queue}"])
+    assert cmd[:6] == ["celery", "-A", "tasks", "worker", "-Q", queue]
+    assert "-E" in cmd  # task events, so Flower shows tasks per queue
+
+
+def test_exactly_one_beat_and_the_bridge_and_flower_commands():
+    beats = [n for n, s in SERVICES.items() if command(s)[:4] == ["celery", "-A", "tasks", "beat"]]
+    assert beats == ["beat"]
+    assert "deploy" not in SERVICES["beat"] or SERVICES["beat"]["deploy"].get("replicas", 1) == 1
+    assert command(SERVICES["bridge"]) == ["python", "-m", "bridge"]
+    assert command(SERVICES["flower"])[:4] == ["celery", "-A", "tasks", "flower"]
+
+
+@pytest.mark.parametrize("name", SCALABLE)
+def test_scalable_services_have_no_fixed_name_or_host_port(name):
+    service = SERVICES[name]
+    assert "container_name" not in service and "ports" not in service
+    assert service.get("deploy", {}).get("replicas", 1) >= 1
+
+
+def test_only_flower_is_published_by_default_and_only_on_loopback():
+    published = {n: s["ports"] for n, s in SERVICES.items() if s.get("ports")}
+    assert list(published) == ["flower"]
+    for ports in [*published.values(), *(s.get("ports", []) for s in PORTS["services"].values())]:
+        for port in ports:
+            assert isinstance(port, str) and port.startswith("127.0.0.1:"), port
+
+
+def test_server_ports_are_opt_in_through_the_override_file():
+    assert set(PORTS["services"]) == set(SERVERS)
+    assert all(not SERVICES[name].get("ports") for name in SERVERS)
+
+
+def test_flower_requires_basic_auth_from_env():
+    env = environment(SERVICES["flower"])
+    assert re.fullmatch(r"\$\{FLOWER_BASIC_AUTH:\?[^}]+\}", env["FLOWER_BASIC_AUTH"])
+    assert "FLOWER_UNAUTHENTICATED_DEMO" not in env
+
+
+def test_no_secret_is_inlined():
+    for name, service in {**SERVICES, **PORTS["services"]}.items():
+        for key, value in environment(service).items():
+            if SECRET_NAME.search(key):
+                assert VAR_REF.match(value), f"{name}.{key} is not a ${{VAR}} from .env"
+                assert ":-" not in value or value.endswith(":-}"), f"{name}.{key} has a default"
+    for text in strings(COMPOSE) + strings(PORTS):
+        for userinfo in re.findall(r"://([^/@\s]*)@", text):
+            _, _, password = userinfo.partition(":")
+            assert re.fullmatch(r"\$\{[A-Z0-9_]+(:\?[^}]*)?\}", password), text
+
+
+def test_every_variable_is_documented_in_env_example():
+    documented = set(re.findall(r"^([A-Z0-9_]+)=", (REPO / ".env.example").read_text(), re.M))
+    text = "\n".join(strings(COMPOSE) + strings(PORTS)).replace("$$", "")
+    used = set(re.findall(r"\$\{([A-Z0-9_]+)", text))
+    assert "POSTGRES_PASSWORD" in used
+    assert used - documented == set()
+
+
+def test_dockerfile_is_slim_non_root_with_cached_requirements():
+    lines = [
+        line.strip()
+        for line in (REPO / "Dockerfile").read_text().splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
+    base = next(line for line in lines if line.startswith("FROM ")).split()[1]
+    assert "slim" in base and ":" in base and not base.endswith(":latest")
+    copies = [i for i, line in enumerate(lines) if line.startswith("COPY ")]
+    install = next(i for i, line in enumerate(lines) if "pip install" in line)
+    assert "requirements.txt" in lines[copies[0]] and copies[0] < install < copies[1]
+    users = [line.split()[1] for line in lines if line.startswith("USER ")]
+    assert users and users[-1] not in ("root", "0")
+
+
+def test_dockerignore_keeps_secrets_and_local_state_out():
+    ignored = set((REPO / ".dockerignore").read_text().split())
+    assert {".env", ".git", ".venv", ".services"} <= ignored
+
+
+@pytest.mark.skipif(
+    shutil.which("docker") is None
+    or subprocess.run(["docker", "compose", "version"], capture_output=True).returncode != 0,
+    reason="the docker compose CLI plugin is not installed (no engine needed, just the plugin)",
+)
+def test_docker_compose_config_accepts_the_files(tmp_path: Path):
+    env_file = tmp_path / ".env"
+    env_file.write_text(
+        "POSTGRES_PASSWORD=p\nMONGO_PASSWORD=p\nREDIS_PASSWORD=p\nRABBITMQ_PASSWORD=p\n"
+        "FLOWER_BASIC_AUTH=u:p\n"
+    )
+    for files in (["docker-compose.yml"], ["docker-compose.yml", "docker-compose.ports.yml"]):
+        args = [a for f in files for a in ("-f", str(REPO / f))]
+        result = subprocess.run(
+            ["docker", "compose", "--env-file", str(env_file), *args, "config", "-q"],
+            capture_output=True,
+            text=True,
+        )
+        assert result.returncode == 0, result.stderr
