@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import threading
 
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
-from kafka.errors import KafkaError, NoBrokersAvailable, TopicAlreadyExistsError
+from kafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
 
 from bookstore.config import Settings
 from bookstore.topics import ALL_TOPICS
@@ -20,13 +21,31 @@ class KafkaUnavailable(RuntimeError):
     """Kafka could not be reached; the message names the address."""
 
 
+def check_reachable(settings: Settings, timeout: float = 3.0) -> None:
+    """Fail fast, naming the address, when no bootstrap server accepts a connection.
+
+    (kafka-python itself only gives up after its 30 s bootstrap timeout.)
+    """
+    for address in settings.kafka_bootstrap_servers.split(","):
+        host, _, port = address.strip().rpartition(":")
+        try:
+            socket.create_connection((host.strip("[]") or "localhost", int(port)), timeout).close()
+            return
+        except (OSError, ValueError):
+            continue
+    raise KafkaUnavailable(
+        f"cannot reach Kafka at {settings.kafka_bootstrap_servers} (KAFKA_BOOTSTRAP_SERVERS)"
+    )
+
+
 def ensure_topics(settings: Settings, topics: tuple[str, ...] = ALL_TOPICS) -> None:
     """Create the topics explicitly (never rely on broker auto-create); existing ones are kept."""
+    check_reachable(settings)
     try:
         admin = KafkaAdminClient(
             bootstrap_servers=settings.kafka_bootstrap_servers, client_id="bookstore-admin"
         )
-    except NoBrokersAvailable:
+    except KafkaTimeoutError:
         raise KafkaUnavailable(
             f"cannot reach Kafka at {settings.kafka_bootstrap_servers} (KAFKA_BOOTSTRAP_SERVERS)"
         ) from None
@@ -69,7 +88,7 @@ def producer(settings: Settings) -> KafkaProducer:
                     retries=2**31 - 1,
                     delivery_timeout_ms=120_000,
                 )
-            except NoBrokersAvailable:
+            except KafkaTimeoutError:
                 raise KafkaUnavailable(
                     f"cannot reach Kafka at {settings.kafka_bootstrap_servers}"
                 ) from None
