@@ -1,17 +1,82 @@
 """`python -m bridge`: run one bridge process (any number may run in one consumer group)."""
 
+from __future__ import annotations
+
 import argparse
+import logging
+import signal
+import sys
+
+from kafka import KafkaConsumer
+from kafka.errors import KafkaTimeoutError
+
+from bookstore.config import load_settings
+from bookstore.kafka import KafkaUnavailable, ensure_topics
+from bridge.fanout import Bridge
+
+log = logging.getLogger("bridge")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bridge",
         description="Consume customers/books/orders from Kafka and fan each record out as Celery "
-        "tasks (store queue + audit queue); offsets are committed only after RabbitMQ "
-        "confirmed the publishes.",
+        "tasks (its store's queue + the audit queue); offsets are committed only after RabbitMQ "
+        "confirmed the publishes. Configured by the environment (see .env.example): "
+        "KAFKA_BOOTSTRAP_SERVERS, CELERY_BROKER_URL, BRIDGE_GROUP_ID, BRIDGE_BATCH_SIZE, "
+        "BRIDGE_BATCH_WAIT_MS, BRIDGE_MAX_QUEUE_DEPTH.",
     )
-    parser.parse_args()
+    parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("kafka").setLevel(logging.WARNING)
+    settings = load_settings()
+
+    from tasks import app  # the product's Celery app: same broker, queues and confirms
+
+    try:
+        declare_queues(app)
+    except Exception as exc:
+        broker = app.connection_for_write().as_uri()  # password masked
+        return fail(f"cannot reach RabbitMQ at {broker} (CELERY_BROKER_URL): {exc}")
+    try:
+        ensure_topics(settings)
+        consumer = KafkaConsumer(
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            group_id=settings.bridge_group_id,
+            client_id="bookstore-bridge",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=settings.bridge_batch_size,
+        )
+    except (KafkaUnavailable, KafkaTimeoutError):
+        return fail(
+            f"cannot reach Kafka at {settings.kafka_bootstrap_servers} (KAFKA_BOOTSTRAP_SERVERS)"
+        )
+
+    bridge = Bridge(settings, app, consumer)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: bridge.stop())
+    bridge.run()
+    return 0
+
+
+def declare_queues(app) -> None:
+    """Declare every durable queue up front: fail fast if RabbitMQ is away, and let the
+    backpressure check read depths from the first second."""
+    with app.connection_for_write() as conn:
+        conn.ensure_connection(max_retries=1, timeout=5)
+        channel = conn.default_channel
+        for queue in app.conf.task_queues:
+            queue(channel).declare()
+
+
+def fail(message: str) -> int:
+    print(f"bridge: {message}", file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,0 +1,36 @@
+"""The dead-letter topic: the original raw bytes, unchanged, with where they came from and why."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bookstore.config import Settings
+from bookstore.kafka import send_confirmed
+from bookstore.records import Record
+from bookstore.topics import DEAD_LETTERS
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    record: Record
+    stage: str  # decode | validate | store
+    reason: str
+
+    def headers(self) -> list[tuple[str, bytes]]:
+        return [
+            ("origin.topic", self.record.topic.encode()),
+            ("origin.partition", str(self.record.partition).encode()),
+            ("origin.offset", str(self.record.offset).encode()),
+            ("error.stage", self.stage.encode()),
+            ("error.reason", self.reason.encode()),
+        ]
+
+
+def publish(settings: Settings, letters: list[DeadLetter]) -> None:
+    """Publish and wait for Kafka's acknowledgement (before the task that found them acks)."""
+    if letters:
+        send_confirmed(
+            settings,
+            DEAD_LETTERS,
+            [(dl.record.key, dl.record.value, dl.headers()) for dl in letters],
+        )

@@ -1,0 +1,58 @@
+"""Raw records to stored entities: validate a batch, write it, dead-letter what cannot be stored.
+
+Shared by the Celery persistence tasks and the benchmark's direct sink, so both do exactly the
+same work. One `Persister` per process holds that process's store connections.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from bookstore import deadletters
+from bookstore.config import Settings
+from bookstore.deadletters import DeadLetter
+from bookstore.records import Record
+from bookstore.schemas import Rejected, parse
+from bookstore.stores.mongo import BookStore
+from bookstore.stores.postgres import CustomerStore
+from bookstore.stores.redis_orders import OrderStore
+from bookstore.topics import BOOKS, CUSTOMERS, ORDERS
+
+
+@dataclass
+class Outcome:
+    stored: int = 0
+    dead: list[DeadLetter] = field(default_factory=list)
+
+
+class Persister:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._stores: dict[str, CustomerStore | BookStore | OrderStore] = {}
+
+    def store_for(self, topic: str) -> CustomerStore | BookStore | OrderStore:
+        if topic not in self._stores:
+            s = self.settings
+            factories = {
+                CUSTOMERS: lambda: CustomerStore(s.postgres_dsn),
+                BOOKS: lambda: BookStore(s.mongo_uri, s.mongo_db),
+                ORDERS: lambda: OrderStore(s.redis_url),
+            }
+            self._stores[topic] = factories[topic]()
+        return self._stores[topic]
+
+    def persist(self, topic: str, records: list[Record]) -> Outcome:
+        """Store every valid record of one topic; raises StoreUnavailable to be retried whole."""
+        outcome = Outcome()
+        valid = []
+        for record in records:
+            try:
+                valid.append((parse(topic, record.value), record))
+            except Rejected as why:
+                outcome.dead.append(DeadLetter(record, why.stage, why.reason))
+        if valid:
+            rejected = self.store_for(topic).upsert(valid)
+            outcome.dead.extend(DeadLetter(record, "store", reason) for record, reason in rejected)
+            outcome.stored = len(valid) - len(rejected)
+        deadletters.publish(self.settings, outcome.dead)
+        return outcome

@@ -1,0 +1,138 @@
+"""Customers in PostgreSQL: integrity (primary key, case-insensitive unique e-mail) is why.
+
+Last write wins in Kafka order, not in delivery order: each row remembers the record it came
+from (Kafka timestamp, partition, offset) and an upsert only replaces it with a later record, so
+redeliveries and retries that arrive late never roll a customer back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import psycopg2
+import psycopg2.errors
+from psycopg2.extras import execute_values
+
+from bookstore.records import Record
+from bookstore.schemas import Customer
+from bookstore.stores import StoreUnavailable
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS customers (
+    id uuid PRIMARY KEY,
+    name text NOT NULL,
+    email text NOT NULL,
+    source_timestamp bigint NOT NULL DEFAULT 0,
+    source_partition int NOT NULL DEFAULT 0,
+    source_offset bigint NOT NULL DEFAULT -1
+);
+CREATE UNIQUE INDEX IF NOT EXISTS customers_email_lower_key ON customers (lower(email));
+"""
+
+UPSERT = """
+INSERT INTO customers (id, name, email, source_timestamp, source_partition, source_offset)
+VALUES %s
+ON CONFLICT (id) DO UPDATE
+   SET name = EXCLUDED.name, email = EXCLUDED.email,
+       source_timestamp = EXCLUDED.source_timestamp,
+       source_partition = EXCLUDED.source_partition, source_offset = EXCLUDED.source_offset
+ WHERE (customers.source_timestamp, customers.source_partition, customers.source_offset)
+     < (EXCLUDED.source_timestamp, EXCLUDED.source_partition, EXCLUDED.source_offset)
+"""
+
+_UNREACHABLE = (psycopg2.OperationalError, psycopg2.InterfaceError)
+
+
+@dataclass(frozen=True)
+class CustomerRow:
+    id: str
+    name: str
+    email: str
+
+
+class CustomerStore:
+    def __init__(self, dsn: str):
+        self.dsn = dsn
+        self._conn: psycopg2.extensions.connection | None = None
+
+    def _connection(self) -> psycopg2.extensions.connection:
+        if self._conn is None or self._conn.closed:
+            try:
+                conn = psycopg2.connect(self.dsn, connect_timeout=5)
+                with conn, conn.cursor() as cur:
+                    cur.execute(SCHEMA)
+            except _UNREACHABLE as exc:
+                raise StoreUnavailable(f"PostgreSQL unreachable: {_first_line(exc)}") from exc
+            self._conn = conn
+        return self._conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def upsert(self, batch: list[tuple[Customer, Record]]) -> list[tuple[Record, str]]:
+        """Store the batch idempotently; return the records rejected for integrity reasons."""
+        latest: dict[str, tuple[Customer, Record]] = {}
+        for customer, record in batch:  # one row per id: the latest record in Kafka order
+            held = latest.get(customer.id)
+            if held is None or _order(record) > _order(held[1]):
+                latest[customer.id] = (customer, record)
+        rows = list(latest.values())
+        try:
+            conn = self._connection()
+            try:
+                with conn, conn.cursor() as cur:
+                    execute_values(cur, UPSERT, [_values(c, r) for c, r in rows])
+                return []
+            except psycopg2.errors.UniqueViolation:
+                return self._upsert_one_by_one(conn, rows)
+        except _UNREACHABLE as exc:
+            self.close()
+            raise StoreUnavailable(f"PostgreSQL unreachable: {_first_line(exc)}") from exc
+
+    def _upsert_one_by_one(self, conn, rows) -> list[tuple[Record, str]]:
+        """Slow path after a conflict: find which rows violate e-mail uniqueness."""
+        rejected = []
+        with conn, conn.cursor() as cur:
+            for customer, record in rows:
+                cur.execute("SAVEPOINT row")
+                try:
+                    execute_values(cur, UPSERT, [_values(customer, record)])
+                except psycopg2.errors.UniqueViolation:
+                    cur.execute("ROLLBACK TO SAVEPOINT row")
+                    rejected.append(
+                        (record, f"e-mail {customer.email!r} already belongs to another customer")
+                    )
+                else:
+                    cur.execute("RELEASE SAVEPOINT row")
+        return rejected
+
+    def get(self, customer_id: str) -> CustomerRow | None:
+        with self._connection() as conn, conn.cursor() as cur:
+            cur.execute("SELECT id::text, name, email FROM customers WHERE id = %s", (customer_id,))
+            row = cur.fetchone()
+        return CustomerRow(*row) if row else None
+
+    def existing_ids(self, ids: Iterable[str]) -> set[str]:
+        with self._connection() as conn, conn.cursor() as cur:
+            cur.execute("SELECT id::text FROM customers WHERE id = ANY(%s::uuid[])", (list(ids),))
+            return {r[0] for r in cur.fetchall()}
+
+    def count(self) -> int:
+        with self._connection() as conn, conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM customers")
+            return cur.fetchone()[0]
+
+
+def _order(record: Record) -> tuple[int, int, int]:
+    return (record.timestamp, record.partition, record.offset)
+
+
+def _values(customer: Customer, record: Record) -> tuple:
+    return (customer.id, customer.name, customer.email, *_order(record))
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

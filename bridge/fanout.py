@@ -1,0 +1,208 @@
+"""Kafka -> Celery fan-out with at-least-once delivery.
+
+Records are buffered per topic and flushed as two tasks (the store's persistence task and the
+audit task) when a buffer reaches BRIDGE_BATCH_SIZE or its oldest record waited
+BRIDGE_BATCH_WAIT_MS. Publisher confirms make each publish return only once RabbitMQ holds the
+message, so an offset is committed only after every record below it was confirmed. A publish that
+fails is never committed: the partitions are rewound to the first unconfirmed record and retried.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable
+
+from celery import Celery
+from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
+from kafka.errors import KafkaError
+from kafka.structs import OffsetAndMetadata
+
+from bookstore.config import Settings
+from bookstore.records import Record
+from bookstore.topics import AUDIT_QUEUE, ENTITY_TOPICS, STORE_QUEUE
+from bridge.backpressure import QueueDepths
+
+log = logging.getLogger("bridge")
+
+PERSIST_TASK = {
+    "customers": "tasks.persist.store_customers",
+    "books": "tasks.persist.store_books",
+    "orders": "tasks.persist.store_orders",
+}
+AUDIT_TASK = "tasks.audit.record_messages"
+
+
+class Bridge:
+    def __init__(self, settings: Settings, app: Celery, consumer: KafkaConsumer):
+        self.settings = settings
+        self.app = app
+        self.consumer = consumer
+        self.stopping = False
+        self.buffers: dict[str, list[Record]] = defaultdict(list)
+        self.first_buffered_at: dict[str, float] = {}
+        self.confirmed: dict[TopicPartition, int] = {}  # next offset, all below confirmed
+        self.committed: dict[TopicPartition, int] = {}
+        self.retry_delay = 0.0
+        self.depths = QueueDepths(app, settings.bridge_max_queue_depth)
+        self.paused_queues: set[str] = set()
+
+    # -- main loop -------------------------------------------------------------------------
+    def run(self) -> None:
+        self.consumer.subscribe(list(ENTITY_TOPICS), listener=_Rebalance(self))
+        log.info(
+            "bridge consuming %s as group %s",
+            ", ".join(ENTITY_TOPICS),
+            self.settings.bridge_group_id,
+        )
+        while not self.stopping:
+            self.apply_backpressure()
+            polled = self.consumer.poll(
+                timeout_ms=self._poll_timeout_ms(), max_records=self.settings.bridge_batch_size
+            )
+            now = time.monotonic()
+            for tp, messages in polled.items():
+                if messages:
+                    self.first_buffered_at.setdefault(tp.topic, now)
+                    self.buffers[tp.topic].extend(Record.from_kafka(m) for m in messages)
+            for topic in list(self.buffers):
+                if self._due(topic, now):
+                    self.flush(topic)
+            self.commit()
+        self.shutdown()
+
+    def stop(self) -> None:
+        self.stopping = True
+
+    def shutdown(self) -> None:
+        """Finish in-flight work: flush what is buffered, commit what is confirmed, close."""
+        log.info("bridge stopping: flushing and committing")
+        self.flush_all()
+        self.commit()
+        self.consumer.close(autocommit=False)
+        log.info("bridge stopped")
+
+    # -- batching --------------------------------------------------------------------------
+    def _due(self, topic: str, now: float) -> bool:
+        buffered = self.buffers.get(topic)
+        if not buffered:
+            return False
+        if len(buffered) >= self.settings.bridge_batch_size:
+            return True
+        waited_ms = (now - self.first_buffered_at[topic]) * 1000
+        return waited_ms >= self.settings.bridge_batch_wait_ms
+
+    def _poll_timeout_ms(self) -> int:
+        if not self.first_buffered_at:
+            return 500
+        oldest = min(self.first_buffered_at.values())
+        remaining = self.settings.bridge_batch_wait_ms - (time.monotonic() - oldest) * 1000
+        return max(0, min(500, int(remaining)))
+
+    def flush_all(self) -> None:
+        for topic in list(self.buffers):
+            self.flush(topic)
+
+    def flush(self, topic: str) -> bool:
+        """Publish the topic's buffer as a persistence task and an audit task, both confirmed."""
+        records = self.buffers.pop(topic, [])
+        self.first_buffered_at.pop(topic, None)
+        if not records:
+            return True
+        wire = [r.to_wire() for r in records]
+        try:
+            self._publish(PERSIST_TASK[topic], STORE_QUEUE[topic], wire)
+            self._publish(AUDIT_TASK, AUDIT_QUEUE, wire)
+        except Exception as exc:  # broker down, connection lost, nack: rewind and retry later
+            self._rewind(records)
+            self._back_off(f"publishing {len(records)} {topic} records failed: {exc}")
+            return False
+        self.retry_delay = 0.0
+        for r in records:
+            tp = TopicPartition(r.topic, r.partition)
+            self.confirmed[tp] = max(self.confirmed.get(tp, 0), r.offset + 1)
+        return True
+
+    def _publish(self, task: str, queue: str, wire: list[dict]) -> None:
+        # With broker_transport_options confirm_publish, this returns once RabbitMQ confirmed.
+        self.app.send_task(task, args=[wire], queue=queue, routing_key=queue)
+
+    def _rewind(self, records: list[Record]) -> None:
+        first: dict[TopicPartition, int] = {}
+        for r in records:
+            tp = TopicPartition(r.topic, r.partition)
+            first[tp] = min(first.get(tp, r.offset), r.offset)
+        assigned = self.consumer.assignment()
+        for tp, offset in first.items():
+            if tp in assigned:
+                self.consumer.seek(tp, offset)
+
+    def _back_off(self, why: str) -> None:
+        self.retry_delay = min(30.0, max(0.5, self.retry_delay * 2))
+        log.warning("%s; retrying in %.1fs", why, self.retry_delay)
+        deadline = time.monotonic() + self.retry_delay
+        while not self.stopping and time.monotonic() < deadline:
+            time.sleep(0.1)
+
+    # -- offsets ---------------------------------------------------------------------------
+    def commit(self) -> None:
+        pending = {
+            tp: OffsetAndMetadata(offset, "", -1)
+            for tp, offset in self.confirmed.items()
+            if self.committed.get(tp) != offset
+        }
+        if not pending:
+            return
+        try:
+            self.consumer.commit(offsets=pending)
+        except KafkaError as exc:  # e.g. a rebalance in progress: the next commit covers it
+            log.warning("offset commit failed (%s); will retry", exc)
+            return
+        self.committed.update({tp: om.offset for tp, om in pending.items()})
+
+    def forget(self, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            self.confirmed.pop(tp, None)
+            self.committed.pop(tp, None)
+
+    # -- backpressure ----------------------------------------------------------------------
+    def apply_backpressure(self) -> None:
+        """Pause the partitions feeding a queue that is too deep; resume once it drained."""
+        verdict = self.depths.check()
+        if verdict is None:
+            return
+        too_deep, drained = verdict
+        for queue in too_deep - self.paused_queues:
+            log.warning("queue %s is deep; pausing the partitions that feed it", queue)
+        for queue in drained & self.paused_queues:
+            log.info("queue %s drained; resuming", queue)
+        self.paused_queues = (self.paused_queues | too_deep) - drained
+        self._set_paused(self._feeds_paused_queue)
+
+    def _feeds_paused_queue(self, topic: str) -> bool:
+        return AUDIT_QUEUE in self.paused_queues or STORE_QUEUE[topic] in self.paused_queues
+
+    def _set_paused(self, should_pause: Callable[[str], bool]) -> None:
+        assigned = self.consumer.assignment()
+        pause = [tp for tp in assigned if should_pause(tp.topic)]
+        resume = [tp for tp in assigned if not should_pause(tp.topic)]
+        if pause:
+            self.consumer.pause(*pause)
+        if resume:
+            self.consumer.resume(*resume)
+
+
+class _Rebalance(ConsumerRebalanceListener):
+    """Before giving partitions up, publish what is buffered and commit what is confirmed."""
+
+    def __init__(self, bridge: Bridge):
+        self.bridge = bridge
+
+    def on_partitions_revoked(self, revoked):
+        self.bridge.flush_all()
+        self.bridge.commit()
+        self.bridge.forget(list(revoked))
+
+    def on_partitions_assigned(self, assigned):
+        log.info("assigned %s", ", ".join(f"{tp.topic}[{tp.partition}]" for tp in assigned))
