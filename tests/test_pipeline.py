@@ -1,0 +1,158 @@
+"""The pipeline end to end over real servers and real processes: Kafka -> bridge -> RabbitMQ ->
+workers -> PostgreSQL / MongoDB / Redis / audit log, with failures injected."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+
+import pytest
+
+from tests.conftest import REPO, Processes, wait_until
+from tests.pipeline import Pipeline, Stores, build_dataset, dead_letters, produce
+
+
+@pytest.fixture
+def stores(settings):
+    s = Stores(settings)
+    yield s
+    s.close()
+
+
+def assert_stored_exactly(stores: Stores, ds) -> None:
+    assert stores.customers(ds.customers) == ds.customers
+    books = stores.books(ds.books)
+    assert set(books) == set(ds.books)
+    for book_id, book in ds.books.items():
+        doc = books[book_id]
+        assert {f: doc[f] for f in ("isbn", "title", "authors", "publishedDate")} == {
+            f: book[f] for f in ("isbn", "title", "authors", "publishedDate")
+        }
+    orders = stores.orders(list(ds.orders))
+    assert set(orders) == set(ds.orders)
+    for order_id, order in ds.orders.items():
+        held = orders[order_id]
+        assert held["customer_id"] == order["customer_id"]
+        assert held["book_id"] == order["book_id"]
+        assert int(held["quantity"]) == order["quantity"]
+        assert held["timestamp"].endswith("Z")
+    per_customer: dict[str, list] = {}
+    for o in ds.orders.values():
+        per_customer.setdefault(o["customer_id"], []).append(o["id"])
+    for customer_id, ids in per_customer.items():
+        history = stores.history(customer_id)
+        assert sorted(history) == sorted(ids)  # each order once in the history
+
+
+def test_end_to_end_valid_stored_once_malformed_dead_lettered_all_audited(
+    processes, settings, tmp_path, stores
+):
+    ds = build_dataset(700, 600, 700)
+    pipeline = Pipeline(processes, settings, tmp_path)
+    pipeline.start_workers()
+    pipeline.start_bridge()
+
+    coords = produce(settings, ds.messages)
+    wait_until(lambda: stores.complete(ds), 240, "every valid record in the stores")
+    coords |= produce(settings, ds.bad_messages)
+    assert len(coords) >= 2000
+    pipeline.wait_audited(coords)
+
+    assert_stored_exactly(stores, ds)
+    letters = dead_letters(settings, set(ds.malformed))
+    assert set(letters) == set(ds.malformed)
+    for raw, stage in ds.malformed.items():
+        headers = letters[raw]
+        assert headers["error.stage"] == stage, (raw, headers)
+        assert headers["error.reason"]
+        assert headers["origin.topic"] in ("customers", "books", "orders")
+        origin = (
+            headers["origin.topic"],
+            int(headers["origin.partition"]),
+            int(headers["origin.offset"]),
+        )
+        assert origin in coords
+    audit = pipeline.audit_coords()
+    mine = [c for c in audit if c in coords]
+    assert len(mine) == len(set(mine)) == len(coords)  # one line per record (no crash here)
+    lines = [json.loads(line) for line in pipeline.audit_path.read_text().splitlines()]
+    non_utf8 = [line for line in lines if line.get("value_b64")]
+    assert non_utf8 and all(line["value"] is None for line in non_utf8)
+
+    # the same messages again change nothing in the stores
+    before = stores.snapshot(ds)
+    again = produce(settings, ds.messages)
+    pipeline.wait_audited(again)
+    time.sleep(2)  # let the store tasks that ran alongside the audit finish
+    assert stores.snapshot(ds) == before
+
+
+def test_bridge_killed_mid_stream_loses_and_doubles_nothing(processes, settings, tmp_path, stores):
+    ds = build_dataset(400, 300, 1300)
+    pipeline = Pipeline(processes, settings, tmp_path, BRIDGE_BATCH_SIZE="50")
+    pipeline.start_workers()
+    coords = produce(settings, ds.messages)
+    bridge = pipeline.start_bridge()
+    wait_until(lambda: len(pipeline.audit_coords()) >= 300, 120, "the bridge to be mid-stream")
+    Processes.stop(bridge, signal.SIGKILL)
+    assert len(set(pipeline.audit_coords())) < len(coords), "too late: everything passed"
+
+    pipeline.start_bridge()
+    pipeline.wait_audited(coords)
+    wait_until(lambda: stores.complete(ds), 240, "every valid record in the stores")
+    assert_stored_exactly(stores, ds)
+
+
+def test_worker_killed_mid_batch_has_its_batch_redelivered(processes, settings, tmp_path, stores):
+    ds = build_dataset(1200, 50, 50)
+    pipeline = Pipeline(processes, settings, tmp_path, BRIDGE_BATCH_SIZE="25")
+    pipeline.start_workers("mongo", "redis", "audit")
+    pipeline.start_bridge()
+    coords = produce(settings, ds.messages)
+    pipeline.wait_audited(coords)  # every customer task now waits in the postgres queue
+
+    worker = processes.worker("postgres", env=pipeline.env)
+    wait_until(
+        lambda: 0 < len(stores.customers(ds.customers)) < len(ds.customers),
+        120,
+        "the postgres worker to be part-way through the customers",
+    )
+    Processes.stop(worker, signal.SIGKILL)  # the worker and its pool process, mid-batch
+    assert len(stores.customers(ds.customers)) < len(ds.customers)
+
+    processes.worker("postgres", env=pipeline.env)
+    wait_until(lambda: stores.complete(ds), 240, "every customer after the restart")
+    assert_stored_exactly(stores, ds)
+
+
+def test_postgres_outage_delays_customers_while_books_and_orders_flow(
+    processes, settings, tmp_path, stores
+):
+    ds = build_dataset(100, 100, 100)
+    pipeline = Pipeline(processes, settings, tmp_path, STORE_RETRY_MAX_SECONDS="4")
+    pipeline.start_workers()
+    pipeline.start_bridge()
+    services = [str(REPO / "scripts/services")]
+    stores.pg.close()
+    subprocess.run([*services, "down", "postgres"], check=True)
+    try:
+        produce(settings, ds.messages)
+        wait_until(
+            lambda: (
+                len(stores.books(ds.books)) == len(ds.books)
+                and len(stores.orders(list(ds.orders))) == len(ds.orders)
+            ),
+            120,
+            "books and orders stored while PostgreSQL is down",
+        )
+        time.sleep(15)  # PostgreSQL stays down ~15 s in all
+    finally:
+        subprocess.run([*services, "up", "postgres"], check=True)
+    fresh = Stores(settings)
+    try:
+        wait_until(lambda: fresh.complete(ds), 180, "customers after PostgreSQL returned")
+        assert_stored_exactly(fresh, ds)
+    finally:
+        fresh.close()
