@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 import uuid
 from datetime import datetime
 
@@ -303,3 +304,18 @@ def test_task_retries_with_backoff_when_kafka_is_down(processes, private_queue, 
         180,
         "the task to be retried",
     )
+
+
+def test_a_tick_that_waited_past_its_expiry_is_dropped(processes, private_queue, gen_env, registry):
+    """What beat's `expires` buys: ticks queued while no worker ran do not burst out later."""
+    from beat_schedule import beat_schedule
+    from tasks.generate import generate_books, generate_customers
+
+    options = beat_schedule["generate-customers"]["options"]
+    stale = generate_customers.apply_async((3,), queue=private_queue, **{**options, "expires": 1})
+    time.sleep(2)  # the tick expires while no worker is running
+    worker = processes.worker(private_queue, env=gen_env)
+    fresh = generate_books.apply_async((1,), queue=private_queue).id  # queued behind the stale
+    wait_until(lambda: _succeeded(worker, fresh), 180, "a later task to run")
+    assert _succeeded(worker, stale.id) is None
+    assert registry.scard(CUSTOMER_IDS) == 0
