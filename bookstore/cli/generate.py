@@ -64,11 +64,3 @@ def generate(
     detail = "" if n_orders == orders else "no published customers or books yet"
     table.add_row(topics.ORDERS, str(n_orders), detail)
     Console().print(table)
-
-
-if app.registered_callback is None:
-    # With a single registered command Typer would run it as the whole program (so
-    # `python -m bookstore generate` failed); a no-op callback keeps `generate` a subcommand.
-    @app.callback()
-    def _cli() -> None:
-        pass
