@@ -582,7 +582,9 @@ def check(as_json: bool = JsonOption) -> None:
 
     Orders whose customer (PostgreSQL) or book (MongoDB) is missing, and records the bridge has
     committed (Kafka offsets) that are missing from the audit log. Audit duplicates with the same
-    coordinates are expected after a crash (at-least-once) and only reported.
+    coordinates are expected after a crash (at-least-once) and only reported. The bridge commits
+    once the audit task is queued, so run it with the audit queue drained (see `stats`): records
+    still in flight show up as not audited.
     """
     settings = load_settings()
     with _reporting():
