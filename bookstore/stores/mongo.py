@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from bson.errors import InvalidDocument
 from pymongo import MongoClient, ReplaceOne
 from pymongo.errors import BulkWriteError, ConnectionFailure, OperationFailure, PyMongoError
 
@@ -16,6 +17,7 @@ from bookstore.stores import StoreUnavailable
 # from a pool of 100 shared by all clients: one command of >100 upserts deadlocks the server.
 # Small commands keep every client well inside the pool.
 WRITE_CHUNK = 25
+DUPLICATE_KEY = 11000
 
 
 class BookStore:
@@ -47,39 +49,72 @@ class BookStore:
             self._client = None
 
     def upsert(self, batch: list[tuple[Book, Record]]) -> list[tuple[Record, str]]:
-        """Replace-or-insert each book by `_id` in unordered bulk writes (idempotent).
+        """Store each book by `_id`, idempotently: insert the new ones in bulk, replace the
+        existing ones whose content changed, leave identical ones alone.
 
-        Returns the records MongoDB refused for a reason retrying will not fix.
+        (On FerretDB a bulk insert is ~80x faster than upserts, so the batch is split by what
+        is already stored.) Returns the records MongoDB refused for a reason retrying won't fix.
         """
-        latest: dict[str, tuple[Book, Record]] = {}
+        latest: dict[str, tuple[dict[str, Any], Record]] = {}
         for book, record in batch:  # one write per id: the latest record in the batch
-            latest[book.id] = (book, record)
-        ops, rejected = [], []
-        for book, record in latest.values():
-            try:
-                ops.append((ReplaceOne({"_id": book.id}, book.document(), upsert=True), record))
-            except (OverflowError, ValueError) as exc:  # e.g. an integer beyond 64 bits
-                rejected.append((record, f"cannot be stored in MongoDB: {exc}"))
-        if not ops:
-            return rejected
-        for start in range(0, len(ops), WRITE_CHUNK):
-            rejected.extend(self._write(ops[start : start + WRITE_CHUNK]))
-        return rejected
-
-    def _write(self, ops: list[tuple[ReplaceOne, Record]]) -> list[tuple[Record, str]]:
+            latest[book.id] = (book.document(), record)
         try:
-            self.books.bulk_write([op for op, _ in ops], ordered=False)
-        except BulkWriteError as exc:
-            errors = exc.details.get("writeErrors", [])
-            if exc.details.get("writeConcernErrors") or not errors:
-                raise StoreUnavailable(f"MongoDB write not acknowledged: {exc}") from exc
-            return [(ops[e["index"]][1], f"MongoDB refused it: {e.get('errmsg')}") for e in errors]
+            stored = self.get_many(latest)
+            new = [(doc, rec) for i, (doc, rec) in latest.items() if i not in stored]
+            changed = [(d, r) for i, (d, r) in latest.items() if i in stored and stored[i] != d]
+            rejected, raced = self._insert(new)
+            for start in range(0, len(changed + raced), WRITE_CHUNK):
+                rejected += self._replace((changed + raced)[start : start + WRITE_CHUNK])
         except (ConnectionFailure, OSError) as exc:
             self.close()
             raise StoreUnavailable(f"MongoDB unreachable: {exc}") from exc
         except PyMongoError as exc:
             raise StoreUnavailable(f"MongoDB error: {exc}") from exc
+        return rejected
+
+    def _insert(self, rows: list[tuple[dict[str, Any], Record]]) -> tuple[list, list]:
+        """Insert new documents; return (refused, already inserted meanwhile by another worker)."""
+        if not rows:
+            return [], []
+        try:
+            self.books.insert_many([doc for doc, _ in rows], ordered=False)
+        except BulkWriteError as exc:
+            refused, raced = [], []
+            for err in _write_errors(exc):
+                row = rows[err["index"]]
+                if err.get("code") == DUPLICATE_KEY:
+                    raced.append(row)
+                else:
+                    refused.append((row[1], f"MongoDB refused it: {err.get('errmsg')}"))
+            return refused, raced
+        except (OverflowError, ValueError, InvalidDocument):
+            return self._one_by_one(rows), []
+        return [], []
+
+    def _replace(self, rows: list[tuple[dict[str, Any], Record]]) -> list[tuple[Record, str]]:
+        try:
+            self.books.bulk_write(
+                [ReplaceOne({"_id": doc["_id"]}, doc, upsert=True) for doc, _ in rows],
+                ordered=False,
+            )
+        except BulkWriteError as exc:
+            return [
+                (rows[e["index"]][1], f"MongoDB refused it: {e.get('errmsg')}")
+                for e in _write_errors(exc)
+            ]
+        except (OverflowError, ValueError, InvalidDocument):
+            return self._one_by_one(rows)
         return []
+
+    def _one_by_one(self, rows: list[tuple[dict[str, Any], Record]]) -> list[tuple[Record, str]]:
+        """Slow path when a document cannot even be encoded (e.g. an integer beyond 64 bits)."""
+        refused = []
+        for doc, record in rows:
+            try:
+                self.books.replace_one({"_id": doc["_id"]}, doc, upsert=True)
+            except (OverflowError, ValueError, InvalidDocument) as exc:
+                refused.append((record, f"cannot be stored in MongoDB: {exc}"))
+        return refused
 
     def get_many(self, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         return {doc["_id"]: doc for doc in self.books.find({"_id": {"$in": list(ids)}})}
@@ -89,3 +124,11 @@ class BookStore:
 
     def count(self) -> int:
         return self.books.count_documents({})
+
+
+def _write_errors(exc: BulkWriteError) -> list[dict[str, Any]]:
+    """Per-document errors; anything else (write concern, no details) is worth a retry."""
+    errors = exc.details.get("writeErrors", [])
+    if exc.details.get("writeConcernErrors") or not errors:
+        raise StoreUnavailable(f"MongoDB write not acknowledged: {exc}") from exc
+    return errors
