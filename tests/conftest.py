@@ -24,6 +24,9 @@ TEST_ENV = {
     "MONGO_DB": "bookstore_test",
     "REDIS_URL": "redis://localhost:6379/1",
     "BRIDGE_GROUP_ID": "bookstore-bridge-test",
+    # Never call out of the machine from tests: a closed loopback port makes every process the
+    # tests start (beat, generate workers) use the offline Faker fallback at once.
+    "GOOGLE_BOOKS_BASE_URL": "http://127.0.0.1:9/books/v1",
 }
 os.environ.update(TEST_ENV)
 
