@@ -1,4 +1,9 @@
-"""Queue depths from RabbitMQ (passive queue.declare), checked at most once a second."""
+"""Per-queue backpressure: hold back a queue's tasks while RabbitMQ holds too many of them.
+
+Depths come from RabbitMQ (passive queue.declare) at most once a second; between two readings
+each publish adds one to the estimate, so a fast bridge cannot overshoot the bound by a second's
+worth of tasks. A queue is held above the bound and released once it drained to half of it.
+"""
 
 from __future__ import annotations
 
@@ -19,30 +24,50 @@ class QueueDepths:
         self.app = app
         self.max_depth = max_depth
         self.every = every
-        self._checked_at = 0.0
+        self.estimate = dict.fromkeys(WATCHED, 0)
+        self.held: set[str] = set()
+        self._read_at = 0.0
         self._conn = None
 
-    def depths(self) -> dict[str, int]:
+    @property
+    def enabled(self) -> bool:
+        return self.max_depth > 0
+
+    def holds(self, topic: str) -> bool:
+        """Whether records of `topic` must wait: its store's queue or the audit queue is full."""
+        return bool(self.held & {STORE_QUEUE[topic], AUDIT_QUEUE})
+
+    def published(self, queue: str) -> None:
+        self.estimate[queue] += 1
+        if self.enabled and self.estimate[queue] > self.max_depth and queue not in self.held:
+            self.held.add(queue)
+            log.warning("queue %s is deep; pausing the partitions that feed it", queue)
+
+    def refresh(self) -> None:
+        now = time.monotonic()
+        every = self.every / 5 if self.held else self.every  # release held queues promptly
+        if not self.enabled or now - self._read_at < every:
+            return
+        self._read_at = now
+        try:
+            self.estimate.update(self._read())
+        except Exception as exc:  # broker away: keep the estimates until the next reading
+            log.debug("queue depth check failed: %s", exc)
+            self.close()
+            return
+        for queue, depth in self.estimate.items():
+            if depth > self.max_depth and queue not in self.held:
+                self.held.add(queue)
+                log.warning("queue %s is deep; pausing the partitions that feed it", queue)
+            elif depth <= self.max_depth // 2 and queue in self.held:
+                self.held.discard(queue)
+                log.info("queue %s drained; resuming", queue)
+
+    def _read(self) -> dict[str, int]:
         if self._conn is None:
             self._conn = self.app.connection_for_read()
         channel = self._conn.default_channel
         return {q: channel.queue_declare(q, passive=True).message_count for q in WATCHED}
-
-    def check(self) -> tuple[set[str], set[str]] | None:
-        """(queues deeper than the bound, queues drained below half of it), or None if not due."""
-        now = time.monotonic()
-        if self.max_depth <= 0 or now - self._checked_at < self.every:
-            return None
-        self._checked_at = now
-        try:
-            depths = self.depths()
-        except Exception as exc:  # queue not declared yet, broker away: no verdict this time
-            log.debug("queue depth check failed: %s", exc)
-            self.close()
-            return None
-        too_deep = {q for q, n in depths.items() if n > self.max_depth}
-        drained = {q for q, n in depths.items() if n <= self.max_depth // 2}
-        return too_deep, drained
 
     def close(self) -> None:
         if self._conn is not None:

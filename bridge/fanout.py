@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable
 
 from celery import Celery
 from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
@@ -46,7 +45,6 @@ class Bridge:
         self.committed: dict[TopicPartition, int] = {}
         self.retry_delay = 0.0
         self.depths = QueueDepths(app, settings.bridge_max_queue_depth)
-        self.paused_queues: set[str] = set()
 
     # -- main loop -------------------------------------------------------------------------
     def run(self) -> None:
@@ -94,18 +92,25 @@ class Bridge:
         return waited_ms >= self.settings.bridge_batch_wait_ms
 
     def _poll_timeout_ms(self) -> int:
-        if not self.first_buffered_at:
-            return 500
-        oldest = min(self.first_buffered_at.values())
+        waiting = [t for t in self.first_buffered_at if not self.depths.holds(t)]
+        if not waiting:
+            return 100 if self.first_buffered_at else 500
+        oldest = min(self.first_buffered_at[t] for t in waiting)
         remaining = self.settings.bridge_batch_wait_ms - (time.monotonic() - oldest) * 1000
         return max(0, min(500, int(remaining)))
 
     def flush_all(self) -> None:
         for topic in list(self.buffers):
-            self.flush(topic)
+            self.flush(topic, force=True)
 
-    def flush(self, topic: str) -> bool:
-        """Publish the topic's buffer as a persistence task and an audit task, both confirmed."""
+    def flush(self, topic: str, force: bool = False) -> bool:
+        """Publish the topic's buffer as a persistence task and an audit task, both confirmed.
+
+        While backpressure holds the topic, its records stay buffered (uncommitted) unless
+        `force`d out, as when stopping or giving partitions up.
+        """
+        if self.depths.holds(topic) and not force:
+            return False
         records = self.buffers.pop(topic, [])
         self.first_buffered_at.pop(topic, None)
         if not records:
@@ -127,6 +132,7 @@ class Bridge:
     def _publish(self, task: str, queue: str, wire: list[dict]) -> None:
         # With broker_transport_options confirm_publish, this returns once RabbitMQ confirmed.
         self.app.send_task(task, args=[wire], queue=queue, routing_key=queue)
+        self.depths.published(queue)
 
     def _rewind(self, records: list[Record]) -> None:
         first: dict[TopicPartition, int] = {}
@@ -169,24 +175,10 @@ class Bridge:
     # -- backpressure ----------------------------------------------------------------------
     def apply_backpressure(self) -> None:
         """Pause the partitions feeding a queue that is too deep; resume once it drained."""
-        verdict = self.depths.check()
-        if verdict is None:
-            return
-        too_deep, drained = verdict
-        for queue in too_deep - self.paused_queues:
-            log.warning("queue %s is deep; pausing the partitions that feed it", queue)
-        for queue in drained & self.paused_queues:
-            log.info("queue %s drained; resuming", queue)
-        self.paused_queues = (self.paused_queues | too_deep) - drained
-        self._set_paused(self._feeds_paused_queue)
-
-    def _feeds_paused_queue(self, topic: str) -> bool:
-        return AUDIT_QUEUE in self.paused_queues or STORE_QUEUE[topic] in self.paused_queues
-
-    def _set_paused(self, should_pause: Callable[[str], bool]) -> None:
+        self.depths.refresh()
         assigned = self.consumer.assignment()
-        pause = [tp for tp in assigned if should_pause(tp.topic)]
-        resume = [tp for tp in assigned if not should_pause(tp.topic)]
+        pause = [tp for tp in assigned if self.depths.holds(tp.topic)]
+        resume = [tp for tp in assigned if not self.depths.holds(tp.topic)]
         if pause:
             self.consumer.pause(*pause)
         if resume:

@@ -522,11 +522,9 @@ def _order_gaps(settings: Settings) -> dict[str, Any]:
                 if cid is not None and bid is not None:
                     refs[order_id] = (cid.decode(), bid.decode())
         known_customers: set[str] = set()
-        known_books: set[str] = set()
         for chunk in _chunks(sorted({c for c, _ in refs.values()})):
             known_customers |= customers.existing_ids(chunk)
-        for chunk in _chunks(sorted({b for _, b in refs.values()})):
-            known_books |= books.existing_ids(chunk)
+        known_books = books.existing_ids({b for _, b in refs.values()})
     finally:
         for store in (orders, customers, books):
             store.close()
