@@ -183,6 +183,21 @@ class Bridge:
             self.consumer.pause(*pause)
         if resume:
             self.consumer.resume(*resume)
+            _unpark_resumed(self.consumer)
+
+
+def _unpark_resumed(consumer: KafkaConsumer) -> None:
+    """Work around a stall in kafka-python 3.0.12's fetcher.
+
+    Records fetched for a partition that is then paused are parked, and handed back after resume()
+    only when the fetcher's in-line slot is None; but an exhausted slot is never reset to None, so
+    a resumed partition could stay parked (and unfetched) forever. Emptying an exhausted slot lets
+    the next poll() restore the parked records. Harmless if the internals change.
+    """
+    fetcher = getattr(consumer, "_fetcher", None)
+    in_line = getattr(fetcher, "_next_partition_records", None)
+    if in_line is not None and not in_line and getattr(fetcher, "_paused_partition_records", None):
+        fetcher._next_partition_records = None
 
 
 class _Rebalance(ConsumerRebalanceListener):

@@ -51,6 +51,7 @@ mongo_install() {
   if [[ -x $MONGO_BIN && -f $stamp && $(cat "$stamp") == "$sum" ]]; then
     return 0
   fi
+  command -v patch >/dev/null || apt_install patch
   go=$(_mongo_go) || { log "mongo: Go is needed to build FerretDB (install Go >= 1.24, e.g. /usr/local/go)"; return 1; }
   log "mongo: building FerretDB $MONGO_FERRETDB_VERSION into $MONGO_BIN (first time takes a few minutes)"
   work="$(dirname "$MONGO_BIN")/build"
