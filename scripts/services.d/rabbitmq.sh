@@ -21,9 +21,10 @@ rabbitmq_start() {
   local data; data=$(owned_data_dir rabbitmq rabbitmq)
   [[ -e $data/enabled_plugins ]] || { echo '[].' >"$data/enabled_plugins"; chown rabbitmq: "$data/enabled_plugins"; }
   rm -f "$data/rabbitmq.pid"
-  ( cd /var/lib/rabbitmq && setsid nohup runuser -u rabbitmq -- \
+  # exec: the background subshell becomes the server's launcher, holding none of our output pipes
+  ( cd /var/lib/rabbitmq && exec setsid nohup runuser -u rabbitmq -- \
       env $(_rabbitmq_env "$data") /usr/lib/rabbitmq/bin/rabbitmq-server \
-      >"$(logfile rabbitmq)" 2>&1 </dev/null & )
+      >"$(logfile rabbitmq)" 2>&1 </dev/null ) &
   local i
   for i in $(seq 1 60); do [[ -s $data/rabbitmq.pid ]] && break; sleep 0.5; done
   [[ -s $data/rabbitmq.pid ]] || return 1
