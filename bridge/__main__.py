@@ -32,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("kafka").setLevel(logging.WARNING)
+    logging.getLogger("kafka.net.selector").setLevel(logging.ERROR)  # "task ran for 0.1s" noise
     settings = load_settings()
 
     from tasks import app  # the product's Celery app: same broker, queues and confirms
