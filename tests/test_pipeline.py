@@ -156,3 +156,20 @@ def test_postgres_outage_delays_customers_while_books_and_orders_flow(
         assert_stored_exactly(fresh, ds)
     finally:
         fresh.close()
+
+
+def test_two_bridges_share_the_partitions_and_lose_nothing_across_the_rebalance(
+    processes, settings, tmp_path, stores
+):
+    ds = build_dataset(300, 300, 900)
+    pipeline = Pipeline(processes, settings, tmp_path, BRIDGE_BATCH_SIZE="50")
+    pipeline.start_workers()
+    first = pipeline.start_bridge()
+    coords = produce(settings, ds.messages)
+    wait_until(lambda: len(pipeline.audit_coords()) >= 200, 120, "the first bridge to be busy")
+    second = processes.start("bridge-2", "-m", "bridge", env=pipeline.env)  # rebalance mid-stream
+    pipeline.wait_audited(coords)
+    wait_until(lambda: stores.complete(ds), 240, "every valid record in the stores")
+    assert_stored_exactly(stores, ds)
+    wait_until(lambda: b"assigned" in second.log_path.read_bytes(), 60, "the second bridge's share")
+    assert first.poll() is None and second.poll() is None
