@@ -1,0 +1,174 @@
+"""What the operator commands share: exit codes, one-line error reporting, output, Kafka reads.
+
+Every command reads the stores through their own modules (bookstore.stores.*), prints a table or,
+with --json, one JSON document on stdout. A server that cannot be reached or an unknown id gives
+one line on stderr and a distinct exit code, never a traceback:
+
+    0 ok · 1 check found an inconsistency · 2 usage error · 3 unknown id · 4 a server is unreachable
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg2
+import pymongo.errors
+import redis
+import typer
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from kafka.errors import KafkaError
+from rich.table import Table
+
+from bookstore import topics
+from bookstore.config import Settings
+from bookstore.kafka import KafkaUnavailable, check_reachable
+from bookstore.stores import StoreUnavailable
+
+EXIT_INCONSISTENT = 1
+EXIT_NOT_FOUND = 3
+EXIT_UNAVAILABLE = 4
+
+JsonOption = typer.Option(False, "--json", help="one JSON document on stdout, for scripts")
+
+
+class CliError(Exception):
+    """A failure the operator can act on: printed as one line, exits with `code`."""
+
+    def __init__(self, message: str, code: int):
+        super().__init__(message)
+        self.code = code
+
+
+def one_line(exc: BaseException, limit: int = 200) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    for noise in (" (configured timeouts", ", Timeout:"):  # pymongo's long suffixes
+        text = text.split(noise)[0]
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def unavailable_error(exc: BaseException) -> CliError | None:
+    """Name the server behind a connection failure (URLs are never printed: they hold passwords)."""
+    if isinstance(exc, StoreUnavailable):
+        return CliError(one_line(exc), EXIT_UNAVAILABLE)
+    for types, server in (
+        (psycopg2.Error, "PostgreSQL (POSTGRES_DSN)"),
+        (pymongo.errors.PyMongoError, "MongoDB (MONGO_URI)"),
+        (redis.RedisError, "Redis (REDIS_URL)"),
+        ((KafkaUnavailable, KafkaError), "Kafka"),
+    ):
+        if isinstance(exc, types):
+            return CliError(f"{server}: {one_line(exc)}", EXIT_UNAVAILABLE)
+    return None
+
+
+@contextmanager
+def reporting_errors() -> Iterator[None]:
+    """Turn failures into one stderr line and an exit code."""
+    try:
+        yield
+    except CliError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(exc.code) from None
+    except Exception as exc:
+        error = unavailable_error(exc)
+        if error is None:
+            raise
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(error.code) from None
+
+
+def print_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+def build_table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
+    table = Table(title=title, title_justify="left")
+    for col in columns:
+        table.add_column(
+            col,
+            justify="right" if col in _NUMERIC else "left",
+            no_wrap=col in _NO_WRAP,  # ids and coordinates are copied by operators: never cut
+        )
+    for row in rows:
+        table.add_row(*("-" if v is None else str(v) for v in row))
+    return table
+
+
+_NUMERIC = {
+    "count",
+    "partition",
+    "offset",
+    "committed",
+    "end",
+    "lag",
+    "messages",
+    "consumers",
+    "qty",
+}
+_NO_WRAP = {"when (UTC)", "dead letter", "origin", "topic", "queue", "what", "check"}
+
+
+# --- Kafka -------------------------------------------------------------------------------------
+
+
+@contextmanager
+def kafka_consumer(settings: Settings) -> Iterator[KafkaConsumer]:
+    """A group-less consumer for reading offsets and records (never commits anything)."""
+    check_reachable(settings)
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        group_id=None,
+        enable_auto_commit=False,
+        client_id="bookstore-cli",
+    )
+    try:
+        yield consumer
+    finally:
+        consumer.close()
+
+
+@dataclass(frozen=True)
+class PartitionOffsets:
+    topic: str
+    partition: int
+    beginning: int
+    end: int
+    committed: int | None  # the bridge group's next offset to consume, None if never committed
+
+    @property
+    def lag(self) -> int:
+        return self.end - (self.beginning if self.committed is None else self.committed)
+
+
+def partition_offsets(settings: Settings) -> list[PartitionOffsets]:
+    """Every entity-topic partition: log start/end and the bridge group's committed offset."""
+    check_reachable(settings)
+    admin = KafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap_servers, client_id="bookstore-cli"
+    )
+    try:
+        group = settings.bridge_group_id
+        committed = admin.list_group_offsets(group).get(group, {})
+    finally:
+        admin.close()
+    with kafka_consumer(settings) as consumer:
+        tps = [
+            TopicPartition(t, p)
+            for t in topics.ENTITY_TOPICS
+            for p in sorted(consumer.partitions_for_topic(t))
+        ]
+        begins, ends = consumer.beginning_offsets(tps), consumer.end_offsets(tps)
+    return [
+        PartitionOffsets(
+            tp.topic,
+            tp.partition,
+            begins[tp],
+            ends[tp],
+            committed[tp].offset if tp in committed and committed[tp].offset >= 0 else None,
+        )
+        for tp in tps
+    ]

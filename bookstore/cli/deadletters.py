@@ -1,0 +1,258 @@
+"""`python -m bookstore dead-letters list | replay`: inspect and re-publish records that failed."""
+
+from __future__ import annotations
+
+import base64
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import typer
+from kafka import TopicPartition
+from rich.console import Console
+
+from bookstore import topics
+from bookstore.cli.app import app
+from bookstore.cli.common import (
+    EXIT_NOT_FOUND,
+    CliError,
+    JsonOption,
+    build_table,
+    kafka_consumer,
+    print_json,
+    reporting_errors,
+)
+from bookstore.config import Settings, load_settings
+from bookstore.kafka import KafkaUnavailable, send_confirmed
+
+
+@dataclass(frozen=True)
+class DeadLetterView:
+    partition: int
+    offset: int
+    timestamp: int
+    key: bytes | None
+    value: bytes | None
+    headers: dict[str, str]
+
+    @property
+    def coordinates(self) -> str:
+        return f"{topics.DEAD_LETTERS}[{self.partition}]@{self.offset}"
+
+    @property
+    def origin(self) -> str:
+        h = self.headers
+        return f"{h.get('origin.topic')}[{h.get('origin.partition')}]@{h.get('origin.offset')}"
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "partition": self.partition,
+            "offset": self.offset,
+            "timestamp": self.timestamp,
+            "key": _text(self.key),
+            "headers": self.headers,
+            "value": None,
+        }
+        if self.value is not None:
+            try:
+                data["value"] = self.value.decode("utf-8")
+            except UnicodeDecodeError:
+                data["value_b64"] = base64.b64encode(self.value).decode("ascii")
+        return data
+
+
+def _text(raw: bytes | None) -> str | None:
+    return None if raw is None else raw.decode("utf-8", errors="replace")
+
+
+def _read_dead_letters(
+    settings: Settings,
+    last: int | None = None,
+    ranges: dict[int, tuple[int, int]] | None = None,
+    timeout_ms: int = 60_000,
+) -> list[DeadLetterView]:
+    """Read the dead-letter topic without a consumer group: the `last` newest per partition, or
+    the given [start, stop) offset range per partition, or everything. Oldest first."""
+    found: list[DeadLetterView] = []
+    with kafka_consumer(settings) as consumer:
+        tps = [
+            TopicPartition(topics.DEAD_LETTERS, p)
+            for p in sorted(consumer.partitions_for_topic(topics.DEAD_LETTERS))
+        ]
+        if ranges is not None:
+            tps = [tp for tp in tps if tp.partition in ranges]
+        if not tps:
+            return []
+        begins, ends = consumer.beginning_offsets(tps), consumer.end_offsets(tps)
+        starts: dict[TopicPartition, int] = {}
+        stops: dict[TopicPartition, int] = {}
+        for tp in tps:
+            start, stop = begins[tp], ends[tp]
+            if ranges is not None:
+                start, stop = (
+                    max(start, ranges[tp.partition][0]),
+                    min(stop, ranges[tp.partition][1]),
+                )
+            elif last is not None:
+                start = max(start, stop - last)
+            if start < stop:
+                starts[tp], stops[tp] = start, stop
+        if not stops:
+            return []
+        consumer.assign(list(stops))
+        for tp, start in starts.items():
+            consumer.seek(tp, start)
+        waited = 0
+        while stops:
+            if waited > timeout_ms:
+                raise KafkaUnavailable(f"timed out reading {topics.DEAD_LETTERS}")
+            batch = consumer.poll(timeout_ms=500)
+            waited += 500
+            for tp, records in batch.items():
+                for r in records:
+                    if tp in stops and r.offset < stops[tp]:
+                        headers = {k: _text(v) or "" for k, v in (r.headers or [])}
+                        found.append(
+                            DeadLetterView(
+                                r.partition, r.offset, r.timestamp, r.key, r.value, headers
+                            )
+                        )
+            for tp in list(stops):
+                if consumer.position(tp) >= stops[tp]:
+                    del stops[tp]
+                    consumer.pause(tp)
+    return sorted(found, key=lambda d: (d.timestamp, d.partition, d.offset))
+
+
+dead_letters = typer.Typer(
+    help="Records that could not be stored: list them, re-publish them after a fix.",
+    no_args_is_help=True,
+)
+app.add_typer(dead_letters, name="dead-letters")
+
+
+def _matches(dl: DeadLetterView, origin_topic: str | None, stage: str | None) -> bool:
+    return (origin_topic is None or dl.headers.get("origin.topic") == origin_topic) and (
+        stage is None or dl.headers.get("error.stage") == stage
+    )
+
+
+def _preview(raw: bytes | None, width: int = 60) -> str:
+    text = "" if raw is None else raw.decode("utf-8", errors="replace")
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+@dead_letters.command("list")
+def dead_letters_list(
+    limit: int = typer.Option(50, "--limit", min=1, help="newest dead letters per partition"),
+    origin_topic: str | None = typer.Option(None, "--origin-topic", help="only from this topic"),
+    stage: str | None = typer.Option(None, "--stage", help="only this error.stage"),
+    as_json: bool = JsonOption,
+) -> None:
+    """The newest dead letters: where each came from, at which stage and why."""
+    settings = load_settings()
+    with reporting_errors():
+        letters = [
+            dl
+            for dl in _read_dead_letters(settings, last=limit)
+            if _matches(dl, origin_topic, stage)
+        ]
+    if as_json:
+        print_json([dl.to_json() for dl in letters])
+        return
+    rows = [
+        [
+            f"{dl.partition}:{dl.offset}",
+            dl.origin,
+            dl.headers.get("error.stage"),
+            dl.headers.get("error.reason"),
+            _preview(dl.value),
+        ]
+        for dl in letters
+    ]
+    columns = ["dead letter", "origin", "stage", "reason", "value"]
+    Console().print(build_table(f"{len(rows)} dead letter(s)", columns, rows))
+
+
+def _coordinate(raw: str) -> tuple[int, int]:
+    partition, sep, offset = raw.partition(":")
+    try:
+        if sep:
+            return int(partition), int(offset)
+    except ValueError:
+        pass
+    raise typer.BadParameter(f"{raw!r}: expected PARTITION:OFFSET of a dead letter, e.g. 0:42")
+
+
+@dead_letters.command("replay")
+def dead_letters_replay(
+    at: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--at", help="PARTITION:OFFSET of a dead letter (as `list` shows); repeatable"
+        ),
+    ] = None,
+    origin_topic: str | None = typer.Option(None, "--origin-topic", help="all from this topic"),
+    stage: str | None = typer.Option(None, "--stage", help="all with this error.stage"),
+    replay_all: bool = typer.Option(False, "--all", help="every dead letter"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="show what would be re-published"),
+    as_json: bool = JsonOption,
+) -> None:
+    """Re-publish dead letters to their origin topic (raw bytes and key unchanged), after a fix.
+
+    The stores are idempotent, so replaying twice does no harm; a record that is still invalid
+    comes back as a new dead letter.
+    """
+    coords = [_coordinate(c) for c in at or []]
+    if not (coords or origin_topic or stage or replay_all):
+        raise typer.BadParameter("choose what to replay: --at, --origin-topic, --stage or --all")
+    settings = load_settings()
+    with reporting_errors():
+        ranges = None
+        if coords:
+            ranges = {}
+            for p, o in coords:
+                lo, hi = ranges.get(p, (o, o + 1))
+                ranges[p] = (min(lo, o), max(hi, o + 1))
+        letters = [
+            dl
+            for dl in _read_dead_letters(settings, ranges=ranges)
+            if _matches(dl, origin_topic, stage)
+            and (not coords or (dl.partition, dl.offset) in set(coords))
+        ]
+        found = {(dl.partition, dl.offset) for dl in letters}
+        unknown = [f"{p}:{o}" for p, o in coords if (p, o) not in found]
+        if unknown:
+            raise CliError(f"no such dead letter: {', '.join(unknown)}", EXIT_NOT_FOUND)
+        bad = [dl for dl in letters if dl.headers.get("origin.topic") not in topics.ENTITY_TOPICS]
+        if bad:
+            origin = bad[0].headers.get("origin.topic")
+            raise CliError(
+                f"{bad[0].coordinates} has origin.topic {origin!r}, "
+                f"not one of {', '.join(topics.ENTITY_TOPICS)}; not replayed",
+                2,
+            )
+        if not dry_run:
+            by_topic: dict[str, list[tuple[bytes | None, bytes | None, list]]] = defaultdict(list)
+            for dl in letters:
+                header = ("replayed.from", dl.coordinates.encode())
+                by_topic[dl.headers["origin.topic"]].append((dl.key, dl.value, [header]))
+            for topic, messages in by_topic.items():
+                send_confirmed(settings, topic, messages)
+
+    replayed = [
+        {
+            "dead_letter": f"{dl.partition}:{dl.offset}",
+            "to": dl.headers["origin.topic"],
+            "key": _text(dl.key),
+        }
+        for dl in letters
+    ]
+    if as_json:
+        print_json({"dry_run": dry_run, "replayed": replayed})
+        return
+    verb = "would re-publish" if dry_run else "re-published"
+    rows = [[r["dead_letter"], r["to"], r["key"]] for r in replayed]
+    Console().print(
+        build_table(f"{verb} {len(rows)} record(s)", ["dead letter", "to", "key"], rows)
+    )

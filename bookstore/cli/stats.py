@@ -1,0 +1,167 @@
+"""`python -m bookstore stats`: how much each store holds and how far behind the pipeline is."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import suppress
+from pathlib import Path
+from typing import Any
+
+import typer
+from kafka import TopicPartition
+from kombu import Connection
+from kombu.exceptions import KombuError
+from rich.console import Console
+
+from bookstore import topics
+from bookstore.cli.app import app
+from bookstore.cli.common import (
+    EXIT_UNAVAILABLE,
+    CliError,
+    JsonOption,
+    PartitionOffsets,
+    build_table,
+    kafka_consumer,
+    one_line,
+    partition_offsets,
+    print_json,
+    unavailable_error,
+)
+from bookstore.config import Settings, load_settings
+from bookstore.stores.mongo import BookStore
+from bookstore.stores.postgres import CustomerStore
+from bookstore.stores.redis_orders import OrderStore
+
+QUEUES = (*topics.STORE_QUEUE.values(), topics.AUDIT_QUEUE, topics.GENERATE_QUEUE)
+
+
+def _dead_letter_count(settings: Settings) -> int:
+    with kafka_consumer(settings) as consumer:
+        tps = [
+            TopicPartition(topics.DEAD_LETTERS, p)
+            for p in consumer.partitions_for_topic(topics.DEAD_LETTERS)
+        ]
+        if not tps:
+            return 0
+        begins, ends = consumer.beginning_offsets(tps), consumer.end_offsets(tps)
+    return sum(ends[tp] - begins[tp] for tp in tps)
+
+
+def _queue_depths(settings: Settings) -> dict[str, dict[str, int] | None]:
+    """Ready messages and consumers per Celery queue (None: not declared yet), passively."""
+    depths: dict[str, dict[str, int] | None] = {}
+    with Connection(settings.celery_broker_url, connect_timeout=5) as conn:
+        try:
+            conn.ensure_connection(max_retries=1, timeout=5)
+            for queue in QUEUES:
+                channel = conn.channel()
+                try:
+                    _, messages, consumers = channel.queue_declare(queue, passive=True)
+                    depths[queue] = {"messages": messages, "consumers": consumers}
+                except conn.channel_errors:
+                    depths[queue] = None  # 404: no worker or bridge declared it yet
+                finally:
+                    with suppress(Exception):
+                        channel.close()
+        except (OSError, KombuError, *conn.connection_errors) as exc:
+            message = f"RabbitMQ (CELERY_BROKER_URL): {one_line(exc)}"
+            raise CliError(message, EXIT_UNAVAILABLE) from exc
+    return depths
+
+
+def _audit_lines(settings: Settings) -> int:
+    path = Path(settings.audit_log_path)
+    try:
+        with path.open("rb") as f:
+            return sum(1 for line in f if line.strip())
+    except FileNotFoundError:
+        return 0  # nothing audited yet
+    except OSError as exc:
+        raise CliError(f"cannot read audit log {path}: {exc.strerror}", EXIT_UNAVAILABLE) from exc
+
+
+def _gather(sections: dict[str, Callable[[], Any]]) -> tuple[dict[str, Any], dict[str, str]]:
+    """Run each section; one unreachable server must not hide what the others can tell."""
+    results: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    for name, fn in sections.items():
+        try:
+            results[name] = fn()
+        except CliError as exc:
+            errors[name] = str(exc)
+        except Exception as exc:
+            error = unavailable_error(exc)
+            if error is None:
+                raise
+            errors[name] = str(error)
+    return results, errors
+
+
+@app.command()
+def stats(as_json: bool = JsonOption) -> None:
+    """Counts per store, dead letters, audit lines, consumer lag per partition, queue depths."""
+    settings = load_settings()
+    customers, books, orders = (
+        CustomerStore(settings.postgres_dsn),
+        BookStore(settings.mongo_uri, settings.mongo_db),
+        OrderStore(settings.redis_url),
+    )
+    try:
+        results, errors = _gather(
+            {
+                "customers": customers.count,
+                "books": books.count,
+                "orders": orders.count,
+                "audit_lines": lambda: _audit_lines(settings),
+                "dead_letters": lambda: _dead_letter_count(settings),
+                "lag": lambda: partition_offsets(settings),
+                "queues": lambda: _queue_depths(settings),
+            }
+        )
+    finally:
+        for store in (customers, books, orders):
+            store.close()
+
+    lag: list[PartitionOffsets] = results.get("lag", [])
+    if as_json:
+        data = {k: v for k, v in results.items() if k != "lag"}
+        if "lag" in results:
+            data["lag"] = [
+                {
+                    "topic": p.topic,
+                    "partition": p.partition,
+                    "committed": p.committed,
+                    "end": p.end,
+                    "lag": p.lag,
+                }
+                for p in lag
+            ]
+        data["group"] = settings.bridge_group_id
+        data["errors"] = errors
+        print_json(data)
+    else:
+        console = Console()
+        counts = [
+            ["customers (PostgreSQL)", results.get("customers")],
+            ["books (MongoDB)", results.get("books")],
+            ["orders (Redis)", results.get("orders")],
+            ["audit lines", results.get("audit_lines")],
+            ["dead letters (Kafka)", results.get("dead_letters")],
+        ]
+        console.print(build_table("Stores", ["what", "count"], counts))
+        if "lag" in results:
+            rows = [[p.topic, p.partition, p.committed, p.end, p.lag] for p in lag]
+            title = f"Consumer lag of group {settings.bridge_group_id}"
+            console.print(
+                build_table(title, ["topic", "partition", "committed", "end", "lag"], rows)
+            )
+        if "queues" in results:
+            rows = [
+                [q, d["messages"], d["consumers"]] if d else [q, None, None]
+                for q, d in results["queues"].items()
+            ]
+            console.print(build_table("Celery queues", ["queue", "messages", "consumers"], rows))
+    for message in dict.fromkeys(errors.values()):
+        typer.echo(f"error: {message}", err=True)
+    if errors:
+        raise typer.Exit(EXIT_UNAVAILABLE)
