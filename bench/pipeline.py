@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,6 +32,7 @@ from kafka.structs import OffsetAndMetadata  # noqa: E402
 from bookstore.config import load_settings  # noqa: E402
 from bookstore.kafka import ensure_topics  # noqa: E402
 from bookstore.topics import ENTITY_TOPICS  # noqa: E402
+from tests.conftest import Processes  # noqa: E402
 from tests.pipeline import build_dataset, produce  # noqa: E402
 
 
@@ -114,51 +113,20 @@ def run_direct(env: dict[str, str], n: int, batch: int) -> float:
 
 
 def run_pipeline(env: dict[str, str], n: int, batch: int, concurrency: int) -> float:
-    full_env = {**os.environ, **env, "BRIDGE_BATCH_SIZE": str(batch)}
-    procs = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "tasks",
-                "worker",
-                "-Q",
-                q,
-                "-n",
-                f"bench-{q}@%h",
-                f"--concurrency={concurrency}",
-                "--loglevel=WARNING",
-                "--without-mingle",
-                "--without-gossip",
-            ],
-            cwd=REPO,
-            env=full_env,
-            start_new_session=True,
-        )
-        for q in ("postgres", "mongo", "redis", "audit")
-    ]
+    processes = Processes(Path(env["AUDIT_LOG_PATH"]).parent)
+    env = {**env, "BRIDGE_BATCH_SIZE": str(batch)}
+    for queue in ("postgres", "mongo", "redis", "audit"):
+        processes.worker(queue, concurrency=concurrency, env=env)
     time.sleep(8)  # workers up before the clock starts
     started = time.perf_counter()
-    procs.append(
-        subprocess.Popen(
-            [sys.executable, "-m", "bridge", "--log-level=WARNING"],
-            cwd=REPO,
-            env=full_env,
-            start_new_session=True,
-        )
-    )
+    processes.start("bridge", "-m", "bridge", env=env)
     try:
         stores_done = _stores_counter(env)
         while count_lines(env["AUDIT_LOG_PATH"]) < n or stores_done() < n:
             time.sleep(0.2)
         return n / (time.perf_counter() - started)
     finally:
-        for p in procs:
-            os.killpg(p.pid, signal.SIGTERM)
-        for p in procs:
-            p.wait()
+        processes.stop_all()
 
 
 def _stores_counter(env: dict[str, str]):

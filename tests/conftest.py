@@ -117,12 +117,10 @@ def settings():
     return load_settings()
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _test_database(settings) -> None:
-    """Create the tests' own PostgreSQL database (the bookstore role may create databases)."""
+def create_database(settings, name: str) -> None:
+    """Create a PostgreSQL database if missing (the bookstore role may create databases)."""
     import psycopg2
 
-    name = settings.postgres_dsn.rsplit("/", 1)[1]
     admin_dsn = settings.postgres_dsn.rsplit("/", 1)[0] + "/bookstore"
     conn = psycopg2.connect(admin_dsn, connect_timeout=5)
     conn.autocommit = True
@@ -131,3 +129,9 @@ def _test_database(settings) -> None:
         if cur.fetchone() is None:
             cur.execute(f'CREATE DATABASE "{name}"')
     conn.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _test_database(settings) -> None:
+    """The tests' own PostgreSQL database, apart from a running stack's."""
+    create_database(settings, settings.postgres_dsn.rsplit("/", 1)[1])

@@ -27,7 +27,7 @@ from bookstore.config import load_settings
 from bookstore.kafka import ensure_topics
 from bookstore.stores.postgres import SCHEMA
 from bookstore.stores.redis_orders import ALL_ORDERS, history_key, order_key
-from tests.conftest import REPO, wait_until
+from tests.conftest import REPO, create_database, wait_until
 
 DB = "bookstore_cli_test"
 CLI_ENV = {
@@ -55,13 +55,7 @@ ORDERS = [
 
 @pytest.fixture(scope="module")
 def cli_database(settings) -> None:
-    admin = psycopg2.connect(settings.postgres_dsn.rsplit("/", 1)[0] + "/bookstore")
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DB,))
-        if cur.fetchone() is None:
-            cur.execute(f'CREATE DATABASE "{DB}"')
-    admin.close()
+    create_database(settings, DB)
 
 
 def add_order(r: redis.Redis, oid: str, cid: str, book: str, qty: int, epoch: int) -> None:
