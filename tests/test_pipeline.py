@@ -173,3 +173,29 @@ def test_two_bridges_share_the_partitions_and_lose_nothing_across_the_rebalance(
     assert_stored_exactly(stores, ds)
     wait_until(lambda: b"assigned" in second.log_path.read_bytes(), 60, "the second bridge's share")
     assert first.poll() is None and second.poll() is None
+
+
+def test_rabbitmq_outage_holds_records_in_kafka_until_it_returns(
+    processes, settings, tmp_path, stores
+):
+    ds = build_dataset(100, 100, 100)
+    pipeline = Pipeline(processes, settings, tmp_path)
+    pipeline.start_workers()
+    bridge = pipeline.start_bridge()
+    wait_until(lambda: b"assigned" in bridge.log_path.read_bytes(), 60, "partition assignment")
+    services = [str(REPO / "scripts/services")]
+    subprocess.run([*services, "down", "rabbitmq"], check=True)
+    try:
+        coords = produce(settings, ds.messages)
+        wait_until(
+            lambda: b"publishing" in bridge.log_path.read_bytes(),
+            60,
+            "the bridge to notice that RabbitMQ is gone",
+        )
+        assert not pipeline.audit_coords()
+    finally:
+        subprocess.run([*services, "up", "rabbitmq"], check=True)
+    pipeline.wait_audited(coords)
+    wait_until(lambda: stores.complete(ds), 240, "every record once RabbitMQ returned")
+    assert_stored_exactly(stores, ds)
+    assert bridge.poll() is None
