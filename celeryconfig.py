@@ -4,7 +4,14 @@ from kombu import Exchange, Queue
 
 from beat_schedule import beat_schedule  # noqa: F401  (Celery reads it from this module)
 from bookstore.config import load_settings
-from bookstore.topics import AUDIT_QUEUE, GENERATE_QUEUE, STORE_QUEUE
+from bookstore.topics import (
+    AUDIT_QUEUE,
+    AUDIT_TASK,
+    CELERY_QUEUES,
+    GENERATE_QUEUE,
+    STORE_QUEUE,
+    STORE_TASK,
+)
 
 _settings = load_settings()
 
@@ -13,17 +20,17 @@ broker_url = _settings.celery_broker_url
 broker_transport_options = {"confirm_publish": True}
 broker_connection_retry_on_startup = True
 
-QUEUES = (*STORE_QUEUE.values(), AUDIT_QUEUE, GENERATE_QUEUE)
 # A direct exchange per queue: a task is delivered to its own queue only, never to every worker.
 task_queues = tuple(
-    Queue(q, Exchange(q, type="direct"), routing_key=q, durable=True) for q in QUEUES
+    Queue(q, Exchange(q, type="direct"), routing_key=q, durable=True) for q in CELERY_QUEUES
 )
 task_default_queue = GENERATE_QUEUE
 task_routes = {
-    "tasks.persist.store_customers": {"queue": "postgres", "routing_key": "postgres"},
-    "tasks.persist.store_books": {"queue": "mongo", "routing_key": "mongo"},
-    "tasks.persist.store_orders": {"queue": "redis", "routing_key": "redis"},
-    "tasks.audit.record_messages": {"queue": AUDIT_QUEUE, "routing_key": AUDIT_QUEUE},
+    **{
+        task: {"queue": STORE_QUEUE[topic], "routing_key": STORE_QUEUE[topic]}
+        for topic, task in STORE_TASK.items()
+    },
+    AUDIT_TASK: {"queue": AUDIT_QUEUE, "routing_key": AUDIT_QUEUE},
     "tasks.generate.*": {"queue": GENERATE_QUEUE, "routing_key": GENERATE_QUEUE},
 }
 

@@ -35,8 +35,8 @@ class Record:
             "timestamp": self.timestamp,
             "value": None,
         }
-        _put_text(wire, "key", self.key)
-        _put_text(wire, "value", self.value)
+        put_text(wire, "key", self.key)
+        put_text(wire, "value", self.value)
         return wire
 
     @classmethod
@@ -55,7 +55,8 @@ class Record:
         return f"{self.topic}[{self.partition}]@{self.offset}"
 
 
-def _put_text(wire: dict[str, Any], field: str, raw: bytes | None) -> None:
+def put_text(wire: dict[str, Any], field: str, raw: bytes | None) -> None:
+    """wire[field] = raw as text if it is UTF-8, else wire[field_b64] = its base64."""
     if raw is None:
         return
     try:

@@ -1,4 +1,4 @@
-"""Kafka topic names and which Celery queue (store) each one feeds."""
+"""Kafka topic names, the Celery queue of each store, and the task names the bridge sends."""
 
 CUSTOMERS = "customers"
 BOOKS = "books"
@@ -12,3 +12,12 @@ ALL_TOPICS = (*ENTITY_TOPICS, DEAD_LETTERS)
 STORE_QUEUE = {CUSTOMERS: "postgres", BOOKS: "mongo", ORDERS: "redis"}
 AUDIT_QUEUE = "audit"
 GENERATE_QUEUE = "generate"
+CELERY_QUEUES = (*STORE_QUEUE.values(), AUDIT_QUEUE, GENERATE_QUEUE)
+
+# topic -> name of its persistence task; the bridge sends by name, without importing the tasks
+STORE_TASK = {
+    CUSTOMERS: "tasks.persist.store_customers",
+    BOOKS: "tasks.persist.store_books",
+    ORDERS: "tasks.persist.store_orders",
+}
+AUDIT_TASK = "tasks.audit.record_messages"

@@ -20,17 +20,10 @@ from kafka.structs import OffsetAndMetadata
 
 from bookstore.config import Settings
 from bookstore.records import Record
-from bookstore.topics import AUDIT_QUEUE, ENTITY_TOPICS, STORE_QUEUE
+from bookstore.topics import AUDIT_QUEUE, AUDIT_TASK, ENTITY_TOPICS, STORE_QUEUE, STORE_TASK
 from bridge.backpressure import QueueDepths
 
 log = logging.getLogger("bridge")
-
-PERSIST_TASK = {
-    "customers": "tasks.persist.store_customers",
-    "books": "tasks.persist.store_books",
-    "orders": "tasks.persist.store_orders",
-}
-AUDIT_TASK = "tasks.audit.record_messages"
 
 
 class Bridge:
@@ -117,7 +110,7 @@ class Bridge:
             return True
         wire = [r.to_wire() for r in records]
         try:
-            self._publish(PERSIST_TASK[topic], STORE_QUEUE[topic], wire)
+            self._publish(STORE_TASK[topic], STORE_QUEUE[topic], wire)
             self._publish(AUDIT_TASK, AUDIT_QUEUE, wire)
         except Exception as exc:  # broker down, connection lost, nack: rewind and retry later
             self._rewind(records)

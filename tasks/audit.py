@@ -7,13 +7,14 @@ from typing import Any
 from bookstore.config import load_settings
 from bookstore.stores import StoreUnavailable
 from bookstore.stores.audit import AuditLog
+from bookstore.topics import AUDIT_TASK
 from tasks import app
 
 _audit = AuditLog(load_settings().audit_log_path)
 
 
 @app.task(
-    name="tasks.audit.record_messages",
+    name=AUDIT_TASK,
     bind=True,
     autoretry_for=(StoreUnavailable,),
     retry_backoff=1,

@@ -15,7 +15,7 @@ from bookstore.kafka import KafkaUnavailable
 from bookstore.persist import Persister
 from bookstore.records import Record
 from bookstore.stores import StoreUnavailable
-from bookstore.topics import BOOKS, CUSTOMERS, ORDERS
+from bookstore.topics import BOOKS, CUSTOMERS, ORDERS, STORE_TASK
 from tasks import app
 
 log = logging.getLogger(__name__)
@@ -40,19 +40,16 @@ def _persist(topic: str, wire_records: list[dict[str, Any]]) -> dict[str, int]:
     return {"stored": outcome.stored, "dead_letters": len(outcome.dead)}
 
 
-@app.task(name="tasks.persist.store_customers", **RETRY)
+@app.task(name=STORE_TASK[CUSTOMERS], **RETRY)
 def store_customers(self, records: list[dict[str, Any]]) -> dict[str, int]:
     return _persist(CUSTOMERS, records)
 
 
-@app.task(name="tasks.persist.store_books", **RETRY)
+@app.task(name=STORE_TASK[BOOKS], **RETRY)
 def store_books(self, records: list[dict[str, Any]]) -> dict[str, int]:
     return _persist(BOOKS, records)
 
 
-@app.task(name="tasks.persist.store_orders", **RETRY)
+@app.task(name=STORE_TASK[ORDERS], **RETRY)
 def store_orders(self, records: list[dict[str, Any]]) -> dict[str, int]:
     return _persist(ORDERS, records)
-
-
-PERSIST_TASK = {CUSTOMERS: store_customers, BOOKS: store_books, ORDERS: store_orders}

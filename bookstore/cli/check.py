@@ -23,7 +23,7 @@ from bookstore.config import Settings, load_settings
 from bookstore.stores.audit import AuditLog
 from bookstore.stores.mongo import BookStore
 from bookstore.stores.postgres import CustomerStore
-from bookstore.stores.redis_orders import ALL_ORDERS, OrderStore, order_key
+from bookstore.stores.redis_orders import OrderStore
 
 EXAMPLES = 5  # ids shown per problem
 BATCH = 1000
@@ -40,15 +40,7 @@ def _order_gaps(settings: Settings) -> dict[str, Any]:
     customers = CustomerStore(settings.postgres_dsn)
     books = BookStore(settings.mongo_uri, settings.mongo_db)
     try:
-        refs: dict[str, tuple[str, str]] = {}
-        ids = [i.decode() for i in orders.redis.sscan_iter(ALL_ORDERS, count=BATCH)]
-        for chunk in _chunks(ids):
-            pipe = orders.redis.pipeline(transaction=False)
-            for order_id in chunk:
-                pipe.hmget(order_key(order_id), "customer_id", "book_id")
-            for order_id, (cid, bid) in zip(chunk, pipe.execute(), strict=True):
-                if cid is not None and bid is not None:
-                    refs[order_id] = (cid.decode(), bid.decode())
+        refs = {order_id: (cid, bid) for order_id, cid, bid in orders.references(BATCH)}
         known_customers: set[str] = set()
         for chunk in _chunks(sorted({c for c, _ in refs.values()})):
             known_customers |= customers.existing_ids(chunk)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -24,6 +23,7 @@ from bookstore.cli.common import (
 )
 from bookstore.config import Settings, load_settings
 from bookstore.kafka import KafkaUnavailable, send_confirmed
+from bookstore.records import put_text
 
 
 @dataclass(frozen=True)
@@ -53,11 +53,7 @@ class DeadLetterView:
             "headers": self.headers,
             "value": None,
         }
-        if self.value is not None:
-            try:
-                data["value"] = self.value.decode("utf-8")
-            except UnicodeDecodeError:
-                data["value_b64"] = base64.b64encode(self.value).decode("ascii")
+        put_text(data, "value", self.value)
         return data
 
 
@@ -209,6 +205,7 @@ def dead_letters_replay(
     settings = load_settings()
     with reporting_errors():
         ranges = None
+        wanted = set(coords)
         if coords:
             ranges = {}
             for p, o in coords:
@@ -218,7 +215,7 @@ def dead_letters_replay(
             dl
             for dl in _read_dead_letters(settings, ranges=ranges)
             if _matches(dl, origin_topic, stage)
-            and (not coords or (dl.partition, dl.offset) in set(coords))
+            and (not coords or (dl.partition, dl.offset) in wanted)
         ]
         found = {(dl.partition, dl.offset) for dl in letters}
         unknown = [f"{p}:{o}" for p, o in coords if (p, o) not in found]

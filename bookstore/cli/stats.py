@@ -32,8 +32,6 @@ from bookstore.stores.mongo import BookStore
 from bookstore.stores.postgres import CustomerStore
 from bookstore.stores.redis_orders import OrderStore
 
-QUEUES = (*topics.STORE_QUEUE.values(), topics.AUDIT_QUEUE, topics.GENERATE_QUEUE)
-
 
 def _dead_letter_count(settings: Settings) -> int:
     with kafka_consumer(settings) as consumer:
@@ -53,7 +51,7 @@ def _queue_depths(settings: Settings) -> dict[str, dict[str, int] | None]:
     with Connection(settings.celery_broker_url, connect_timeout=5) as conn:
         try:
             conn.ensure_connection(max_retries=1, timeout=5)
-            for queue in QUEUES:
+            for queue in topics.CELERY_QUEUES:
                 channel = conn.channel()
                 try:
                     _, messages, consumers = channel.queue_declare(queue, passive=True)

@@ -7,7 +7,7 @@ rewriting the same order leaves the same hash and the same score (idempotent).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import redis
@@ -73,12 +73,17 @@ class OrderStore:
             pipe.hgetall(order_key(order_id))
         return [_stored(order_id, h) for order_id, h in zip(ids, pipe.execute(), strict=True) if h]
 
-    def get(self, order_id: str) -> StoredOrder | None:
-        fields = self.redis.hgetall(order_key(order_id))
-        return _stored(order_id, fields) if fields else None
-
-    def ids(self) -> Iterable[str]:
-        return (i.decode() for i in self.redis.sscan_iter(ALL_ORDERS, count=1000))
+    def references(self, chunk: int = 1000) -> Iterator[tuple[str, str, str]]:
+        """(order id, customer id, book id) of every stored order, read in pipelined chunks."""
+        ids = [i.decode() for i in self.redis.sscan_iter(ALL_ORDERS, count=chunk)]
+        for start in range(0, len(ids), chunk):
+            part = ids[start : start + chunk]
+            pipe = self.redis.pipeline(transaction=False)
+            for order_id in part:
+                pipe.hmget(order_key(order_id), "customer_id", "book_id")
+            for order_id, (cid, bid) in zip(part, pipe.execute(), strict=True):
+                if cid is not None and bid is not None:
+                    yield order_id, cid.decode(), bid.decode()
 
     def count(self) -> int:
         return self.redis.scard(ALL_ORDERS)
