@@ -57,6 +57,7 @@ class Bridge:
                 if messages:
                     self.first_buffered_at.setdefault(tp.topic, now)
                     self.buffers[tp.topic].extend(Record.from_kafka(m) for m in messages)
+                    log.debug("buffered %d records of %s", len(messages), tp.topic)
             for topic in list(self.buffers):
                 if self._due(topic, now):
                     self.flush(topic)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import sys
@@ -41,12 +42,17 @@ def test_unreachable_rabbitmq_is_named_without_its_password():
 
 def test_sigterm_finishes_in_flight_commits_and_exits_0(processes, settings, tmp_path):
     ds = build_dataset(30, 30, 30)
-    pipeline = Pipeline(processes, settings, tmp_path, BRIDGE_BATCH_WAIT_MS="5000")
+    # batches that only a full minute or a stop can release
+    pipeline = Pipeline(
+        processes, settings, tmp_path, BRIDGE_BATCH_WAIT_MS="60000", BRIDGE_BATCH_SIZE="10000"
+    )
     pipeline.start_workers("audit")
-    bridge = pipeline.start_bridge()
+    bridge = processes.start("bridge", "-m", "bridge", "--log-level=DEBUG", env=pipeline.env)
     wait_until(lambda: b"assigned" in bridge.log_path.read_bytes(), 60, "partition assignment")
     coords = produce(settings, ds.messages)
-    # records now wait up to 5 s in the bridge's buffers: SIGTERM must flush them, not drop them
+    wait_until(lambda: _buffered(bridge) >= len(coords), 60, "the bridge to buffer every record")
+    assert not pipeline.audit_coords()
+    # SIGTERM must flush the buffered records, then commit them, not drop them
     assert Processes.stop(bridge, signal.SIGTERM) == 0
     pipeline.wait_audited(coords, timeout=60)
     admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
@@ -95,6 +101,12 @@ def test_backpressure_pauses_only_the_store_whose_queue_is_deep(processes, setti
         assert b"queue mongo drained; resuming" in bridge.log_path.read_bytes()
     finally:
         stores.close()
+
+
+def _buffered(bridge) -> int:
+    """Records the bridge has taken from Kafka, from its debug log."""
+    log = bridge.log_path.read_text(errors="replace")
+    return sum(int(n) for n in re.findall(r"buffered (\d+) records of", log))
 
 
 def _queue_depth(queue: str) -> int:
