@@ -25,10 +25,18 @@ logfile() { printf '%s/%s.log' "$SERVICES_LOGS" "$1"; }
 # port_open PORT: something accepts TCP connections on 127.0.0.1:PORT.
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
+# pid_running PID: PID is a live process. A killed server whose parent does not reap it (here PID 1
+# may not) stays a zombie that `kill -0` still finds, so the state in /proc decides.
+pid_running() {
+  local state
+  state=$(sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1) || return 1
+  [[ -n $state && $state != Z && $state != X ]]
+}
+
 # pid_alive NAME: the process recorded by `up` for NAME is still running.
 pid_alive() {
   local f; f=$(pidfile "$1")
-  [[ -s $f ]] && kill -0 "$(cat "$f")" 2>/dev/null
+  [[ -s $f ]] && pid_running "$(cat "$f")"
 }
 
 # wait_ready NAME SECONDS: poll NAME_ready until it succeeds; fail naming the server and its log.
@@ -49,11 +57,22 @@ stop_pid() {
   local f pid i; f=$(pidfile "$1")
   [[ -s $f ]] || return 0
   pid=$(cat "$f")
-  if kill -0 "$pid" 2>/dev/null; then
+  if pid_running "$pid"; then
     kill -TERM "$pid" 2>/dev/null || true
-    for i in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
-    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
+    for i in $(seq 1 60); do pid_running "$pid" || break; sleep 0.5; done
+    if pid_running "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
   fi
+  rm -f "$f"
+}
+
+# kill_pid NAME: SIGKILL the recorded process, as a crash would, and wait until it is gone. Nothing
+# is cleaned up (data, lock files): the next `up` must cope, as it would after a real crash.
+kill_pid() {
+  local f pid i; f=$(pidfile "$1")
+  [[ -s $f ]] || { log "$1: no PID recorded (not started by this script)"; return 0; }
+  pid=$(cat "$f")
+  kill -KILL "$pid" 2>/dev/null || true
+  for i in $(seq 1 100); do pid_running "$pid" || break; sleep 0.1; done
   rm -f "$f"
 }
 

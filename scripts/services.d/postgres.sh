@@ -16,6 +16,12 @@ postgres_install() {
 
 postgres_start() {
   local bin data; bin=$(_pg_bin); data=$(owned_data_dir postgres postgres)
+  # After a crash (kill -9) the lock files name a dead postmaster, possibly a zombie that
+  # PostgreSQL's own liveness check takes for a running server: remove the stale ones.
+  local lock
+  for lock in "$data/postmaster.pid" "$data/.s.PGSQL.5432.lock"; do
+    if [[ -s $lock ]] && ! pid_running "$(head -1 "$lock")"; then rm -f "$lock"; fi
+  done
   if [[ ! -s $data/PG_VERSION ]]; then
     as_user postgres "$bin/initdb" -D "$data" -U postgres --auth-local=peer --auth-host=scram-sha-256 \
       >"$(logfile postgres)" 2>&1 || return 1
