@@ -60,8 +60,25 @@ class Settings:
     bridge_group_id: str = _str("BRIDGE_GROUP_ID", "bookstore-bridge")
     bridge_batch_size: int = _int("BRIDGE_BATCH_SIZE", 500)
     bridge_batch_wait_ms: int = _int("BRIDGE_BATCH_WAIT_MS", 200)
+    bridge_batch_max_bytes: int = _int("BRIDGE_BATCH_MAX_BYTES", 4 * 1024 * 1024)
     bridge_max_queue_depth: int = _int("BRIDGE_MAX_QUEUE_DEPTH", 200)
-    store_retry_max_seconds: float = _float("STORE_RETRY_MAX_SECONDS", 30.0)
+    # How long the group waits for a bridge that stopped answering before its partitions move on
+    # (kafka-python's default, 45 s, is how long consumption stalled after a bridge was killed).
+    bridge_session_timeout_ms: int = _int("BRIDGE_SESSION_TIMEOUT_MS", 10_000)
+    # Optional static group membership: a bridge restarted with the same id takes its partitions
+    # back at once, without a rebalance. Must be unique per running bridge.
+    bridge_instance_id: str = _str("BRIDGE_INSTANCE_ID", "")
+    # Bad input (SPEC): a record value larger than this is a dead letter (stage validate).
+    record_max_bytes: int = _int("RECORD_MAX_BYTES", 1024 * 1024)
+    # The one backoff for everything that waits for a server: tasks, the bridge, generation.
+    retry_max_seconds: float = field(
+        default_factory=lambda: _env_float(
+            "RETRY_MAX_SECONDS", _env_float("STORE_RETRY_MAX_SECONDS", 30.0)
+        )
+    )
+    # A task failing for a reason that is about none of its records is parked after this many
+    # retries (a RabbitMQ dead-letter queue; `python -m bookstore parked`).
+    park_after_retries: int = _int("PARK_AFTER_RETRIES", 8)
     # Generation (beat rates, Faker, Google Books client).
     generate_interval_seconds: float = _float("GENERATE_INTERVAL_SECONDS", 5.0)
     generate_customers_per_tick: int = _int("GENERATE_CUSTOMERS_PER_TICK", 3)
@@ -79,8 +96,18 @@ class Settings:
     google_books_cooldown_seconds: float = _float("GOOGLE_BOOKS_COOLDOWN_SECONDS", 60.0)
 
     def __post_init__(self) -> None:
-        for name in ("kafka_partitions", "bridge_batch_size", "bridge_batch_wait_ms"):
-            if getattr(self, name) < (0 if name == "bridge_batch_wait_ms" else 1):
+        minimum = {
+            "kafka_partitions": 1,
+            "bridge_batch_size": 1,
+            "bridge_batch_wait_ms": 0,
+            "bridge_batch_max_bytes": 1024,
+            "bridge_session_timeout_ms": 1000,
+            "record_max_bytes": 1,
+            "retry_max_seconds": 0.1,
+            "park_after_retries": 0,
+        }
+        for name, least in minimum.items():
+            if getattr(self, name) < least:
                 raise SystemExit(
                     f"configuration error: {name.upper()}={getattr(self, name)} is out of range"
                 )

@@ -22,12 +22,23 @@ class DeadLetter:
             ("origin.partition", str(self.record.partition).encode()),
             ("origin.offset", str(self.record.offset).encode()),
             ("error.stage", self.stage.encode()),
-            ("error.reason", self.reason.encode()),
+            ("error.reason", _bounded(self.reason).encode()),
         ]
 
 
+REASON_MAX = 1000  # characters: a reason names the problem, it never carries the value
+
+
+def _bounded(reason: str) -> str:
+    return reason if len(reason) <= REASON_MAX else reason[: REASON_MAX - 1] + "…"
+
+
 def publish(settings: Settings, letters: list[DeadLetter]) -> None:
-    """Publish and wait for Kafka's acknowledgement (before the task that found them acks)."""
+    """Publish and wait for Kafka's acknowledgement (before the task that found them acks).
+
+    The `dead-letters` topic accepts any record its origin topic accepted (see
+    bookstore.kafka.ensure_topics), so a dead letter is never too large to keep.
+    """
     if letters:
         send_confirmed(
             settings,

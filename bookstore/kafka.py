@@ -8,16 +8,17 @@ import socket
 import threading
 
 from kafka import KafkaAdminClient, KafkaProducer
-from kafka.admin import NewTopic
-from kafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
+from kafka.admin import ConfigResource, NewTopic
+from kafka.errors import KafkaTimeoutError, TopicAlreadyExistsError
 
 from bookstore.config import Settings
-from bookstore.topics import ALL_TOPICS
+from bookstore.errors import Unavailable
+from bookstore.topics import ALL_TOPICS, DEAD_LETTERS, ENTITY_TOPICS
 
 log = logging.getLogger(__name__)
 
 
-class KafkaUnavailable(RuntimeError):
+class KafkaUnavailable(Unavailable):
     """Kafka could not be reached; the message names the address."""
 
 
@@ -38,8 +39,19 @@ def check_reachable(settings: Settings, timeout: float = 3.0) -> None:
     )
 
 
+# Room for a dead letter's headers (origin, stage, a reason of at most 1,000 characters) on top
+# of the largest record its origin topic accepts.
+DEAD_LETTER_HEADROOM = 64 * 1024
+MAX_MESSAGE_BYTES = "max.message.bytes"
+
+
 def ensure_topics(settings: Settings, topics: tuple[str, ...] = ALL_TOPICS) -> None:
-    """Create the topics explicitly (never rely on broker auto-create); existing ones are kept."""
+    """Create the topics explicitly (never rely on broker auto-create); existing ones are kept.
+
+    The `dead-letters` topic must accept any record its origin topics accepted (a dead letter
+    keeps the original bytes): its `max.message.bytes` is raised to the origin topics' largest
+    plus headroom, at creation and whenever an origin topic allows more than it does.
+    """
     check_reachable(settings)
     try:
         admin = KafkaAdminClient(
@@ -61,8 +73,26 @@ def ensure_topics(settings: Settings, topics: tuple[str, ...] = ALL_TOPICS) -> N
                 log.info("created Kafka topics %s", ", ".join(sorted(missing)))
             except TopicAlreadyExistsError:
                 pass  # another process created them first
+        if DEAD_LETTERS in topics:
+            _fit_dead_letters(admin)
     finally:
         admin.close()
+
+
+def _fit_dead_letters(admin: KafkaAdminClient) -> None:
+    limits = {
+        topic: int(configs[MAX_MESSAGE_BYTES]["value"])
+        for topic, configs in admin.describe_configs(
+            [ConfigResource("TOPIC", t, configs={MAX_MESSAGE_BYTES: None}) for t in ALL_TOPICS],
+            config_filter="all",
+        )["topic"].items()
+    }
+    needed = max(limits[t] for t in ENTITY_TOPICS) + DEAD_LETTER_HEADROOM
+    if limits[DEAD_LETTERS] < needed:
+        admin.alter_configs(
+            [ConfigResource("TOPIC", DEAD_LETTERS, configs={MAX_MESSAGE_BYTES: str(needed)})]
+        )
+        log.info("%s now accepts records up to %d bytes", DEAD_LETTERS, needed)
 
 
 _producer: KafkaProducer | None = None
@@ -87,6 +117,9 @@ def producer(settings: Settings) -> KafkaProducer:
                     linger_ms=5,
                     retries=2**31 - 1,
                     delivery_timeout_ms=120_000,
+                    # A dead letter is as large as the record it keeps (up to its origin topic's
+                    # limit, 1 MiB by default); the topic, not the client, sets the bound.
+                    max_request_size=32 * 1024 * 1024,
                 )
             except KafkaTimeoutError:
                 raise KafkaUnavailable(
@@ -102,12 +135,13 @@ def send_confirmed(
     messages: list[tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]],
     timeout: float = 60.0,
 ) -> None:
-    """Send (key, value, headers) messages and return only once Kafka acknowledged all of them."""
+    """Send (key, value, headers) messages and return only once Kafka acknowledged all of them.
+
+    A failure is raised as kafka-python's own error: its `retriable` flag tells the error policy
+    (bookstore.errors) whether Kafka was away or the message itself was refused.
+    """
     kafka = producer(settings)
     futures = [kafka.send(topic, key=k, value=v, headers=h) for k, v, h in messages]
     kafka.flush(timeout=timeout)
     for future in futures:
-        try:
-            future.get(timeout=timeout)
-        except KafkaError as exc:
-            raise KafkaUnavailable(f"Kafka did not confirm a send to {topic}: {exc}") from exc
+        future.get(timeout=timeout)

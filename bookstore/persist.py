@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from bookstore import deadletters
 from bookstore.config import Settings
 from bookstore.deadletters import DeadLetter
+from bookstore.errors import Unexplained, describe
+from bookstore.isolation import write_isolating
 from bookstore.records import Record
 from bookstore.schemas import Rejected, parse
 from bookstore.stores.mongo import BookStore
@@ -42,17 +44,28 @@ class Persister:
         return self._stores[topic]
 
     def persist(self, topic: str, records: list[Record]) -> Outcome:
-        """Store every valid record of one topic; raises StoreUnavailable to be retried whole."""
+        """Store every valid record of one topic and dead-letter the others, each judged alone.
+
+        Raises when retrying the whole batch is the answer: a transient failure (a server away),
+        or `Unexplained` when the batch fails for a reason about none of its records.
+        """
         outcome = Outcome()
         valid = []
+        crashed: list[tuple[Record, Exception]] = []
         for record in records:
             try:
-                valid.append((parse(topic, record.value), record))
+                valid.append((parse(topic, record.value, self.settings.record_max_bytes), record))
             except Rejected as why:
                 outcome.dead.append(DeadLetter(record, why.stage, why.reason))
+            except Exception as exc:  # the validator itself failed on this record
+                crashed.append((record, exc))
+        if crashed:
+            if len(crashed) == len(records):  # on every record: a bug, not the data
+                raise Unexplained(f"validation failed on every record: {describe(crashed[0][1])}")
+            outcome.dead.extend(DeadLetter(r, "validate", describe(exc)) for r, exc in crashed)
         if valid:
-            rejected = self.store_for(topic).upsert(valid)
-            outcome.dead.extend(DeadLetter(record, "store", reason) for record, reason in rejected)
-            outcome.stored = len(valid) - len(rejected)
+            refused = write_isolating(self.store_for(topic).write, valid)
+            outcome.dead.extend(DeadLetter(record, "store", reason) for record, reason in refused)
+            outcome.stored = len(valid) - len(refused)
         deadletters.publish(self.settings, outcome.dead)
         return outcome

@@ -54,6 +54,33 @@ class Record:
     def coordinates(self) -> str:
         return f"{self.topic}[{self.partition}]@{self.offset}"
 
+    @property
+    def kafka_order(self) -> tuple[int, int, int]:
+        """(timestamp, partition, offset): how stores decide which of two records is later
+        ("last write wins in Kafka order"), so a late redelivery never rolls an entity back."""
+        return (self.timestamp, self.partition, self.offset)
+
+
+_ASCII = bytes(range(0x80))
+_ESCAPED = bytes(range(0x20)) + b'"\\'  # JSON writes these as \u00XX, \" or \\
+_NOT_ESCAPED = bytes(b for b in range(0x100) if b not in _ESCAPED)
+WIRE_OVERHEAD = 160  # field names, coordinates, timestamp, separators
+
+
+def wire_size(record: Record) -> int:
+    """An upper bound of the record's size inside a JSON task message, cheap to compute.
+
+    Celery's JSON escapes non-ASCII text as \\uXXXX (at most 3 bytes per UTF-8 byte; base64 of
+    bytes that are not UTF-8 is less) and control characters, quotes and backslashes in up to 6.
+    """
+    size = WIRE_OVERHEAD + len(record.topic)
+    for raw in (record.key, record.value):
+        if raw:
+            escaped = len(raw.translate(None, _NOT_ESCAPED))
+            non_ascii = len(raw.translate(None, _ASCII))
+            size += len(raw) + 5 * escaped + 2 * non_ascii
+    return size
+
 
 def put_text(wire: dict[str, Any], field: str, raw: bytes | None) -> None:
     """wire[field] = raw as text if it is UTF-8, else wire[field_b64] = its base64."""

@@ -1,12 +1,15 @@
-"""Message schemas (SPEC "Validation"): what is accepted, and why a record is rejected.
+"""Message schemas (SPEC "Validation" and "Bad input"): what is accepted, why a record is not.
 
 `parse(topic, raw)` returns a validated entity or raises `Rejected` with the stage (`decode` or
-`validate`) and a human-readable reason, which go into the dead letter's headers.
+`validate`) and a human-readable reason, which go into the dead letter's headers. Whatever a store
+could not hold faithfully is refused here, before any store sees it: NUL characters and unpaired
+surrogates, non-finite numbers, deep nesting, oversized values and fields.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -22,6 +25,14 @@ from pydantic import (
 )
 
 from bookstore.topics import BOOKS, CUSTOMERS, ORDERS
+
+RECORD_MAX_BYTES = 1024 * 1024  # default of the RECORD_MAX_BYTES setting
+MAX_DEPTH = 32  # objects and arrays, the value itself being level 1
+EMAIL_MAX = 254  # RFC 5321's longest usable address
+TEXT_MAX = 1000  # name, title, one author
+AUTHORS_MAX = 100
+QUANTITY_MAX = 1_000_000
+EPOCH_MAX = 253402300800  # 10000-01-01T00:00:00Z: timestamps stay within years 1970-9999
 
 
 class Rejected(Exception):
@@ -42,14 +53,15 @@ def _uuid(value: str) -> str:
 
 UUIDStr = Annotated[StrictStr, Field(description="UUID; normalised to lower-case hyphenated")]
 NonEmptyStr = Annotated[StrictStr, Field(min_length=1)]
+Text = Annotated[StrictStr, Field(max_length=TEXT_MAX)]
 
 
 class Customer(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     id: UUIDStr
-    name: StrictStr
-    email: StrictStr
+    name: Text
+    email: Annotated[StrictStr, Field(max_length=EMAIL_MAX)]
 
     _check_id = field_validator("id")(_uuid)
 
@@ -61,13 +73,13 @@ class Book(BaseModel):
 
     id: NonEmptyStr
     isbn: StrictStr | None = None
-    title: StrictStr
-    authors: list[StrictStr] = []
+    title: Text
+    authors: Annotated[list[Text], Field(max_length=AUTHORS_MAX)] = []
     publishedDate: StrictStr | None = None  # noqa: N815 (the SPEC's field name)
 
     def document(self) -> dict[str, Any]:
         """The MongoDB document: `_id` = the Google id; no `$` operators or dotted paths."""
-        extra = {k: v for k, v in (self.model_extra or {}).items() if k != "_id"}
+        extra = {k: v for k, v in (self.model_extra or {}).items() if k not in RESERVED}
         doc = {
             **_safe_keys(extra),
             "isbn": self.isbn,
@@ -84,7 +96,7 @@ class Order(BaseModel):
     id: UUIDStr
     customer_id: UUIDStr
     book_id: NonEmptyStr
-    quantity: StrictInt = Field(ge=1)
+    quantity: StrictInt = Field(ge=1, le=QUANTITY_MAX)
     timestamp: datetime
 
     _check_ids = field_validator("id", "customer_id")(_uuid)
@@ -95,16 +107,21 @@ class Order(BaseModel):
         if isinstance(value, bool):
             raise ValueError("must be epoch seconds or an ISO-8601 string")
         if isinstance(value, int | float):
-            try:
-                return datetime.fromtimestamp(value, UTC)
-            except (OverflowError, OSError, ValueError):
-                raise ValueError("epoch seconds out of range") from None
+            if not 0 <= value < EPOCH_MAX:
+                raise ValueError("epoch seconds outside the years 1970-9999")
+            return datetime.fromtimestamp(value, UTC)
         if isinstance(value, str):
             try:
                 parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
             except ValueError:
                 raise ValueError("must be an ISO-8601 date-time") from None
-            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+            try:
+                parsed = parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+            except OverflowError:
+                raise ValueError("date-time outside the years 1970-9999") from None
+            if parsed.year < 1970:
+                raise ValueError("date-time outside the years 1970-9999")
+            return parsed
         raise ValueError("must be epoch seconds or an ISO-8601 string")
 
     @property
@@ -120,10 +137,17 @@ class Order(BaseModel):
 MODELS: dict[str, type[BaseModel]] = {CUSTOMERS: Customer, BOOKS: Book, ORDERS: Order}
 
 
-def parse(topic: str, raw: bytes | None) -> BaseModel:
-    """Decode and validate one raw Kafka value of `topic`."""
+RESERVED = ("_id", "_source")  # book fields the store sets itself
+
+
+def parse(topic: str, raw: bytes | None, max_bytes: int = RECORD_MAX_BYTES) -> BaseModel:
+    """Decode and validate one raw Kafka value of `topic` (the SPEC's bad-input table)."""
     if raw is None:
         raise Rejected("decode", "empty value (tombstone)")
+    if len(raw) > max_bytes:
+        raise Rejected(
+            "validate", f"value is {len(raw)} bytes, over RECORD_MAX_BYTES ({max_bytes})"
+        )
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -131,15 +155,71 @@ def parse(topic: str, raw: bytes | None) -> BaseModel:
             "decode", f"value is not valid UTF-8 ({exc.reason} at byte {exc.start})"
         ) from None
     try:
-        data = json.loads(text)
+        data = json.loads(text, parse_constant=_not_json)
     except json.JSONDecodeError as exc:
         raise Rejected("decode", f"value is not valid JSON ({exc.msg} at char {exc.pos})") from None
+    except _NotJson as exc:
+        raise Rejected("decode", str(exc)) from None
+    except RecursionError:
+        raise Rejected("validate", f"nested deeper than {MAX_DEPTH} levels") from None
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+        raise Rejected("validate", f"a number out of range ({exc})") from None
+    problem = _unstorable(data)
+    if problem:
+        raise Rejected("validate", problem)
     if not isinstance(data, dict):
         raise Rejected("validate", f"value must be a JSON object, got {type(data).__name__}")
     try:
         return MODELS[topic].model_validate(data)
     except ValidationError as exc:
         raise Rejected("validate", _reason(exc)) from None
+
+
+class _NotJson(ValueError):
+    pass
+
+
+def _not_json(constant: str) -> None:
+    raise _NotJson(f"value is not valid JSON ({constant} is not a JSON number)")
+
+
+def _unstorable(value: Any) -> str | None:
+    """Why no store could hold this value faithfully, if so: nesting deeper than MAX_DEPTH, a
+    string (key or value, at any depth) with U+0000 or an unpaired surrogate, a number that is
+    not finite (JSON such as 1e400 parses to infinity)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > MAX_DEPTH:
+                return f"nested deeper than {MAX_DEPTH} levels"
+            if isinstance(item, dict):
+                for key in item:
+                    problem = _bad_text(key)
+                    if problem:
+                        return f"a key {problem}"
+                children = item.values()
+            else:
+                children = item
+            stack.extend((child, depth + 1) for child in children)
+        elif isinstance(item, str):
+            problem = _bad_text(item)
+            if problem:
+                return f"a string {problem}"
+        elif isinstance(item, float) and not math.isfinite(item):
+            return "a number out of range (not finite)"
+    return None
+
+
+def _bad_text(text: str) -> str | None:
+    if "\x00" in text:
+        return "holds U+0000 (NUL)"
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return "holds an unpaired surrogate"
+    return None
 
 
 def _reason(exc: ValidationError) -> str:

@@ -13,6 +13,7 @@ STORE_QUEUE = {CUSTOMERS: "postgres", BOOKS: "mongo", ORDERS: "redis"}
 AUDIT_QUEUE = "audit"
 GENERATE_QUEUE = "generate"
 CELERY_QUEUES = (*STORE_QUEUE.values(), AUDIT_QUEUE, GENERATE_QUEUE)
+PARKED_QUEUE = "parked"  # tasks that must not run again until an operator requeues them
 
 # topic -> name of its persistence task; the bridge sends by name, without importing the tasks
 STORE_TASK = {

@@ -22,6 +22,7 @@ from bookstore.topics import BOOKS, CUSTOMERS, DEAD_LETTERS, ENTITY_TOPICS, ORDE
 from tests.conftest import Processes, wait_until
 
 Coord = tuple[str, int, int]
+ORDER_FIELDS = ("customer_id", "book_id", "quantity", "timestamp")
 
 
 @dataclass
@@ -195,13 +196,20 @@ class Stores:
             return {i: {"id": i, "name": n, "email": e} for i, n, e in cur.fetchall()}
 
     def books(self, ids) -> dict[str, dict]:
-        return {d["_id"]: d for d in self.mongo.books.find({"_id": {"$in": list(ids)}})}
+        """The documents as the SPEC describes them (without the record each came from)."""
+        found = self.mongo.books.find({"_id": {"$in": list(ids)}}, {"_source": 0})
+        return {d["_id"]: d for d in found}
 
     def orders(self, ids) -> dict[str, dict]:
+        """The order hashes' SPEC fields (without the record each came from)."""
         pipe = self.redis.pipeline()
         for i in ids:
-            pipe.hgetall(f"order:{i}")
-        return {i: h for i, h in zip(ids, pipe.execute(), strict=True) if h}
+            pipe.hmget(f"order:{i}", ORDER_FIELDS)
+        return {
+            i: dict(zip(ORDER_FIELDS, values, strict=True))
+            for i, values in zip(ids, pipe.execute(), strict=True)
+            if values[0] is not None
+        }
 
     def history(self, customer_id: str) -> list[str]:
         return self.redis.zrevrange(f"customer:{customer_id}:orders", 0, -1)

@@ -21,12 +21,14 @@ import redis
 import typer
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
+from kombu import Connection
+from kombu.exceptions import KombuError
 from rich.table import Table
 
 from bookstore import topics
 from bookstore.config import Settings
+from bookstore.errors import Unavailable
 from bookstore.kafka import KafkaUnavailable, check_reachable
-from bookstore.stores import StoreUnavailable
 
 EXIT_INCONSISTENT = 1
 EXIT_NOT_FOUND = 3
@@ -52,7 +54,7 @@ def one_line(exc: BaseException, limit: int = 200) -> str:
 
 def unavailable_error(exc: BaseException) -> CliError | None:
     """Name the server behind a connection failure (URLs are never printed: they hold passwords)."""
-    if isinstance(exc, StoreUnavailable):
+    if isinstance(exc, Unavailable):
         return CliError(one_line(exc), EXIT_UNAVAILABLE)
     for types, server in (
         (psycopg2.Error, "PostgreSQL (POSTGRES_DSN)"),
@@ -110,6 +112,27 @@ _NUMERIC = {
     "qty",
 }
 _NO_WRAP = {"when (UTC)", "dead letter", "origin", "topic", "queue", "what", "check"}
+
+
+# --- RabbitMQ ----------------------------------------------------------------------------------
+
+
+@contextmanager
+def rabbitmq(settings: Settings) -> Iterator[Connection]:
+    """A connection to the Celery broker (with publisher confirms); a broker that cannot be
+    reached is a CliError (exit 4), named without its URL."""
+    conn = Connection(
+        settings.celery_broker_url,
+        connect_timeout=5,
+        transport_options={"confirm_publish": True},
+    )
+    try:
+        conn.ensure_connection(max_retries=1, timeout=5)
+        yield conn
+    except (OSError, KombuError, *conn.connection_errors) as exc:
+        raise CliError(f"RabbitMQ (CELERY_BROKER_URL): {one_line(exc)}", EXIT_UNAVAILABLE) from exc
+    finally:
+        conn.release()
 
 
 # --- Kafka -------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from bookstore.stores import StoreUnavailable
+from bookstore.errors import StoreUnavailable
 
 
 class AuditLog:

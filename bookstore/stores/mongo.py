@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from bson.errors import InvalidDocument
 from pymongo import MongoClient, ReplaceOne
 from pymongo.errors import BulkWriteError, ConnectionFailure, OperationFailure, PyMongoError
 
+from bookstore.errors import StoreUnavailable, Verdict, classify, mongo_code
 from bookstore.records import Record
 from bookstore.schemas import Book
-from bookstore.stores import StoreUnavailable
 
 # FerretDB v1 (SQLite) holds one pooled connection per statement until an update command ends,
 # from a pool of 100 shared by all clients: one command of >100 upserts deadlocks the server.
@@ -49,27 +49,26 @@ class BookStore:
             self._client.close()
             self._client = None
 
-    def upsert(self, batch: list[tuple[Book, Record]]) -> list[tuple[Record, str]]:
-        """Store each book by `_id`, idempotently: insert the batch in bulk, and replace the
-        documents whose `_id` was already there.
+    def write(self, batch: list[tuple[Book, Record]]) -> list[tuple[Record, str]]:
+        """Store each book by `_id`, idempotently, last write wins in Kafka order: insert the
+        batch in bulk, then replace the documents already there that hold an older record.
 
         (On FerretDB a bulk insert is ~80x faster than upserts, and an `_id` `$in` query scans the
-        whole collection, so inserting first beats looking first.) Returns the records MongoDB
-        refused for a reason retrying will not fix.
+        whole collection, so inserting first beats looking first.) Each document remembers the
+        record it came from (`_source`), as customers do. Returns the records MongoDB refused for
+        a reason about the document alone; raises for anything else.
         """
-        latest: dict[str, tuple[dict[str, Any], Record]] = {}
-        for book, record in batch:  # one write per id: the latest record in the batch
-            latest[book.id] = (book.document(), record)
-        try:
-            rejected, existing = self._insert(list(latest.values()))
+        latest: dict[str, tuple[Book, Record]] = {}
+        for book, record in batch:  # one write per id: the latest record in Kafka order
+            held = latest.get(book.id)
+            if held is None or record.kafka_order > held[1].kafka_order:
+                latest[book.id] = (book, record)
+        rows = [(_document(book, record), record) for book, record in latest.values()]
+        with self._unavailable_on_connection_loss():
+            refused, existing = self._insert(rows)
             for start in range(0, len(existing), WRITE_CHUNK):
-                rejected += self._replace(existing[start : start + WRITE_CHUNK])
-        except (ConnectionFailure, OSError) as exc:
-            self.close()
-            raise StoreUnavailable(f"MongoDB unreachable: {exc}") from exc
-        except PyMongoError as exc:
-            raise StoreUnavailable(f"MongoDB error: {exc}") from exc
-        return rejected
+                self._replace_older(existing[start : start + WRITE_CHUNK])
+        return refused
 
     def _insert(self, rows: list[tuple[dict[str, Any], Record]]) -> tuple[list, list]:
         """Insert documents; return (refused, those whose `_id` is already stored)."""
@@ -78,42 +77,49 @@ class BookStore:
         try:
             self.books.insert_many([doc for doc, _ in rows], ordered=False)
         except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if (
+                exc.details.get("writeConcernErrors")
+                or not errors
+                or any(
+                    mongo_code(e.get("code")) is not Verdict.RECORD
+                    for e in errors
+                    if e.get("code") != DUPLICATE_KEY
+                )
+            ):
+                raise  # the server, or an error nobody foresaw: the error policy decides
             refused, existing = [], []
-            for err in _write_errors(exc):
+            for err in errors:
                 row = rows[err["index"]]
                 if err.get("code") == DUPLICATE_KEY:
                     existing.append(row)
                 else:
                     refused.append((row[1], f"MongoDB refused it: {err.get('errmsg')}"))
             return refused, existing
-        except (OverflowError, ValueError, InvalidDocument):
-            return self._one_by_one(rows), []
         return [], []
 
-    def _replace(self, rows: list[tuple[dict[str, Any], Record]]) -> list[tuple[Record, str]]:
-        try:
-            self.books.bulk_write(
-                [ReplaceOne({"_id": doc["_id"]}, doc, upsert=True) for doc, _ in rows],
-                ordered=False,
-            )
-        except BulkWriteError as exc:
-            return [
-                (rows[e["index"]][1], f"MongoDB refused it: {e.get('errmsg')}")
-                for e in _write_errors(exc)
-            ]
-        except (OverflowError, ValueError, InvalidDocument):
-            return self._one_by_one(rows)
-        return []
+    def _replace_older(self, rows: list[tuple[dict[str, Any], Record]]) -> None:
+        """Replace each document unless it holds the same or a later record (then it stays)."""
+        if len(rows) == 1:  # alone, an error comes back with its code (FerretDB's bulk replies
+            doc, record = rows[0]  # to a failed replace lack fields pymongo needs)
+            self.books.replace_one({"_id": doc["_id"], **_older_than(record)}, doc)
+            return
+        self.books.bulk_write(
+            [ReplaceOne({"_id": doc["_id"], **_older_than(record)}, doc) for doc, record in rows],
+            ordered=False,
+        )
 
-    def _one_by_one(self, rows: list[tuple[dict[str, Any], Record]]) -> list[tuple[Record, str]]:
-        """Slow path when a document cannot even be encoded (e.g. an integer beyond 64 bits)."""
-        refused = []
-        for doc, record in rows:
-            try:
-                self.books.replace_one({"_id": doc["_id"]}, doc, upsert=True)
-            except (OverflowError, ValueError, InvalidDocument) as exc:
-                refused.append((record, f"cannot be stored in MongoDB: {exc}"))
-        return refused
+    @contextmanager
+    def _unavailable_on_connection_loss(self) -> Iterator[None]:
+        """A server that cannot be reached becomes StoreUnavailable (and the client is dropped);
+        every other error keeps its code for the error policy."""
+        try:
+            yield
+        except (PyMongoError, OSError) as exc:
+            if classify(exc) is not Verdict.TRANSIENT:
+                raise
+            self.close()
+            raise StoreUnavailable(f"MongoDB unreachable: {exc}") from exc
 
     def get_many(self, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         """A few books by id (one `_id` lookup each: FerretDB scans the collection for `$in`)."""
@@ -128,9 +134,27 @@ class BookStore:
         return self.books.count_documents({})
 
 
-def _write_errors(exc: BulkWriteError) -> list[dict[str, Any]]:
-    """Per-document errors; anything else (write concern, no details) is worth a retry."""
-    errors = exc.details.get("writeErrors", [])
-    if exc.details.get("writeConcernErrors") or not errors:
-        raise StoreUnavailable(f"MongoDB write not acknowledged: {exc}") from exc
-    return errors
+def _document(book: Book, record: Record) -> dict[str, Any]:
+    timestamp, partition, offset = record.kafka_order
+    return {
+        **book.document(),
+        "_source": {"timestamp": timestamp, "partition": partition, "offset": offset},
+    }
+
+
+def _older_than(record: Record) -> dict[str, Any]:
+    """A filter matching a document written from an earlier record than `record` (or from
+    before documents remembered their record)."""
+    timestamp, partition, offset = record.kafka_order
+    return {
+        "$or": [
+            {"_source": {"$exists": False}},
+            {"_source.timestamp": {"$lt": timestamp}},
+            {"_source.timestamp": timestamp, "_source.partition": {"$lt": partition}},
+            {
+                "_source.timestamp": timestamp,
+                "_source.partition": partition,
+                "_source.offset": {"$lt": offset},
+            },
+        ]
+    }

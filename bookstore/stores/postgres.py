@@ -7,16 +7,17 @@ redeliveries and retries that arrive late never roll a customer back.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import psycopg2
 import psycopg2.errors
 from psycopg2.extras import execute_values
 
+from bookstore.errors import Refused, StoreUnavailable, Verdict, classify
 from bookstore.records import Record
 from bookstore.schemas import Customer
-from bookstore.stores import StoreUnavailable
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS customers (
@@ -41,8 +42,6 @@ ON CONFLICT (id) DO UPDATE
      < (EXCLUDED.source_timestamp, EXCLUDED.source_partition, EXCLUDED.source_offset)
 """
 
-_UNREACHABLE = (psycopg2.OperationalError, psycopg2.InterfaceError)
-
 
 @dataclass(frozen=True)
 class CustomerRow:
@@ -58,12 +57,10 @@ class CustomerStore:
 
     def _connection(self) -> psycopg2.extensions.connection:
         if self._conn is None or self._conn.closed:
-            try:
+            with self._unavailable_on_connection_loss():
                 conn = psycopg2.connect(self.dsn, connect_timeout=5)
                 with conn, conn.cursor() as cur:
                     cur.execute(SCHEMA)
-            except _UNREACHABLE as exc:
-                raise StoreUnavailable(f"PostgreSQL unreachable: {_first_line(exc)}") from exc
             self._conn = conn
         return self._conn
 
@@ -72,42 +69,39 @@ class CustomerStore:
             self._conn.close()
             self._conn = None
 
-    def upsert(self, batch: list[tuple[Customer, Record]]) -> list[tuple[Record, str]]:
-        """Store the batch idempotently; return the records rejected for integrity reasons."""
+    def write(self, batch: list[tuple[Customer, Record]]) -> list[tuple[Record, str]]:
+        """Store the batch idempotently in one transaction, or raise.
+
+        An e-mail held by another customer raises `Refused`: the caller splits the batch until
+        the customer that conflicts is alone (see bookstore.isolation).
+        """
         latest: dict[str, tuple[Customer, Record]] = {}
         for customer, record in batch:  # one row per id: the latest record in Kafka order
             held = latest.get(customer.id)
-            if held is None or _order(record) > _order(held[1]):
+            if held is None or record.kafka_order > held[1].kafka_order:
                 latest[customer.id] = (customer, record)
         rows = list(latest.values())
-        try:
+        with self._unavailable_on_connection_loss():
             conn = self._connection()
             try:
                 with conn, conn.cursor() as cur:
                     execute_values(cur, UPSERT, [_values(c, r) for c, r in rows])
-                return []
-            except psycopg2.errors.UniqueViolation:
-                return self._upsert_one_by_one(conn, rows)
-        except _UNREACHABLE as exc:
+            except psycopg2.errors.UniqueViolation as exc:
+                who = f"e-mail {rows[0][0].email!r}" if len(rows) == 1 else "an e-mail of the batch"
+                raise Refused(f"{who} already belongs to another customer") from exc
+        return []
+
+    @contextmanager
+    def _unavailable_on_connection_loss(self) -> Iterator[None]:
+        """A lost or refused connection becomes StoreUnavailable (and is dropped); every other
+        error keeps its SQLSTATE for the error policy."""
+        try:
+            yield
+        except psycopg2.Error as exc:
+            if classify(exc) is not Verdict.TRANSIENT:
+                raise
             self.close()
             raise StoreUnavailable(f"PostgreSQL unreachable: {_first_line(exc)}") from exc
-
-    def _upsert_one_by_one(self, conn, rows) -> list[tuple[Record, str]]:
-        """Slow path after a conflict: find which rows violate e-mail uniqueness."""
-        rejected = []
-        with conn, conn.cursor() as cur:
-            for customer, record in rows:
-                cur.execute("SAVEPOINT row")
-                try:
-                    execute_values(cur, UPSERT, [_values(customer, record)])
-                except psycopg2.errors.UniqueViolation:
-                    cur.execute("ROLLBACK TO SAVEPOINT row")
-                    rejected.append(
-                        (record, f"e-mail {customer.email!r} already belongs to another customer")
-                    )
-                else:
-                    cur.execute("RELEASE SAVEPOINT row")
-        return rejected
 
     def get(self, customer_id: str) -> CustomerRow | None:
         with self._connection() as conn, conn.cursor() as cur:
@@ -126,12 +120,8 @@ class CustomerStore:
             return cur.fetchone()[0]
 
 
-def _order(record: Record) -> tuple[int, int, int]:
-    return (record.timestamp, record.partition, record.offset)
-
-
 def _values(customer: Customer, record: Record) -> tuple:
-    return (customer.id, customer.name, customer.email, *_order(record))
+    return (customer.id, customer.name, customer.email, *record.kafka_order)
 
 
 def _first_line(exc: Exception) -> str:

@@ -1,8 +1,11 @@
 """Orders in Redis: `order:{id}` hash + `customer:{customer_id}:orders` sorted set.
 
-Why Redis: a customer's purchase history, newest first, in one call (ZREVRANGE). Each batch is
-written in one MULTI/EXEC, so an order's hash and its history entry appear together or not at all;
-rewriting the same order leaves the same hash and the same score (idempotent).
+Why Redis: a customer's purchase history, newest first, in one call (ZREVRANGE). Each order is
+written by one Lua script, atomically: its hash, its history entry and the `orders` set appear
+together or not at all. Last write wins in Kafka order, as for customers and books: the hash
+remembers the record it came from and only a later record replaces it, so rewriting the same order
+changes nothing (idempotent) and a late redelivery never rolls it back. An order re-sent with
+another `customer_id` moves from the old customer's history to the new one's.
 """
 
 from __future__ import annotations
@@ -12,11 +15,11 @@ from dataclasses import dataclass
 
 import redis
 
+from bookstore.errors import StoreUnavailable, Verdict, classify
 from bookstore.records import Record
 from bookstore.schemas import Order
-from bookstore.stores import StoreUnavailable
 
-ALL_ORDERS = "orders"  # set of every order id: counts and consistency checks without SCAN
+ALL_ORDERS = "orders"  # set of every order id: counts and checks without SCAN (also in WRITE_ORDER)
 
 
 def order_key(order_id: str) -> str:
@@ -36,34 +39,76 @@ class StoredOrder:
     timestamp: str
 
 
+# ARGV: id, customer_id, book_id, quantity, timestamp (ISO), score (epoch seconds),
+#       source timestamp, source partition, source offset
+WRITE_ORDER = """
+local key = 'order:' .. ARGV[1]
+local history = 'customer:' .. ARGV[2] .. ':orders'
+for _, k in ipairs({key, history}) do
+  local t = redis.call('TYPE', k)['ok']
+  if t ~= 'none' and t ~= (k == key and 'hash' or 'zset') then
+    return redis.error_reply('WRONGTYPE key ' .. k .. ' holds a ' .. t)
+  end
+end
+local held = redis.call('HMGET', key, 'customer_id', 'source_timestamp', 'source_partition',
+                        'source_offset')
+if held[2] then
+  local t, p, o = tonumber(held[2]), tonumber(held[3]), tonumber(held[4])
+  local nt, np, no = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
+  if t > nt or (t == nt and (p > np or (p == np and o >= no))) then
+    return 0
+  end
+end
+if held[1] and held[1] ~= ARGV[2] then
+  redis.call('ZREM', 'customer:' .. held[1] .. ':orders', ARGV[1])
+end
+redis.call('HSET', key, 'customer_id', ARGV[2], 'book_id', ARGV[3], 'quantity', ARGV[4],
+           'timestamp', ARGV[5], 'source_timestamp', ARGV[7], 'source_partition', ARGV[8],
+           'source_offset', ARGV[9])
+redis.call('ZADD', history, ARGV[6], ARGV[1])
+redis.call('SADD', 'orders', ARGV[1])
+return 1
+"""
+
+
 class OrderStore:
     def __init__(self, url: str):
         self.redis = redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5)
+        self._write_order = self.redis.register_script(WRITE_ORDER)
 
     def close(self) -> None:
         self.redis.close()
 
-    def upsert(self, batch: list[tuple[Order, Record]]) -> list[tuple[Record, str]]:
-        pipe = self.redis.pipeline(transaction=True)
-        for order, _record in batch:
-            pipe.hset(
-                order_key(order.id),
-                mapping={
-                    "customer_id": order.customer_id,
-                    "book_id": order.book_id,
-                    "quantity": order.quantity,
-                    "timestamp": order.iso_timestamp,
-                },
+    def write(self, batch: list[tuple[Order, Record]]) -> list[tuple[Record, str]]:
+        """Write every order in one round trip; return those Redis refused for their own keys
+        (a key holding another type of value)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for order, record in batch:
+            self._write_order(
+                args=[
+                    order.id,
+                    order.customer_id,
+                    order.book_id,
+                    order.quantity,
+                    order.iso_timestamp,
+                    order.epoch_seconds,
+                    *record.kafka_order,
+                ],
+                client=pipe,
             )
-            pipe.zadd(history_key(order.customer_id), {order.id: order.epoch_seconds})
-            pipe.sadd(ALL_ORDERS, order.id)
         try:
-            pipe.execute()
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
-            raise StoreUnavailable(f"Redis unreachable: {exc}") from exc
-        except redis.ResponseError as exc:  # e.g. MISCONF (disk full): retrying later can fix it
-            raise StoreUnavailable(f"Redis refused the write: {exc}") from exc
-        return []
+            results = pipe.execute(raise_on_error=False)
+        except redis.RedisError as exc:
+            if classify(exc) is Verdict.TRANSIENT:
+                raise StoreUnavailable(f"Redis cannot write now: {exc}") from exc
+            raise
+        refused = []
+        for (_order, record), result in zip(batch, results, strict=True):
+            if isinstance(result, Exception):
+                if classify(result) is not Verdict.RECORD:
+                    raise result
+                refused.append((record, f"Redis refused it: {result}"))
+        return refused
 
     def history(self, customer_id: str, limit: int = 100) -> list[StoredOrder]:
         """The customer's orders, newest first."""
