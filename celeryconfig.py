@@ -1,17 +1,15 @@
 """Celery configuration: at-least-once execution, one durable queue per store, JSON only."""
 
-from kombu import Exchange, Queue
-
 from beat_schedule import beat_schedule  # noqa: F401  (Celery reads it from this module)
 from bookstore.config import load_settings
 from bookstore.topics import (
     AUDIT_QUEUE,
     AUDIT_TASK,
-    CELERY_QUEUES,
     GENERATE_QUEUE,
     STORE_QUEUE,
     STORE_TASK,
 )
+from tasks.queues import TASK_QUEUES
 
 _settings = load_settings()
 
@@ -20,10 +18,8 @@ broker_url = _settings.celery_broker_url
 broker_transport_options = {"confirm_publish": True}
 broker_connection_retry_on_startup = True
 
-# A direct exchange per queue: a task is delivered to its own queue only, never to every worker.
-task_queues = tuple(
-    Queue(q, Exchange(q, type="direct"), routing_key=q, durable=True) for q in CELERY_QUEUES
-)
+# A direct exchange per queue, each dead-lettering into `parked` (tasks/queues.py).
+task_queues = TASK_QUEUES
 task_default_queue = GENERATE_QUEUE
 task_routes = {
     **{
@@ -34,10 +30,13 @@ task_routes = {
     "tasks.generate.*": {"queue": GENERATE_QUEUE, "routing_key": GENERATE_QUEUE},
 }
 
-# At-least-once: ack after the task ran; a task whose worker process died is requeued.
+# At-least-once: ack after the task ran; a task whose worker process died is requeued. A task
+# never fails silently: it retries (tasks/policy.py) and, when it must not run again, is rejected
+# without requeue, which RabbitMQ turns into a message in the `parked` queue, never a drop.
 task_acks_late = True
 task_reject_on_worker_lost = True
-task_acks_on_failure_or_timeout = True
+task_acks_on_failure = False
+task_acks_on_timeout = False
 worker_prefetch_multiplier = 1
 task_default_delivery_mode = "persistent"
 

@@ -1,8 +1,9 @@
 """Persistence tasks, one per store queue (`postgres`, `mongo`, `redis`).
 
-Each carries a batch of raw records of one topic. While a store (or Kafka, for dead letters) is
-unreachable the task retries with exponential backoff and jitter, for as long as it takes: an
-outage delays data, it never drops it. Late acks make a task whose worker died run again.
+Each carries a batch of raw records of one topic. Records that can never be stored are
+dead-lettered one by one (bookstore.persist); whatever else fails follows the error policy of
+tasks/policy.py: a server away is retried for as long as it takes, anything else is retried and
+then parked. Late acks make a task whose worker died run again.
 """
 
 from __future__ import annotations
@@ -11,25 +12,13 @@ import logging
 from typing import Any
 
 from bookstore.config import load_settings
-from bookstore.kafka import KafkaUnavailable
 from bookstore.persist import Persister
 from bookstore.records import Record
-from bookstore.stores import StoreUnavailable
 from bookstore.topics import BOOKS, CUSTOMERS, ORDERS, STORE_TASK
 from tasks import app
 
 log = logging.getLogger(__name__)
-_settings = load_settings()
-_persister = Persister(_settings)  # connections open lazily, in each worker process
-
-RETRY = {
-    "bind": True,
-    "autoretry_for": (StoreUnavailable, KafkaUnavailable),
-    "retry_backoff": 1,
-    "retry_backoff_max": int(_settings.store_retry_max_seconds),
-    "retry_jitter": True,
-    "max_retries": None,
-}
+_persister = Persister(load_settings())  # connections open lazily, in each worker process
 
 
 def _persist(topic: str, wire_records: list[dict[str, Any]]) -> dict[str, int]:
@@ -40,16 +29,16 @@ def _persist(topic: str, wire_records: list[dict[str, Any]]) -> dict[str, int]:
     return {"stored": outcome.stored, "dead_letters": len(outcome.dead)}
 
 
-@app.task(name=STORE_TASK[CUSTOMERS], **RETRY)
-def store_customers(self, records: list[dict[str, Any]]) -> dict[str, int]:
+@app.task(name=STORE_TASK[CUSTOMERS])
+def store_customers(records: list[dict[str, Any]]) -> dict[str, int]:
     return _persist(CUSTOMERS, records)
 
 
-@app.task(name=STORE_TASK[BOOKS], **RETRY)
-def store_books(self, records: list[dict[str, Any]]) -> dict[str, int]:
+@app.task(name=STORE_TASK[BOOKS])
+def store_books(records: list[dict[str, Any]]) -> dict[str, int]:
     return _persist(BOOKS, records)
 
 
-@app.task(name=STORE_TASK[ORDERS], **RETRY)
-def store_orders(self, records: list[dict[str, Any]]) -> dict[str, int]:
+@app.task(name=STORE_TASK[ORDERS])
+def store_orders(records: list[dict[str, Any]]) -> dict[str, int]:
     return _persist(ORDERS, records)

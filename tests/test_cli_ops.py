@@ -211,7 +211,7 @@ def test_stats_counts_every_store_lag_and_queues(env, tmp_path):
     assert lag[("customers", 0)]["committed"] == begin
     assert lag[("customers", 0)]["lag"] == lag[("customers", 0)]["end"] - begin
     assert lag[("books", 0)]["committed"] is None  # never consumed by this group
-    assert set(data["queues"]) == {"postgres", "mongo", "redis", "audit", "generate"}
+    assert set(data["queues"]) == {"postgres", "mongo", "redis", "audit", "generate", "parked"}
 
     table = cli(env, "stats")
     assert table.returncode == 0

@@ -9,8 +9,6 @@ from typing import Any
 
 import typer
 from kafka import TopicPartition
-from kombu import Connection
-from kombu.exceptions import KombuError
 from rich.console import Console
 
 from bookstore import topics
@@ -22,9 +20,9 @@ from bookstore.cli.common import (
     PartitionOffsets,
     build_table,
     kafka_consumer,
-    one_line,
     partition_offsets,
     print_json,
+    rabbitmq,
     unavailable_error,
 )
 from bookstore.config import Settings, load_settings
@@ -46,24 +44,20 @@ def _dead_letter_count(settings: Settings) -> int:
 
 
 def _queue_depths(settings: Settings) -> dict[str, dict[str, int] | None]:
-    """Ready messages and consumers per Celery queue (None: not declared yet), passively."""
+    """Ready messages and consumers per Celery queue and in `parked` (None: not declared yet),
+    passively."""
     depths: dict[str, dict[str, int] | None] = {}
-    with Connection(settings.celery_broker_url, connect_timeout=5) as conn:
-        try:
-            conn.ensure_connection(max_retries=1, timeout=5)
-            for queue in topics.CELERY_QUEUES:
-                channel = conn.channel()
-                try:
-                    _, messages, consumers = channel.queue_declare(queue, passive=True)
-                    depths[queue] = {"messages": messages, "consumers": consumers}
-                except conn.channel_errors:
-                    depths[queue] = None  # 404: no worker or bridge declared it yet
-                finally:
-                    with suppress(Exception):
-                        channel.close()
-        except (OSError, KombuError, *conn.connection_errors) as exc:
-            message = f"RabbitMQ (CELERY_BROKER_URL): {one_line(exc)}"
-            raise CliError(message, EXIT_UNAVAILABLE) from exc
+    with rabbitmq(settings) as conn:
+        for queue in (*topics.CELERY_QUEUES, topics.PARKED_QUEUE):
+            channel = conn.channel()
+            try:
+                _, messages, consumers = channel.queue_declare(queue, passive=True)
+                depths[queue] = {"messages": messages, "consumers": consumers}
+            except conn.channel_errors:
+                depths[queue] = None  # 404: no worker or bridge declared it yet
+            finally:
+                with suppress(Exception):
+                    channel.close()
     return depths
 
 

@@ -1,0 +1,68 @@
+"""Every task's failures follow the one error policy (bookstore.errors), in one place.
+
+- Transient (a server away): retry with the one backoff, for as long as it takes.
+- Anything else that escapes a task (persistence tasks have already dead-lettered the records at
+  fault, so this is about none of them): retry with the same backoff up to PARK_AFTER_RETRIES
+  times, then park: the message is rejected without requeue and RabbitMQ dead-letters it, as it
+  is, into the `parked` queue (`python -m bookstore parked list|requeue`). Flower shows the task
+  as failed with the reason. No failure is ever acknowledged away.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import cache
+
+from celery import Task
+from celery.exceptions import Reject
+
+from bookstore.config import Settings, load_settings
+from bookstore.errors import Verdict, classify, describe, retry_delay
+
+log = logging.getLogger(__name__)
+
+
+class Parked(RuntimeError):
+    """Why a task was parked (shown by Flower and in the worker's log)."""
+
+
+@cache
+def _settings() -> Settings:
+    return load_settings()
+
+
+class PolicyTask(Task):
+    # The policy below decides when to stop; Celery's own limit (3 by default, and what
+    # `retry(max_retries=None)` falls back to) would fail a task during a long outage.
+    max_retries = None
+
+    def __call__(self, *args, **kwargs):
+        try:
+            return super().__call__(*args, **kwargs)
+        except Exception as exc:
+            if self.request.called_directly:
+                raise
+            raise self._after(exc) from exc
+
+    def _after(self, exc: Exception) -> Exception:
+        """The Retry to raise, or the Reject that parks the task."""
+        settings = _settings()
+        attempt = self.request.retries
+        delay = retry_delay(attempt, settings.retry_max_seconds)
+        why = describe(exc)
+        if classify(exc) is Verdict.TRANSIENT:
+            log.warning("%s: %s; retrying in %.1fs", self.name, why, delay)
+        elif attempt < settings.park_after_retries:
+            log.error(
+                "%s failed (%s); retry %d of %d in %.1fs",
+                self.name,
+                why,
+                attempt + 1,
+                settings.park_after_retries,
+                delay,
+                exc_info=exc,
+            )
+        else:
+            log.error("%s parked after %d retries: %s", self.name, attempt, why)
+            return Reject(Parked(f"after {attempt} retries: {why}"), requeue=False)
+        return self.retry(exc=exc, countdown=delay, throw=False)
