@@ -13,6 +13,8 @@ from kafka.errors import KafkaTimeoutError
 from bookstore.config import load_settings
 from bookstore.kafka import KafkaUnavailable, ensure_topics
 from bridge.fanout import Bridge
+from tasks.queues import QueueMigrationNeeded
+from tasks.queues import declare as declare_queues
 
 log = logging.getLogger("bridge")
 
@@ -24,7 +26,8 @@ def main(argv: list[str] | None = None) -> int:
         "tasks (its store's queue + the audit queue); offsets are committed only after RabbitMQ "
         "confirmed the publishes. Configured by the environment (see .env.example): "
         "KAFKA_BOOTSTRAP_SERVERS, CELERY_BROKER_URL, BRIDGE_GROUP_ID, BRIDGE_BATCH_SIZE, "
-        "BRIDGE_BATCH_WAIT_MS, BRIDGE_MAX_QUEUE_DEPTH.",
+        "BRIDGE_BATCH_WAIT_MS, BRIDGE_BATCH_MAX_BYTES, BRIDGE_MAX_QUEUE_DEPTH, "
+        "BRIDGE_SESSION_TIMEOUT_MS, BRIDGE_INSTANCE_ID.",
     )
     parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     args = parser.parse_args(argv)
@@ -39,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         declare_queues(app)
+    except QueueMigrationNeeded as exc:
+        return fail(str(exc))
     except Exception as exc:
         broker = app.connection_for_write().as_uri()  # password masked
         return fail(f"cannot reach RabbitMQ at {broker} (CELERY_BROKER_URL): {exc}")
@@ -51,6 +56,12 @@ def main(argv: list[str] | None = None) -> int:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=settings.bridge_batch_size,
+            # A bridge that died frees its partitions after this long (kafka-python's 45 s
+            # default is how long consumption stalled after a kill); heartbeats come from a
+            # background thread, so a slow publish never looks like a dead bridge.
+            session_timeout_ms=settings.bridge_session_timeout_ms,
+            heartbeat_interval_ms=max(500, settings.bridge_session_timeout_ms // 4),
+            group_instance_id=settings.bridge_instance_id or None,
         )
     except (KafkaUnavailable, KafkaTimeoutError):
         return fail(
@@ -62,16 +73,6 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(sig, lambda *_: bridge.stop())
     bridge.run()
     return 0
-
-
-def declare_queues(app) -> None:
-    """Declare every durable queue up front: fail fast if RabbitMQ is away, and let the
-    backpressure check read depths from the first second."""
-    with app.connection_for_write() as conn:
-        conn.ensure_connection(max_retries=1, timeout=5)
-        channel = conn.default_channel
-        for queue in app.conf.task_queues:
-            queue(channel).declare()
 
 
 def fail(message: str) -> int:

@@ -1,10 +1,12 @@
 """Kafka -> Celery fan-out with at-least-once delivery.
 
 Records are buffered per topic and flushed as two tasks (the store's persistence task and the
-audit task) when a buffer reaches BRIDGE_BATCH_SIZE or its oldest record waited
-BRIDGE_BATCH_WAIT_MS. Publisher confirms make each publish return only once RabbitMQ holds the
-message, so an offset is committed only after every record below it was confirmed. A publish that
-fails is never committed: the partitions are rewound to the first unconfirmed record and retried.
+audit task) when a buffer reaches BRIDGE_BATCH_SIZE records or BRIDGE_BATCH_MAX_BYTES (an upper
+bound of the task message's size, so that no task outgrows RabbitMQ's message size limit; a record
+larger than that travels alone), or its oldest record waited BRIDGE_BATCH_WAIT_MS. Publisher
+confirms make each publish return only once RabbitMQ holds the message, so an offset is committed
+only after every record below it was confirmed. A publish that fails is never committed: the
+partitions are rewound to the first unconfirmed record and retried.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
 from bookstore.config import Settings
-from bookstore.records import Record
+from bookstore.errors import retry_delay
+from bookstore.records import Record, wire_size
 from bookstore.topics import AUDIT_QUEUE, AUDIT_TASK, ENTITY_TOPICS, STORE_QUEUE, STORE_TASK
 from bridge.backpressure import QueueDepths
 
@@ -33,10 +36,11 @@ class Bridge:
         self.consumer = consumer
         self.stopping = False
         self.buffers: dict[str, list[Record]] = defaultdict(list)
+        self.sizes: dict[str, list[int]] = defaultdict(list)  # wire_size() of each buffered record
         self.first_buffered_at: dict[str, float] = {}
         self.confirmed: dict[TopicPartition, int] = {}  # next offset, all below confirmed
         self.committed: dict[TopicPartition, int] = {}
-        self.retry_delay = 0.0
+        self.failed_publishes = 0  # in a row: the backoff's attempt number
         self.depths = QueueDepths(app, settings.bridge_max_queue_depth)
 
     # -- main loop -------------------------------------------------------------------------
@@ -56,7 +60,9 @@ class Bridge:
             for tp, messages in polled.items():
                 if messages:
                     self.first_buffered_at.setdefault(tp.topic, now)
-                    self.buffers[tp.topic].extend(Record.from_kafka(m) for m in messages)
+                    records = [Record.from_kafka(m) for m in messages]
+                    self.buffers[tp.topic].extend(records)
+                    self.sizes[tp.topic].extend(wire_size(r) for r in records)
                     log.debug("buffered %d records of %s", len(messages), tp.topic)
             for topic in list(self.buffers):
                 if self._due(topic, now):
@@ -82,6 +88,8 @@ class Bridge:
             return False
         if len(buffered) >= self.settings.bridge_batch_size:
             return True
+        if sum(self.sizes[topic]) >= self.settings.bridge_batch_max_bytes:
+            return True
         waited_ms = (now - self.first_buffered_at[topic]) * 1000
         return waited_ms >= self.settings.bridge_batch_wait_ms
 
@@ -106,21 +114,24 @@ class Bridge:
         if self.depths.holds(topic) and not force:
             return False
         records = self.buffers.pop(topic, [])
+        sizes = self.sizes.pop(topic, [])
         self.first_buffered_at.pop(topic, None)
-        if not records:
-            return True
-        wire = [r.to_wire() for r in records]
-        try:
-            self._publish(STORE_TASK[topic], STORE_QUEUE[topic], wire)
-            self._publish(AUDIT_TASK, AUDIT_QUEUE, wire)
-        except Exception as exc:  # broker down, connection lost, nack: rewind and retry later
-            self._rewind(records)
-            self._back_off(f"publishing {len(records)} {topic} records failed: {exc}")
-            return False
-        self.retry_delay = 0.0
-        for r in records:
-            tp = TopicPartition(r.topic, r.partition)
-            self.confirmed[tp] = max(self.confirmed.get(tp, 0), r.offset + 1)
+        for start, stop in batches(
+            sizes, self.settings.bridge_batch_size, self.settings.bridge_batch_max_bytes
+        ):
+            batch = records[start:stop]
+            wire = [r.to_wire() for r in batch]
+            try:
+                self._publish(STORE_TASK[topic], STORE_QUEUE[topic], wire)
+                self._publish(AUDIT_TASK, AUDIT_QUEUE, wire)
+            except Exception as exc:  # broker down, connection lost, nack: rewind, retry later
+                self._rewind(records[start:])
+                self._back_off(f"publishing {len(batch)} {topic} records failed: {exc}")
+                return False
+            self.failed_publishes = 0
+            for r in batch:
+                tp = TopicPartition(r.topic, r.partition)
+                self.confirmed[tp] = max(self.confirmed.get(tp, 0), r.offset + 1)
         return True
 
     def _publish(self, task: str, queue: str, wire: list[dict]) -> None:
@@ -139,9 +150,10 @@ class Bridge:
                 self.consumer.seek(tp, offset)
 
     def _back_off(self, why: str) -> None:
-        self.retry_delay = min(30.0, max(0.5, self.retry_delay * 2))
-        log.warning("%s; retrying in %.1fs", why, self.retry_delay)
-        deadline = time.monotonic() + self.retry_delay
+        delay = retry_delay(self.failed_publishes, self.settings.retry_max_seconds, base=0.5)
+        self.failed_publishes += 1
+        log.warning("%s; retrying in %.1fs", why, delay)
+        deadline = time.monotonic() + delay
         while not self.stopping and time.monotonic() < deadline:
             time.sleep(0.1)
 
@@ -178,6 +190,21 @@ class Bridge:
         if resume:
             self.consumer.resume(*resume)
             _unpark_resumed(self.consumer)
+
+
+def batches(sizes: list[int], max_count: int, max_bytes: int) -> list[tuple[int, int]]:
+    """[start, stop) ranges that split records of these sizes into batches of at most
+    `max_count` records and `max_bytes` bytes; a record larger than `max_bytes` goes alone."""
+    ranges = []
+    start, total = 0, 0
+    for i, size in enumerate(sizes):
+        if i > start and (i - start >= max_count or total + size > max_bytes):
+            ranges.append((start, i))
+            start, total = i, 0
+        total += size
+    if start < len(sizes):
+        ranges.append((start, len(sizes)))
+    return ranges
 
 
 def _unpark_resumed(consumer: KafkaConsumer) -> None:
