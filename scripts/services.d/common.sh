@@ -8,6 +8,7 @@
 #   NAME_ready              exit 0 when the server really answers (a query, not just the port)
 #   NAME_version            prints the server's version (called only when it is ready)
 #   NAME_stop (optional)    graceful stop; the default sends SIGTERM to the PID file's process
+#   NAME_provision (opt.)   idempotent set-up once the server answers (users, vhosts), after every `up`
 
 : "${SERVICES_DIR:=$REPO_ROOT/.services}"
 : "${SERVICES_CACHE:=$SERVICES_DIR/cache}"

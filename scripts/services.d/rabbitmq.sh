@@ -1,5 +1,7 @@
 # RabbitMQ from Debian on 127.0.0.1:5672 (guest/guest works on loopback), node rabbit@localhost,
 # database and logs under $SERVICES_DATA/rabbitmq. Runs as the rabbitmq system user.
+# Besides the default vhost `/` (the product's), a vhost `bookstore_test` for the tests: they purge
+# their queues freely there without touching the tasks of a stack that runs alongside.
 RABBITMQ_ADDR="127.0.0.1:5672"
 
 _rabbitmq_env() {
@@ -52,15 +54,27 @@ print(data[m.end():m.end() + n].decode())
 PY
 }
 
+_rabbitmqctl() {
+  local data; data=$(readlink -f "$SERVICES_DATA/rabbitmq")
+  ( cd /var/lib/rabbitmq && runuser -u rabbitmq -- env $(_rabbitmq_env "$data") \
+      /usr/lib/rabbitmq/bin/rabbitmqctl -n rabbit@localhost -q "$@" )
+}
+
+# After every `up` (idempotent; a vhost that exists is left as it is).
+rabbitmq_provision() {
+  if ! _rabbitmqctl list_vhosts name 2>/dev/null | grep -qx bookstore_test; then
+    _rabbitmqctl add_vhost bookstore_test >/dev/null || return 1
+    _rabbitmqctl set_permissions -p bookstore_test guest '.*' '.*' '.*' >/dev/null || return 1
+  fi
+}
+
 rabbitmq_ready() { port_open 5672 && _rabbitmq_hello >/dev/null; }
 rabbitmq_version() { printf 'RabbitMQ %s\n' "$(_rabbitmq_hello)"; }
 
 rabbitmq_stop() {
   pid_alive rabbitmq || { rm -f "$(pidfile rabbitmq)"; return 0; }
   local data; data=$(readlink -f "$SERVICES_DATA/rabbitmq")
-  ( cd /var/lib/rabbitmq && runuser -u rabbitmq -- env $(_rabbitmq_env "$data") \
-      /usr/lib/rabbitmq/bin/rabbitmqctl -n rabbit@localhost stop "$data/rabbitmq.pid" ) >/dev/null 2>&1 \
-    || stop_pid rabbitmq
+  _rabbitmqctl stop "$data/rabbitmq.pid" >/dev/null 2>&1 || stop_pid rabbitmq
   rm -f "$(pidfile rabbitmq)"
   # epmd is started by the Erlang VM and outlives it; stop it only if no other node uses it.
   if ! epmd -names 2>/dev/null | grep -q '^name '; then epmd -kill >/dev/null 2>&1 || true; fi
