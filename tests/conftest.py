@@ -17,12 +17,14 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 
 # The tests share the local servers with a developer's running stack, but keep their data apart:
-# their own PostgreSQL database, MongoDB database and Redis db. Kafka topics and Celery queues
-# have fixed names (SPEC), so the tests recreate/purge them.
+# their own PostgreSQL database, MongoDB database, Redis db and RabbitMQ vhost (where they purge
+# the Celery queues). Kafka topics have fixed names (SPEC): every test reads them with a consumer
+# group of its own that starts at their current end.
 TEST_ENV = {
     "POSTGRES_DSN": "postgresql://bookstore:bookstore@localhost:5432/bookstore_test",
     "MONGO_DB": "bookstore_test",
     "REDIS_URL": "redis://localhost:6379/1",
+    "CELERY_BROKER_URL": "amqp://guest:guest@localhost:5672/bookstore_test",
     "BRIDGE_GROUP_ID": "bookstore-bridge-test",
     # Never call out of the machine from tests: a closed loopback port makes every process the
     # tests start (beat, generate workers) use the offline Faker fallback at once.

@@ -4,22 +4,36 @@ group starts at the current end of the topics (the topics are shared with other 
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
+import subprocess
+import sys
+import threading
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg2
 import pymongo
 import redis
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
 from bookstore.config import Settings
 from bookstore.kafka import ensure_topics
-from bookstore.topics import BOOKS, CUSTOMERS, DEAD_LETTERS, ENTITY_TOPICS, ORDERS
-from tests.conftest import Processes, wait_until
+from bookstore.topics import (
+    BOOKS,
+    CELERY_QUEUES,
+    CUSTOMERS,
+    DEAD_LETTERS,
+    ENTITY_TOPICS,
+    ORDERS,
+    PARKED_QUEUE,
+)
+from tests.conftest import REPO, Processes, create_database, wait_until
 
 Coord = tuple[str, int, int]
 ORDER_FIELDS = ("customer_id", "book_id", "quantity", "timestamp")
@@ -117,19 +131,84 @@ def build_dataset(n_customers: int, n_books: int, n_orders: int, tag: str = "") 
     return ds
 
 
-def produce(settings: Settings, messages: list[tuple[str, bytes | None, bytes]]) -> set[Coord]:
-    """Send with acks=all; return every record's (topic, partition, offset)."""
-    producer = KafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", linger_ms=5
+Message = tuple[str, bytes | None, bytes | None]  # topic, key, value
+
+
+def test_producer(settings: Settings) -> KafkaProducer:
+    """Idempotent (a Kafka restart never doubles a record), quick to reconnect, and able to send
+    records as large as a topic accepts (1 MiB by default)."""
+    return KafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=5,
+        max_request_size=2 * 1024 * 1024,
+        reconnect_backoff_max_ms=1000,
+        delivery_timeout_ms=300_000,
     )
-    futures = [producer.send(t, key=k, value=v) for t, k, v in messages]
+
+
+def produce_each(
+    settings: Settings, messages: list[Message], partition: int | None = None
+) -> list[Coord]:
+    """Send with acks=all (to one partition if given); every record's coordinates, in order."""
+    producer = test_producer(settings)
+    futures = [producer.send(t, key=k, value=v, partition=partition) for t, k, v in messages]
     producer.flush()
-    coords = set()
+    coords = []
     for f in futures:
         md = f.get(timeout=60)
-        coords.add((md.topic, md.partition, md.offset))
+        coords.append((md.topic, md.partition, md.offset))
     producer.close()
     return coords
+
+
+def produce(settings: Settings, messages: list[Message]) -> set[Coord]:
+    return set(produce_each(settings, messages))
+
+
+class Stream:
+    """Sends messages from a background thread, `per_second` at most, so that a fault injected
+    by the test meanwhile lands mid-stream; `finish()` sends the rest at once."""
+
+    def __init__(self, settings: Settings, messages: list[Message], per_second: int = 200):
+        self.messages = messages
+        self.per_second = per_second
+        self.producer = test_producer(settings)
+        self.futures: list = []
+        self.hurry = threading.Event()
+        self.thread = threading.Thread(target=self._send, daemon=True)
+
+    def start(self) -> Stream:
+        self.thread.start()
+        return self
+
+    def _send(self) -> None:
+        chunk = max(1, self.per_second // 10)
+        for start in range(0, len(self.messages), chunk):
+            for topic, key, value in self.messages[start : start + chunk]:
+                self.futures.append(self.producer.send(topic, key=key, value=value))
+            self.hurry.wait(0.1)  # a tenth of a second per chunk, none once hurried
+
+    @property
+    def sent(self) -> int:
+        return len(self.futures)
+
+    @property
+    def done(self) -> bool:
+        return not self.thread.is_alive()
+
+    def finish(self, timeout: float = 300) -> list[Coord]:
+        """Send what is left, wait for Kafka's acknowledgements; coordinates in message order."""
+        self.hurry.set()
+        self.thread.join(timeout)
+        self.producer.flush(timeout)
+        coords = []
+        for f in self.futures:
+            md = f.get(timeout=timeout)
+            coords.append((md.topic, md.partition, md.offset))
+        self.producer.close()
+        return coords
 
 
 def start_group_at_end(settings: Settings, group: str) -> None:
@@ -144,6 +223,57 @@ def start_group_at_end(settings: Settings, group: str) -> None:
     consumer.close()
 
 
+def purge_task_queues() -> None:
+    """Empty every Celery queue of the tests' RabbitMQ vhost, the parked one too: tasks left by
+    an earlier, interrupted test must not run in this one."""
+    from tasks import app
+    from tasks.queues import declare
+
+    declare(app)
+    with app.connection_for_write() as conn:
+        for queue in (*CELERY_QUEUES, PARKED_QUEUE):
+            conn.default_channel.queue_purge(queue)
+
+
+@dataclass(frozen=True)
+class Namespace:
+    """Stores of their own for one suite: a PostgreSQL database, a MongoDB database and a Redis
+    db, emptied by `reset()`, so that whole-store commands such as `check` judge only its data."""
+
+    name: str
+    redis_db: int
+
+    def env(self, settings: Settings) -> dict[str, str]:
+        base = settings.postgres_dsn.rsplit("/", 1)[0]
+        return {
+            "POSTGRES_DSN": f"{base}/{self.name}",
+            "MONGO_DB": self.name,
+            "REDIS_URL": settings.redis_url.rsplit("/", 1)[0] + f"/{self.redis_db}",
+        }
+
+    def settings(self, settings: Settings) -> Settings:
+        env = self.env(settings)
+        return dataclasses.replace(
+            settings,
+            postgres_dsn=env["POSTGRES_DSN"],
+            mongo_db=env["MONGO_DB"],
+            redis_url=env["REDIS_URL"],
+        )
+
+    def reset(self, settings: Settings) -> None:
+        mine = self.settings(settings)
+        create_database(settings, self.name)
+        with psycopg2.connect(mine.postgres_dsn) as conn, conn.cursor() as cur:
+            cur.execute("DROP TABLE IF EXISTS customers")
+        conn.close()
+        client = pymongo.MongoClient(mine.mongo_uri)
+        client.drop_database(mine.mongo_db)
+        client.close()
+        r = redis.Redis.from_url(mine.redis_url)
+        r.flushdb()
+        r.close()
+
+
 class Pipeline:
     """Workers per queue and a bridge, as real processes, on this test's audit log and group."""
 
@@ -155,6 +285,7 @@ class Pipeline:
         self.env = {"AUDIT_LOG_PATH": str(self.audit_path), "BRIDGE_GROUP_ID": self.group, **env}
         self.workers: dict[str, object] = {}
         start_group_at_end(settings, self.group)
+        purge_task_queues()
 
     def start_workers(self, *queues: str) -> None:
         for q in queues or ("postgres", "mongo", "redis", "audit"):
@@ -170,12 +301,59 @@ class Pipeline:
         lines = self.audit_path.read_text(encoding="utf-8").splitlines()
         return [(r["topic"], r["partition"], r["offset"]) for r in map(json.loads, lines)]
 
-    def wait_audited(self, coords: set[Coord], timeout: float = 240) -> None:
+    def wait_audited(self, coords: Iterable[Coord], timeout: float = 240) -> None:
+        coords = set(coords)
         wait_until(
             lambda: coords <= set(self.audit_coords()),
             timeout,
             f"{len(coords)} records in the audit log",
         )
+
+    def committed(self) -> dict[tuple[str, int], int]:
+        """The bridge group's committed offsets."""
+        admin = KafkaAdminClient(bootstrap_servers=self.settings.kafka_bootstrap_servers)
+        try:
+            offsets = admin.list_group_offsets(self.group).get(self.group, {})
+        finally:
+            admin.close()
+        return {(tp.topic, tp.partition): om.offset for tp, om in offsets.items()}
+
+    def lag(self) -> int:
+        """Records on the entity topics that the bridge group has not committed yet."""
+        consumer = KafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap_servers)
+        try:
+            tps = [
+                TopicPartition(topic, p)
+                for topic in ENTITY_TOPICS
+                for p in consumer.partitions_for_topic(topic)
+            ]
+            ends = consumer.end_offsets(tps)
+        finally:
+            consumer.close()
+        committed = self.committed()
+        return sum(end - committed.get((tp.topic, tp.partition), 0) for tp, end in ends.items())
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess:
+        """`python -m bookstore ARGS` with this pipeline's configuration."""
+        return subprocess.run(
+            [sys.executable, "-m", "bookstore", *args],
+            cwd=REPO,
+            env={**os.environ, **self.env},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+
+    def check(self) -> dict:
+        """`check --json`, which must pass (exit 0)."""
+        result = self.cli("check", "--json")
+        assert result.returncode == 0, result.stdout + result.stderr
+        return json.loads(result.stdout)
+
+    def parked(self) -> list[dict]:
+        result = self.cli("parked", "list", "--json")
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)
 
 
 class Stores:
@@ -233,6 +411,58 @@ class Stores:
         self.pg.close()
         self.mongo.client.close()
         self.redis.close()
+
+
+def dead_letters_of(
+    settings: Settings,
+    origins: Iterable[Coord],
+    until: Iterable[Coord] | None = None,
+    since: dict[int, int] | None = None,
+    timeout: float = 120,
+) -> dict[Coord, list[tuple[bytes | None, bytes | None, dict[str, str]]]]:
+    """Every dead letter whose origin is one of `origins`: (key, value, headers) per origin,
+    read from `since` (partition -> offset, as `end_offsets` gave it before; default: the start
+    of the dead-letter topic) until each of `until` (default: every origin) was seen."""
+    origins = set(origins)
+    wanted = origins if until is None else set(until)
+    found: dict[Coord, list] = {}
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        enable_auto_commit=False,
+        group_id=None,
+        auto_offset_reset="earliest",
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+    )
+    tps = [TopicPartition(DEAD_LETTERS, p) for p in consumer.partitions_for_topic(DEAD_LETTERS)]
+    consumer.assign(tps)
+    for tp in tps:
+        consumer.seek(tp, (since or {}).get(tp.partition, 0))
+    deadline = time.monotonic() + timeout
+    try:
+        while not wanted <= set(found) and time.monotonic() < deadline:
+            for records in consumer.poll(1000).values():
+                for r in records:
+                    headers = {k: v.decode() for k, v in r.headers}
+                    origin = (
+                        headers.get("origin.topic"),
+                        int(headers.get("origin.partition", -1)),
+                        int(headers.get("origin.offset", -1)),
+                    )
+                    if origin in origins:
+                        found.setdefault(origin, []).append((r.key, r.value, headers))
+    finally:
+        consumer.close()
+    return found
+
+
+def end_offsets(settings: Settings, topic: str) -> dict[int, int]:
+    """partition -> the offset the next record of `topic` will get."""
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers)
+    try:
+        tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
+        return {tp.partition: offset for tp, offset in consumer.end_offsets(tps).items()}
+    finally:
+        consumer.close()
 
 
 def dead_letters(settings: Settings, values: set[bytes], timeout: float = 120) -> dict[bytes, dict]:
