@@ -63,8 +63,9 @@ class Settings:
     bridge_batch_max_bytes: int = _int("BRIDGE_BATCH_MAX_BYTES", 4 * 1024 * 1024)
     bridge_max_queue_depth: int = _int("BRIDGE_MAX_QUEUE_DEPTH", 200)
     # How long the group waits for a bridge that stopped answering before its partitions move on
-    # (kafka-python's default, 45 s, is how long consumption stalled after a bridge was killed).
-    bridge_session_timeout_ms: int = _int("BRIDGE_SESSION_TIMEOUT_MS", 10_000)
+    # (kafka-python's default, 45 s, is how long consumption stalled after a bridge was killed);
+    # 6 s is the least a broker accepts by default (group.min.session.timeout.ms).
+    bridge_session_timeout_ms: int = _int("BRIDGE_SESSION_TIMEOUT_MS", 6_000)
     # Optional static group membership: a bridge restarted with the same id takes its partitions
     # back at once, without a rebalance. Must be unique per running bridge.
     bridge_instance_id: str = _str("BRIDGE_INSTANCE_ID", "")

@@ -120,6 +120,7 @@ def producer(settings: Settings) -> KafkaProducer:
                     # A dead letter is as large as the record it keeps (up to its origin topic's
                     # limit, 1 MiB by default); the topic, not the client, sets the bound.
                     max_request_size=32 * 1024 * 1024,
+                    reconnect_backoff_max_ms=1000,  # not 30 s: resume soon after a restart
                 )
             except KafkaTimeoutError:
                 raise KafkaUnavailable(

@@ -62,6 +62,9 @@ def main(argv: list[str] | None = None) -> int:
             session_timeout_ms=settings.bridge_session_timeout_ms,
             heartbeat_interval_ms=max(500, settings.bridge_session_timeout_ms // 4),
             group_instance_id=settings.bridge_instance_id or None,
+            # kafka-python backs off up to 30 s between reconnects: a broker that restarted
+            # would stay unused for that long.
+            reconnect_backoff_max_ms=1000,
         )
     except (KafkaUnavailable, KafkaTimeoutError):
         return fail(

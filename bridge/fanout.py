@@ -173,7 +173,27 @@ class Bridge:
             return
         self.committed.update({tp: om.offset for tp, om in pending.items()})
 
-    def forget(self, partitions: list[TopicPartition]) -> None:
+    def give_up(self, partitions: set[TopicPartition], commit: bool) -> None:
+        """Partitions this bridge no longer holds (rebalance listener: must not block)."""
+        if commit:
+            pending = {
+                tp: OffsetAndMetadata(self.confirmed[tp], "", -1)
+                for tp in partitions
+                if tp in self.confirmed and self.committed.get(tp) != self.confirmed[tp]
+            }
+            if pending:
+                self.consumer.commit_async(offsets=pending, callback=_log_failed_commit)
+        for topic in list(self.buffers):
+            kept = [
+                (r, size)
+                for r, size in zip(self.buffers[topic], self.sizes[topic], strict=True)
+                if TopicPartition(r.topic, r.partition) not in partitions
+            ]
+            self.buffers[topic] = [r for r, _ in kept]
+            self.sizes[topic] = [size for _, size in kept]
+            if not kept:
+                del self.buffers[topic], self.sizes[topic]
+                self.first_buffered_at.pop(topic, None)
         for tp in partitions:
             self.confirmed.pop(tp, None)
             self.committed.pop(tp, None)
@@ -190,6 +210,15 @@ class Bridge:
         if resume:
             self.consumer.resume(*resume)
             _unpark_resumed(self.consumer)
+
+
+def _log_failed_commit(offsets, result) -> None:
+    if isinstance(result, Exception):
+        log.warning(
+            "offset commit of revoked partitions failed (%s): their next owner will "
+            "read some records again",
+            result,
+        )
 
 
 def batches(sizes: list[int], max_count: int, max_bytes: int) -> list[tuple[int, int]]:
@@ -222,15 +251,23 @@ def _unpark_resumed(consumer: KafkaConsumer) -> None:
 
 
 class _Rebalance(ConsumerRebalanceListener):
-    """Before giving partitions up, publish what is buffered and commit what is confirmed."""
+    """Give partitions up without blocking: kafka-python 3 calls this on its I/O thread, where a
+    blocking consumer call raises and a slow one stops the heartbeats.
+
+    Revoked partitions: their confirmed offsets are committed asynchronously (sent before the
+    group's next JoinGroup, on the same connection) and their buffered, unpublished records are
+    dropped: the partitions' next owner reads them again from the committed offset. Lost ones
+    (this bridge was evicted): the same without a commit, which would be refused.
+    """
 
     def __init__(self, bridge: Bridge):
         self.bridge = bridge
 
     def on_partitions_revoked(self, revoked):
-        self.bridge.flush_all()
-        self.bridge.commit()
-        self.bridge.forget(list(revoked))
+        self.bridge.give_up(set(revoked), commit=True)
+
+    def on_partitions_lost(self, lost):
+        self.bridge.give_up(set(lost), commit=False)
 
     def on_partitions_assigned(self, assigned):
         log.info("assigned %s", ", ".join(f"{tp.topic}[{tp.partition}]" for tp in assigned))

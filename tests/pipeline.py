@@ -413,6 +413,31 @@ class Stores:
         self.redis.close()
 
 
+def assert_stored_exactly(stores: Stores, ds) -> None:
+    assert stores.customers(ds.customers) == ds.customers
+    books = stores.books(ds.books)
+    assert set(books) == set(ds.books)
+    for book_id, book in ds.books.items():
+        doc = books[book_id]
+        assert {f: doc[f] for f in ("isbn", "title", "authors", "publishedDate")} == {
+            f: book[f] for f in ("isbn", "title", "authors", "publishedDate")
+        }
+    orders = stores.orders(list(ds.orders))
+    assert set(orders) == set(ds.orders)
+    for order_id, order in ds.orders.items():
+        held = orders[order_id]
+        assert held["customer_id"] == order["customer_id"]
+        assert held["book_id"] == order["book_id"]
+        assert int(held["quantity"]) == order["quantity"]
+        assert held["timestamp"].endswith("Z")
+    per_customer: dict[str, list] = {}
+    for o in ds.orders.values():
+        per_customer.setdefault(o["customer_id"], []).append(o["id"])
+    for customer_id, ids in per_customer.items():
+        history = stores.history(customer_id)
+        assert sorted(history) == sorted(ids)  # each order once in the history
+
+
 def dead_letters_of(
     settings: Settings,
     origins: Iterable[Coord],
