@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -155,16 +156,18 @@ def parse(topic: str, raw: bytes | None, max_bytes: int = RECORD_MAX_BYTES) -> B
             "decode", f"value is not valid UTF-8 ({exc.reason} at byte {exc.start})"
         ) from None
     try:
-        data = json.loads(text, parse_constant=_not_json)
+        data = _DECODER.decode(text)
     except json.JSONDecodeError as exc:
         raise Rejected("decode", f"value is not valid JSON ({exc.msg} at char {exc.pos})") from None
     except _NotJson as exc:
         raise Rejected("decode", str(exc)) from None
+    except _NotFinite as exc:
+        raise Rejected("validate", str(exc)) from None
     except RecursionError:
         raise Rejected("validate", f"nested deeper than {MAX_DEPTH} levels") from None
     except ValueError as exc:  # e.g. an integer of more than 4300 digits
         raise Rejected("validate", f"a number out of range ({exc})") from None
-    problem = _unstorable(data)
+    problem = _unstorable(data) if _may_be_unstorable(text) else None
     if problem:
         raise Rejected("validate", problem)
     if not isinstance(data, dict):
@@ -183,10 +186,37 @@ def _not_json(constant: str) -> None:
     raise _NotJson(f"value is not valid JSON ({constant} is not a JSON number)")
 
 
+class _NotFinite(ValueError):
+    pass
+
+
+def _finite_float(literal: str) -> float:
+    value = float(literal)
+    if not math.isfinite(value):  # e.g. 1e400
+        raise _NotFinite(f"a number out of range ({literal[:20]} is not finite)")
+    return value
+
+
+# The only ways to put U+0000 or a surrogate into a string of valid UTF-8 JSON text (raw control
+# characters are not JSON): the escapes \u0000 and \uD800-\uDFFF (an escaped backslash before
+# "u0000" matches too, which only costs a walk).
+_RISKY_ESCAPE = re.compile(r"\\u(?:0000|[dD][89a-fA-F])")
+
+
+# One decoder for every record (json.loads with options would build a new one per call).
+_DECODER = json.JSONDecoder(parse_constant=_not_json, parse_float=_finite_float)
+
+
+def _may_be_unstorable(text: str) -> bool:
+    """Cheap test on the JSON text, so that most records skip the walk of `_unstorable`: a risky
+    escape, or more brackets than MAX_DEPTH (nothing less can nest that deep)."""
+    return text.count("[") + text.count("{") > MAX_DEPTH or _RISKY_ESCAPE.search(text) is not None
+
+
 def _unstorable(value: Any) -> str | None:
     """Why no store could hold this value faithfully, if so: nesting deeper than MAX_DEPTH, a
-    string (key or value, at any depth) with U+0000 or an unpaired surrogate, a number that is
-    not finite (JSON such as 1e400 parses to infinity)."""
+    string (key or value, at any depth) with U+0000 or an unpaired surrogate. (Numbers that are
+    not finite are refused while parsing.)"""
     stack = [(value, 1)]
     while stack:
         item, depth = stack.pop()
@@ -206,8 +236,6 @@ def _unstorable(value: Any) -> str | None:
             problem = _bad_text(item)
             if problem:
                 return f"a string {problem}"
-        elif isinstance(item, float) and not math.isfinite(item):
-            return "a number out of range (not finite)"
     return None
 
 

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from functools import cache
 
 from celery import Task
@@ -18,6 +19,7 @@ from celery.exceptions import Reject
 
 from bookstore.config import Settings, load_settings
 from bookstore.errors import Verdict, classify, describe, retry_delay
+from tasks.queues import declare_parked
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +65,13 @@ class PolicyTask(Task):
                 exc_info=exc,
             )
         else:
+            # Rejected into a dead-letter exchange that does not exist, a message would vanish.
+            declare_parked(self.app)
             log.error("%s parked after %d retries: %s", self.name, attempt, why)
             return Reject(Parked(f"after {attempt} retries: {why}"), requeue=False)
-        return self.retry(exc=exc, countdown=delay, throw=False)
+        try:
+            return self.retry(exc=exc, countdown=delay, throw=False)
+        except Exception as publish_error:  # the retry could not be sent (e.g. broker blocked)
+            log.warning("%s: could not schedule its retry (%s); requeued", self.name, publish_error)
+            time.sleep(delay)  # not a hot loop: the message comes straight back
+            return Reject(publish_error, requeue=True)

@@ -38,6 +38,13 @@ class QueueMigrationNeeded(RuntimeError):
     """A queue from an earlier release (without dead-lettering) still holds tasks."""
 
 
+def declare_parked(app: Celery) -> None:
+    """Make sure the parked queue exists (before a task is rejected into it)."""
+    with app.connection_for_write() as conn:
+        conn.ensure_connection(max_retries=1, timeout=5)
+        PARKED(conn.default_channel).declare()
+
+
 def declare(app: Celery) -> None:
     """Declare the parked queue, then every task queue with its dead-letter exchange.
 

@@ -8,10 +8,13 @@ import json
 import signal
 import time
 
+import psycopg2
 import pytest
 
+from bookstore.stores.postgres import SCHEMA
 from tests.conftest import Processes, wait_until
 from tests.pipeline import (
+    Namespace,
     Pipeline,
     Stores,
     assert_stored_exactly,
@@ -71,26 +74,51 @@ def test_end_to_end_valid_stored_once_malformed_dead_lettered_all_audited(
     assert stores.snapshot(ds) == before
 
 
-def test_worker_killed_mid_batch_has_its_batch_redelivered(processes, settings, tmp_path, stores):
-    ds = build_dataset(1200, 50, 50)
-    pipeline = Pipeline(processes, settings, tmp_path, BRIDGE_BATCH_SIZE="25")
-    pipeline.start_workers("mongo", "redis", "audit")
+KILL_NS = Namespace("bookstore_kill", redis_db=7)
+
+
+def test_worker_killed_mid_batch_has_its_batch_redelivered(processes, settings, tmp_path):
+    KILL_NS.reset(settings)
+    mine = KILL_NS.settings(settings)
+    # A slow PostgreSQL (a trigger sleeps 40 ms per row): each batch of 25 customers is in
+    # progress for about a second, so the kill lands inside one.
+    with psycopg2.connect(mine.postgres_dsn) as conn, conn.cursor() as cur:
+        cur.execute(SCHEMA)
+        cur.execute(
+            """CREATE OR REPLACE FUNCTION slow() RETURNS trigger AS $$
+               BEGIN PERFORM pg_sleep(0.04); RETURN NEW; END $$ LANGUAGE plpgsql;
+               CREATE TRIGGER slow BEFORE INSERT OR UPDATE ON customers
+                 FOR EACH ROW EXECUTE FUNCTION slow();"""
+        )
+    conn.close()
+    ds = build_dataset(200, 20, 20)
+    env = {**KILL_NS.env(settings), "BRIDGE_BATCH_SIZE": "25"}
+    pipeline = Pipeline(processes, settings, tmp_path, **env)
+    pipeline.start_workers()
     pipeline.start_bridge()
-    coords = produce(settings, ds.messages)
-    pipeline.wait_audited(coords)  # every customer task now waits in the postgres queue
+    produce(settings, ds.messages)
+    stores = Stores(mine)
+    try:
 
-    worker = processes.worker("postgres", env=pipeline.env)
-    wait_until(
-        lambda: 0 < len(stores.customers(ds.customers)) < len(ds.customers),
-        120,
-        "the postgres worker to be part-way through the customers",
-    )
-    Processes.stop(worker, signal.SIGKILL)  # the worker and its pool process, mid-batch
-    assert len(stores.customers(ds.customers)) < len(ds.customers)
+        def mid_batch() -> bool:
+            with stores.pg.cursor() as cur:
+                cur.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND state = 'active'"
+                    " AND pid <> pg_backend_pid() AND query LIKE '%%INSERT INTO customers%%'",
+                    (KILL_NS.name,),
+                )
+                writing = cur.fetchone()[0]
+            return writing > 0 and 0 < len(stores.customers(ds.customers)) < len(ds.customers)
 
-    processes.worker("postgres", env=pipeline.env)
-    wait_until(lambda: stores.complete(ds), 240, "every customer after the restart")
-    assert_stored_exactly(stores, ds)
+        wait_until(mid_batch, 120, "the postgres worker to be inside a batch, part-way through")
+        Processes.stop(pipeline.workers["postgres"], signal.SIGKILL)  # the worker and its pool
+        assert len(stores.customers(ds.customers)) < len(ds.customers)
+
+        processes.worker("postgres", env=pipeline.env)
+        wait_until(lambda: stores.complete(ds), 240, "every customer after the restart")
+        assert_stored_exactly(stores, ds)
+    finally:
+        stores.close()
 
 
 def test_two_bridges_share_the_partitions_and_lose_nothing_across_the_rebalance(

@@ -34,7 +34,7 @@ from tests.pipeline import (
 )
 from tests.poison import Bad
 
-NS = Namespace("bookstore_poison", redis_db=3)
+NS = Namespace("bookstore_poison", redis_db=6)
 VALID_AROUND = 4  # valid records before, between and after the bad ones
 
 

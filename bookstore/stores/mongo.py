@@ -135,26 +135,18 @@ class BookStore:
 
 
 def _document(book: Book, record: Record) -> dict[str, Any]:
+    return {**book.document(), "_source": source_version(record)}
+
+
+def source_version(record: Record) -> str:
+    """The record a document came from, as one string that sorts in Kafka order (timestamp,
+    partition, offset; fixed widths). One scalar field, not a sub-document: FerretDB pays per
+    field, and a sub-document made every book insert 60% slower."""
     timestamp, partition, offset = record.kafka_order
-    return {
-        **book.document(),
-        "_source": {"timestamp": timestamp, "partition": partition, "offset": offset},
-    }
+    return f"{timestamp:015d}:{partition:05d}:{offset:019d}"
 
 
 def _older_than(record: Record) -> dict[str, Any]:
-    """A filter matching a document written from an earlier record than `record` (or from
-    before documents remembered their record)."""
-    timestamp, partition, offset = record.kafka_order
-    return {
-        "$or": [
-            {"_source": {"$exists": False}},
-            {"_source.timestamp": {"$lt": timestamp}},
-            {"_source.timestamp": timestamp, "_source.partition": {"$lt": partition}},
-            {
-                "_source.timestamp": timestamp,
-                "_source.partition": partition,
-                "_source.offset": {"$lt": offset},
-            },
-        ]
-    }
+    """A filter matching a document written from an earlier record than `record`, or from
+    before documents remembered their record (no `_source`)."""
+    return {"_source": {"$not": {"$gte": source_version(record)}}}
