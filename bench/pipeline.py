@@ -1,180 +1,622 @@
-"""Benchmark: end-to-end pipeline throughput vs a direct sink, on the same servers, same run.
+"""Benchmark: the pipeline against a naive per-record sink (the floor a user comes from) and a
+parallel direct sink (the ceiling), on one backlog, the same servers, in the same run.
 
-    .venv/bin/python bench/pipeline.py [--messages 20000] [--batch-size 500] [--concurrency 1]
+    .venv/bin/python bench/pipeline.py [--records 30000] [--repeat 3] [--batch-size 500]
+                                       [--naive-records 2000] [--latency 0.1,0.5] [--seconds 12]
 
-1. produces N valid messages (customers, books, orders in equal parts) to Kafka;
-2. direct sink (the ceiling): one process, Kafka consumer -> the same batched store writes and
-   audit append the workers do, no Celery;
-3. pipeline: the bridge + one Celery worker per queue, as in production;
-and prints messages/s for both and the ratio. Each run reads the same records from Kafka (its own
-consumer group) and writes into its own empty databases.
+Throughput: a backlog of valid records (a third per topic) is produced once; every run drains it
+into empty stores of its own with consumer groups of its own; runs are interleaved (naive,
+direct, pipeline, naive, ...) and reported as median and range. The clock starts when the
+consumers hold their partitions and stops when the last store and the audit log are complete, as
+the processes report it themselves (the workers' task results, the sinks' own counts): nothing
+polls the measured servers meanwhile. CPU-seconds per record are counted for every process and
+every server (psutil): stable on a noisy machine, where msg/s is not.
+
+Latency: records produced at a fixed fraction of the pipeline's measured maximum; produce ->
+stored for a sample of them (looked up by key in their store every 10 ms), per peer.
+
+The benchmark produces to the real topics: a running bridge of the default group stores them too.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import re
+import signal
+import statistics
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+import psutil  # noqa: E402
 import psycopg2  # noqa: E402
 import pymongo  # noqa: E402
 import redis  # noqa: E402
-from kafka import KafkaConsumer, TopicPartition  # noqa: E402
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition  # noqa: E402
 from kafka.structs import OffsetAndMetadata  # noqa: E402
+from kombu import Connection  # noqa: E402
 
-from bookstore.config import load_settings  # noqa: E402
+from bookstore.config import Settings, load_settings  # noqa: E402
 from bookstore.kafka import ensure_topics  # noqa: E402
-from bookstore.topics import ENTITY_TOPICS  # noqa: E402
-from tests.conftest import Processes  # noqa: E402
-from tests.pipeline import build_dataset, produce  # noqa: E402
+from bookstore.topics import (  # noqa: E402
+    BOOKS,
+    CELERY_QUEUES,
+    CUSTOMERS,
+    ENTITY_TOPICS,
+    ORDERS,
+    STORE_QUEUE,
+)
+
+SERVERS = ("kafka", "postgres", "mongo", "redis", "rabbitmq")
+RUN_DIR = REPO / ".services" / "run"
+REDIS_DB = 4  # the benchmark's own; emptied before each run
+BENCH_VHOST_QUEUES = (*CELERY_QUEUES,)
 
 
-def fresh_namespace(name: str, redis_db: int) -> dict[str, str]:
-    """Empty PostgreSQL/MongoDB/Redis namespaces for one run."""
-    base = load_settings()
-    admin = psycopg2.connect(base.postgres_dsn.rsplit("/", 1)[0] + "/bookstore")
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        cur.execute(f'CREATE DATABASE "{name}"')
-    admin.close()
-    pymongo.MongoClient(base.mongo_uri).drop_database(name)
-    redis_url = base.redis_url.rsplit("/", 1)[0] + f"/{redis_db}"
-    redis.Redis.from_url(redis_url).flushdb()
-    return {
-        "POSTGRES_DSN": base.postgres_dsn.rsplit("/", 1)[0] + f"/{name}",
-        "MONGO_DB": name,
-        "REDIS_URL": redis_url,
-        "AUDIT_LOG_PATH": str(Path(tempfile.mkdtemp(prefix=f"{name}-")) / "messages.log"),
-        "BRIDGE_GROUP_ID": f"{name}-{uuid.uuid4().hex[:6]}",
-    }
+# --- the workload -------------------------------------------------------------------------------
 
 
-def commit_offsets(group: str, offsets: dict[TopicPartition, int]) -> None:
-    consumer = KafkaConsumer(
-        bootstrap_servers=load_settings().kafka_bootstrap_servers,
-        group_id=group,
-        enable_auto_commit=False,
+def records(n: int, tag: str) -> list[tuple[str, bytes, bytes]]:
+    """n valid records in the original format, a third per topic; orders reference the others."""
+    third = n // 3
+    out: list[tuple[str, bytes, bytes]] = []
+    customers = [str(uuid.uuid4()) for _ in range(third)]
+    books = [f"{tag}-vol{i}" for i in range(third)]
+    for i, cid in enumerate(customers):
+        value = {"id": cid, "name": f"Cliente {i} ção", "email": f"c{i}.{tag}@example.com"}
+        out.append((CUSTOMERS, cid.encode(), json.dumps(value).encode()))
+    for i, bid in enumerate(books):
+        value = {"id": bid, "isbn": f"978{i:010d}", "title": f"Livro {i}", "authors": [f"A {i}"]}
+        out.append((BOOKS, bid.encode(), json.dumps({**value, "publishedDate": "2004"}).encode()))
+    for i in range(n - 2 * third):
+        oid = str(uuid.uuid4())
+        value = {
+            "id": oid,
+            "customer_id": customers[i % third],
+            "book_id": books[i % third],
+            "quantity": 1 + i % 5,
+            "timestamp": 1_700_000_000 + i,
+        }
+        out.append((ORDERS, oid.encode(), json.dumps(value).encode()))
+    return out
+
+
+def producer(settings: Settings) -> KafkaProducer:
+    return KafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", linger_ms=5
     )
-    consumer.commit({tp: OffsetAndMetadata(o, "", -1) for tp, o in offsets.items()})
-    consumer.close()
 
 
-def end_offsets() -> dict[TopicPartition, int]:
-    consumer = KafkaConsumer(bootstrap_servers=load_settings().kafka_bootstrap_servers)
+def end_offsets(settings: Settings) -> dict[TopicPartition, int]:
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers)
     tps = [TopicPartition(t, p) for t in ENTITY_TOPICS for p in consumer.partitions_for_topic(t)]
     ends = consumer.end_offsets(tps)
     consumer.close()
     return ends
 
 
-def count_lines(path: str) -> int:
-    try:
-        with open(path, "rb") as f:
-            return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
-    except FileNotFoundError:
-        return 0
-
-
-def run_direct(env: dict[str, str], n: int, batch: int) -> float:
-    """The ceiling: consume and write in one process, no Celery in between."""
-    os.environ.update(env)
-    from bookstore.persist import Persister
-    from bookstore.records import Record
-    from bookstore.stores.audit import AuditLog
-
-    settings = load_settings()
-    persister, audit = Persister(settings), AuditLog(settings.audit_log_path)
+def commit(settings: Settings, group: str, offsets: dict[TopicPartition, int]) -> None:
     consumer = KafkaConsumer(
-        *ENTITY_TOPICS,
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        group_id=settings.bridge_group_id,
-        enable_auto_commit=False,
-        max_poll_records=batch,
+        bootstrap_servers=settings.kafka_bootstrap_servers, group_id=group, enable_auto_commit=False
     )
-    done, started = 0, time.perf_counter()
-    while done < n:
-        for tp, messages in consumer.poll(timeout_ms=500, max_records=batch).items():
-            records = [Record.from_kafka(m) for m in messages]
-            persister.persist(tp.topic, records)
-            audit.append([r.to_wire() for r in records])
-            done += len(records)
-        consumer.commit()
-    elapsed = time.perf_counter() - started
+    consumer.commit({tp: OffsetAndMetadata(o, "", -1) for tp, o in offsets.items()})
     consumer.close()
-    return n / elapsed
 
 
-def run_pipeline(env: dict[str, str], n: int, batch: int, concurrency: int) -> float:
-    processes = Processes(Path(env["AUDIT_LOG_PATH"]).parent)
-    env = {**env, "BRIDGE_BATCH_SIZE": str(batch)}
-    for queue in ("postgres", "mongo", "redis", "audit"):
-        processes.worker(queue, concurrency=concurrency, env=env)
-    time.sleep(8)  # workers up before the clock starts
-    started = time.perf_counter()
-    processes.start("bridge", "-m", "bridge", env=env)
-    try:
-        stores_done = _stores_counter(env)
-        while count_lines(env["AUDIT_LOG_PATH"]) < n or stores_done() < n:
-            time.sleep(0.2)
-        return n / (time.perf_counter() - started)
-    finally:
-        processes.stop_all()
+# --- a run's own stores --------------------------------------------------------------------------
 
 
-def _stores_counter(env: dict[str, str]):
-    pg = psycopg2.connect(env["POSTGRES_DSN"])
-    pg.autocommit = True
-    mongo = pymongo.MongoClient(load_settings().mongo_uri)[env["MONGO_DB"]]
-    r = redis.Redis.from_url(env["REDIS_URL"])
+@dataclass
+class Namespace:
+    """Empty stores, a consumer group, an audit file and a log directory for one run."""
 
-    def count() -> int:
-        with pg.cursor() as cur:
+    settings: Settings
+    name: str = field(default_factory=lambda: f"bench_{uuid.uuid4().hex[:8]}")
+    dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="bench-")))
+
+    def __post_init__(self) -> None:
+        base = self.settings
+        admin = psycopg2.connect(base.postgres_dsn.rsplit("/", 1)[0] + "/bookstore")
+        admin.autocommit = True
+        with admin.cursor() as cur:
+            cur.execute(f'CREATE DATABASE "{self.name}"')
+        admin.close()
+        redis.Redis.from_url(self.redis_url).flushdb()
+
+    @property
+    def redis_url(self) -> str:
+        return self.settings.redis_url.rsplit("/", 1)[0] + f"/{REDIS_DB}"
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {
+            "POSTGRES_DSN": self.settings.postgres_dsn.rsplit("/", 1)[0] + f"/{self.name}",
+            "MONGO_DB": self.name,
+            "REDIS_URL": self.redis_url,
+            "AUDIT_LOG_PATH": str(self.dir / "messages.log"),
+            "BRIDGE_GROUP_ID": self.name,
+            "GO_FILE": str(self.dir / "go"),
+        }
+
+    def drop(self) -> None:
+        admin = psycopg2.connect(self.settings.postgres_dsn.rsplit("/", 1)[0] + "/bookstore")
+        admin.autocommit = True
+        with admin.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+        admin.close()
+        pymongo.MongoClient(self.settings.mongo_uri).drop_database(self.name)
+
+
+# --- processes and their CPU ---------------------------------------------------------------------
+
+
+class Processes:
+    def __init__(self, log_dir: Path, env: dict[str, str]):
+        self.log_dir, self.env = log_dir, {**os.environ, **env}
+        self.procs: dict[str, subprocess.Popen] = {}
+
+    def start(self, name: str, *args: str) -> subprocess.Popen:
+        log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 (closed with the process)
+        proc = subprocess.Popen(
+            [sys.executable, *args], cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT
+        )
+        self.procs[name] = proc
+        return proc
+
+    def worker(self, queue: str) -> None:
+        self.start(
+            f"worker-{queue}",
+            *("-m", "celery", "-A", "tasks", "worker", "-Q", queue, "-n", f"bench-{queue}@%h"),
+            *("--concurrency=1", "--loglevel=INFO", "--without-mingle", "--without-gossip"),
+        )
+
+    def log(self, name: str) -> str:
+        return (self.log_dir / f"{name}.log").read_text(errors="replace")
+
+    def stop_all(self) -> None:
+        for proc in self.procs.values():
+            proc.terminate()
+        for proc in self.procs.values():
             try:
-                cur.execute("SELECT count(*) FROM customers")
-                customers = cur.fetchone()[0]
-            except psycopg2.errors.UndefinedTable:
-                customers = 0
-        return customers + mongo.books.estimated_document_count() + r.scard("orders")
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
-    return count
+
+def server_pids() -> dict[str, int]:
+    pids = {}
+    for name in SERVERS:
+        try:
+            pids[name] = int((RUN_DIR / f"{name}.pid").read_text().split()[0])
+        except (OSError, ValueError):
+            continue
+    return pids
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU-seconds (user + system) of a process and its live descendants."""
+    try:
+        root = psutil.Process(pid)
+        total = 0.0
+        for p in [root, *root.children(recursive=True)]:
+            try:
+                t = p.cpu_times()
+                total += t.user + t.system
+            except psutil.NoSuchProcess:
+                pass
+        return total
+    except psutil.NoSuchProcess:
+        return 0.0
+
+
+def cpu_by_group(groups: dict[str, list[int]]) -> dict[str, float]:
+    return {name: sum(tree_cpu(pid) for pid in pids) for name, pids in groups.items()}
+
+
+@dataclass
+class Run:
+    peer: str
+    records: int
+    seconds: float
+    cpu: dict[str, float]  # group -> CPU-seconds during the run
+
+    @property
+    def rate(self) -> float:
+        return self.records / self.seconds
+
+    @property
+    def cpu_us_per_record(self) -> float:
+        return sum(self.cpu.values()) / self.records * 1e6
+
+
+def measured(
+    peer: str,
+    n: int,
+    groups: Callable[[], dict[str, list[int]]],
+    start: Callable[[], float],
+    finished: Callable[[], float | None],
+) -> Run:
+    """`start()` the clock (it returns the epoch time the consumers held their partitions),
+    sample CPU, wait until `finished()` gives the epoch time of completion, sample CPU again.
+    (Sampling after the start leaves the bridge's start-up out of its CPU.)"""
+    t0 = start()
+    before = cpu_by_group(groups())
+    while (t1 := finished()) is None:
+        time.sleep(0.2)
+    after = cpu_by_group(groups())
+    return Run(peer, n, t1 - t0, {k: after[k] - before.get(k, 0.0) for k in after})
+
+
+def events(text: str, kind: str) -> list[float]:
+    return [e["at"] for e in map(json.loads, text.splitlines()) if e.get("event") == kind]
+
+
+# --- the peers -----------------------------------------------------------------------------------
+
+
+def run_sinks(settings: Settings, start: dict, roles: dict[str, int], label: str) -> Run:
+    """Naive ({"naive": n}) or parallel direct ({role: records}) sink processes."""
+    ns = Namespace(settings)
+    for role in roles:
+        commit(settings, f"{ns.name}-{role}", start)
+    procs = Processes(ns.dir, ns.env)
+    for role, expect in roles.items():
+        procs.env["EXPECT"] = str(expect)
+        args = ["naive"] if role == "naive" else ["direct", role]
+        procs.start(role, str(REPO / "bench/sinks.py"), *args)
+    try:
+        while not all(events(procs.log(r), "ready") for r in roles):
+            time.sleep(0.05)
+
+        def go() -> float:
+            (ns.dir / "go").touch()
+            return time.time()
+
+        def finished() -> float | None:
+            done = [events(procs.log(r), "done") for r in roles]
+            return max(d[0] for d in done) if all(done) else None
+
+        def groups() -> dict[str, list[int]]:
+            return {"sinks": [p.pid for p in procs.procs.values()], **_servers()}
+
+        return measured(label, sum(roles.values()), groups, go, finished)
+    finally:
+        procs.stop_all()
+        ns.drop()
+
+
+_RESULT = re.compile(
+    r"^\[(\S+ \S+?): INFO/ForkPoolWorker-\d+\] Task \S+ succeeded in \S+: (.*)$", re.M
+)
+_ASSIGNED = re.compile(r"^(\S+ \S+) INFO bridge: assigned \S", re.M)
+
+
+def _log_time(stamp: str) -> float:
+    return datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f").timestamp()
+
+
+def run_pipeline(settings: Settings, start: dict, per_topic: dict[str, int], batch: int) -> Run:
+    ns = Namespace(settings)
+    commit(settings, ns.name, start)
+    purge_task_queues(settings)
+    procs = Processes(ns.dir, {**ns.env, "BRIDGE_BATCH_SIZE": str(batch)})
+    queues = {**{q: t for t, q in STORE_QUEUE.items()}, "audit": None}
+    for queue in queues:
+        procs.worker(queue)
+    spies: list[subprocess.Popen] = []
+    try:
+        while not all(" ready." in procs.log(f"worker-{q}") for q in queues):
+            time.sleep(0.1)
+
+        def start_bridge() -> float:
+            procs.start("bridge", "-m", "bridge")
+            while not (m := _ASSIGNED.search(procs.log("bridge"))):
+                time.sleep(0.01)
+            if PROFILE_DIR:
+                spies.extend(profile(procs))
+            return _log_time(m.group(1))
+
+        def finished() -> float | None:
+            """When the last task that completed the set ended, from the workers' task results."""
+            last = 0.0
+            for queue, topic in queues.items():
+                stored, when = 0, 0.0
+                for stamp, result in _RESULT.findall(procs.log(f"worker-{queue}")):
+                    m = re.search(r"'stored': (\d+)", result)
+                    stored += int(m.group(1)) if m else int(result)
+                    when = _log_time(stamp)
+                if stored < (per_topic[topic] if topic else sum(per_topic.values())):
+                    return None
+                last = max(last, when)
+            return last
+
+        def groups() -> dict[str, list[int]]:
+            workers = [p.pid for n, p in procs.procs.items() if n.startswith("worker-")]
+            bridge = [procs.procs["bridge"].pid] if "bridge" in procs.procs else []
+            return {"bridge": bridge, "workers": workers, **_servers()}
+
+        return measured("pipeline", sum(per_topic.values()), groups, start_bridge, finished)
+    finally:
+        for spy in spies:
+            spy.send_signal(signal.SIGINT)  # py-spy writes its samples on SIGINT
+            spy.wait()
+        procs.stop_all()
+        ns.drop()
+        if spies:
+            print_profiles()
+
+
+PROFILE_DIR: Path | None = None
+
+
+def profile(procs: Processes) -> list[subprocess.Popen]:
+    """py-spy (dev requirement) samples the bridge and each worker's pool process."""
+    PROFILE_DIR.mkdir(parents=True, exist_ok=True)
+    targets = {"bridge": procs.procs["bridge"].pid}
+    for name, proc in procs.procs.items():
+        if name.startswith("worker-"):
+            children = psutil.Process(proc.pid).children()
+            targets[name] = children[0].pid if children else proc.pid
+    return [
+        subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / "py-spy"),
+                "record",
+                "--pid",
+                str(pid),
+                "--rate",
+                "200",
+                "--format",
+                "raw",
+                "--output",
+                str(PROFILE_DIR / f"{name}.txt"),
+                "--nonblocking",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for name, pid in targets.items()
+    ]
+
+
+def print_profiles(top: int = 8) -> None:
+    """The functions each process spent its samples in (self time), largest first."""
+    for path in sorted(PROFILE_DIR.glob("*.txt")):
+        own: dict[str, int] = {}
+        total = 0
+        for line in path.read_text().splitlines():
+            stack, _, count = line.rpartition(" ")
+            frame = stack.rsplit(";", 1)[-1]
+            own[frame] = own.get(frame, 0) + int(count)
+            total += int(count)
+        print(f"  profile {path.stem} ({total} samples):")
+        for frame, n in sorted(own.items(), key=lambda kv: -kv[1])[:top]:
+            print(f"    {n / total:6.1%}  {frame[:110]}")
+
+
+def _servers() -> dict[str, list[int]]:
+    return {name: [pid] for name, pid in server_pids().items()}
+
+
+def purge_task_queues(settings: Settings) -> None:
+    """Tasks left by an interrupted run must not count in this one."""
+    from tasks import app
+    from tasks.queues import declare
+
+    declare(app)
+    with Connection(settings.celery_broker_url) as conn:
+        for queue in BENCH_VHOST_QUEUES:
+            conn.default_channel.queue_purge(queue)
+
+
+# --- latency -------------------------------------------------------------------------------------
+
+
+class Probe:
+    """Looks a sample of sent records up by key in their stores every 10 ms; the first time each
+    is found, minus its send time, is its latency."""
+
+    def __init__(self, ns: Namespace):
+        self.pg = psycopg2.connect(ns.env["POSTGRES_DSN"])
+        self.pg.autocommit = True
+        self.mongo = pymongo.MongoClient(ns.settings.mongo_uri)[ns.name].books
+        self.redis = redis.Redis.from_url(ns.redis_url)
+        self.pending: dict[tuple[str, str], float] = {}
+        self.latencies: list[float] = []
+        self.lock = threading.Lock()
+        self.stopping = False
+
+    def sent(self, topic: str, key: str, at: float) -> None:
+        with self.lock:
+            self.pending[(topic, key)] = at
+
+    def run(self) -> None:
+        while not self.stopping:
+            with self.lock:
+                waiting = dict(self.pending)
+            found = self._found(waiting)
+            now = time.time()
+            with self.lock:
+                for k in found:
+                    self.latencies.append(now - self.pending.pop(k))
+            time.sleep(0.01)
+
+    def _found(self, waiting: dict[tuple[str, str], float]) -> list[tuple[str, str]]:
+        found = []
+        customers = [k for t, k in waiting if t == CUSTOMERS]
+        if customers:
+            with self.pg.cursor() as cur:
+                try:
+                    cur.execute(
+                        "SELECT id::text FROM customers WHERE id = ANY(%s::uuid[])", (customers,)
+                    )
+                    found += [(CUSTOMERS, r[0]) for r in cur.fetchall()]
+                except psycopg2.errors.UndefinedTable:
+                    pass
+        for t, k in waiting:
+            if t == BOOKS and self.mongo.find_one({"_id": k}, {"_id": 1}):
+                found.append((t, k))
+        orders = [k for t, k in waiting if t == ORDERS]
+        if orders:
+            pipe = self.redis.pipeline(transaction=False)
+            for k in orders:
+                pipe.exists(f"order:{k}")
+            found += [(ORDERS, k) for k, hit in zip(orders, pipe.execute(), strict=True) if hit]
+        return found
+
+
+def latency(settings: Settings, peer: str, rate: float, seconds: float, batch: int) -> list[float]:
+    """Run `peer` on fresh stores; produce `rate` records/s for `seconds`; sampled latencies."""
+    ns = Namespace(settings)
+    start = end_offsets(settings)
+    env = {**ns.env, "BRIDGE_BATCH_SIZE": str(batch)}
+    procs = Processes(ns.dir, env)
+    n = int(rate * seconds)
+    if peer == "pipeline":
+        commit(settings, ns.name, start)
+        purge_task_queues(settings)
+        for queue in (*STORE_QUEUE.values(), "audit"):
+            procs.worker(queue)
+        while not all(" ready." in procs.log(f"worker-{q}") for q in (*STORE_QUEUE.values(),)):
+            time.sleep(0.1)
+        procs.start("bridge", "-m", "bridge")
+        while not _ASSIGNED.search(procs.log("bridge")):
+            time.sleep(0.05)
+    else:
+        for role in (*ENTITY_TOPICS, "audit"):
+            commit(settings, f"{ns.name}-{role}", start)
+            procs.env["EXPECT"] = str(n // 3 if role != "audit" else n)
+            procs.start(role, str(REPO / "bench/sinks.py"), "direct", role)
+        while not all(events(procs.log(r), "ready") for r in (*ENTITY_TOPICS, "audit")):
+            time.sleep(0.05)
+        (ns.dir / "go").touch()
+    probe = Probe(ns)
+    thread = threading.Thread(target=probe.run, daemon=True)
+    thread.start()
+    kafka = producer(settings)
+    workload = records(n, uuid.uuid4().hex[:6])
+    order = [workload[i // 3 + (i % 3) * (n // 3)] for i in range(3 * (n // 3))]  # interleaved
+    began = time.time()
+    try:
+        for i, (topic, key, value) in enumerate(order):
+            due = began + i / rate
+            if (wait := due - time.time()) > 0:
+                time.sleep(wait)
+            kafka.send(topic, key=key, value=value)
+            if i % 10 == 0:
+                probe.sent(topic, key.decode(), time.time())
+        kafka.flush()
+        deadline = time.time() + 60
+        while probe.pending and time.time() < deadline:
+            time.sleep(0.1)
+    finally:
+        probe.stopping = True
+        thread.join()
+        kafka.close()
+        procs.stop_all()
+        ns.drop()
+    return probe.latencies
+
+
+# --- report --------------------------------------------------------------------------------------
+
+
+def spread(values: list[float]) -> str:
+    return f"{statistics.median(values):8,.0f}  ({min(values):,.0f}-{max(values):,.0f})"
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--messages", type=int, default=20000)
-    parser.add_argument("--batch-size", type=int, default=500)
-    parser.add_argument("--concurrency", type=int, default=1, help="processes per worker")
-    args = parser.parse_args()
-    third = args.messages // 3
-    ensure_topics(load_settings())
-    start = end_offsets()
-    ds = build_dataset(third, third, args.messages - 2 * third)
-    n = len(ds.messages[: args.messages])
-    t = time.perf_counter()
-    produce(load_settings(), ds.messages[:n])
-    print(f"produced {n} messages in {time.perf_counter() - t:.1f}s")
-
-    direct_env = fresh_namespace("bench_direct", 3)
-    commit_offsets(direct_env["BRIDGE_GROUP_ID"], start)
-    pipeline_env = fresh_namespace("bench_pipeline", 4)
-    commit_offsets(pipeline_env["BRIDGE_GROUP_ID"], start)
-
-    pipeline = run_pipeline(pipeline_env, n, args.batch_size, args.concurrency)
-    direct = run_direct(direct_env, n, args.batch_size)
-    print(f"direct sink : {direct:8.0f} messages/s")
-    print(
-        f"pipeline    : {pipeline:8.0f} messages/s  (batch {args.batch_size}, "
-        f"{args.concurrency} process(es) per worker)"
+    parser.add_argument("--records", type=int, default=30000, help="backlog size")
+    parser.add_argument(
+        "--naive-records", type=int, default=2000, help="how many the naive sink drains"
     )
-    print(f"ratio       : {pipeline / direct:8.2f} of the direct sink")
+    parser.add_argument("--repeat", type=int, default=3, help="interleaved runs per peer")
+    parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument("--latency", default="0.1,0.5", help="fractions of the maximum, or ''")
+    parser.add_argument("--seconds", type=float, default=12, help="per latency measurement")
+    parser.add_argument("--peers", default="naive,direct,pipeline", help="which peers to run")
+    parser.add_argument(
+        "--profile", metavar="DIR", help="py-spy the bridge and the workers of the pipeline runs"
+    )
+    args = parser.parse_args()
+    global PROFILE_DIR
+    PROFILE_DIR = Path(args.profile) if args.profile else None
+    settings = load_settings()
+    ensure_topics(settings)
+
+    start = end_offsets(settings)
+    workload = records(args.records, uuid.uuid4().hex[:6])
+    kafka = producer(settings)
+    for topic, key, value in workload:
+        kafka.send(topic, key=key, value=value)
+    kafka.flush()
+    kafka.close()
+    per_topic = {t: sum(1 for w in workload if w[0] == t) for t in ENTITY_TOPICS}
+    roles = {**per_topic, "audit": len(workload)}
+    print(f"backlog: {len(workload):,} records; {args.repeat} interleaved runs per peer\n")
+
+    peers = {
+        "naive": lambda: run_sinks(settings, start, {"naive": args.naive_records}, "naive"),
+        "direct": lambda: run_sinks(settings, start, roles, "direct"),
+        "pipeline": lambda: run_pipeline(settings, start, per_topic, args.batch_size),
+    }
+    runs: dict[str, list[Run]] = {p: [] for p in args.peers.split(",")}
+    for i in range(args.repeat):
+        for peer, rs in runs.items():
+            rs.append(peers[peer]())
+        print(f"  run {i + 1}: " + ", ".join(f"{p} {r[-1].rate:,.0f}/s" for p, r in runs.items()))
+
+    print(f"\n{'peer':<22}{'msg/s median (range)':>28}{'CPU µs/record':>16}")
+    names = {"naive": "naive per-record", "direct": "parallel direct", "pipeline": "pipeline"}
+    for peer, rs in runs.items():
+        cpu = statistics.median(r.cpu_us_per_record for r in rs)
+        print(f"{names[peer]:<22}{spread([r.rate for r in rs]):>28}{cpu:>16,.0f}")
+    if "pipeline" not in runs:
+        return
+    pipeline = statistics.median(r.rate for r in runs["pipeline"])
+    for peer in ("naive", "direct"):
+        if peer in runs:
+            ratio = pipeline / statistics.median(r.rate for r in runs[peer])
+            print(f"pipeline / {names[peer]}: {ratio:.2f}")
+    print("\nCPU µs per record by process (median):")
+    for peer, rs in runs.items():
+        parts = {
+            g: statistics.median(r.cpu.get(g, 0) / r.records * 1e6 for r in rs) for g in rs[0].cpu
+        }
+        print(f"  {names[peer]:<20}" + "  ".join(f"{g} {us:,.0f}" for g, us in parts.items()))
+
+    fractions = [float(f) for f in args.latency.split(",") if f]
+    if fractions:
+        print(f"\nlatency produce -> stored, ms (at a fraction of {pipeline:,.0f} msg/s):")
+        print(f"{'load':<16}{'peer':<18}{'p50':>8}{'p90':>8}{'p99':>8}{'samples':>9}")
+        for fraction in fractions:
+            rate = pipeline * fraction
+            for peer in ("direct", "pipeline"):
+                lat = latency(settings, peer, rate, args.seconds, args.batch_size)
+                ms = [1000 * x for x in lat]
+                label = f"{fraction:.0%} ({rate:,.0f}/s)"
+                print(
+                    f"{label:<16}{names[peer]:<18}{percentile(ms, 0.5):8.0f}"
+                    f"{percentile(ms, 0.9):8.0f}{percentile(ms, 0.99):8.0f}{len(ms):9}"
+                )
 
 
 if __name__ == "__main__":

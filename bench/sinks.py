@@ -1,0 +1,111 @@
+"""The peers the pipeline is measured against, each run as a process by bench/pipeline.py:
+
+    python bench/sinks.py naive        the floor a user comes from: one consumer for the three
+                                       topics, and per record one store write, one audit append
+                                       and one offset commit (as the original system stored data)
+    python bench/sinks.py direct ROLE  the ceiling: one process per store (ROLE customers, books,
+                                       orders, or audit for all three topics), each consuming its
+                                       own topic(s) and writing batches with the workers' own code,
+                                       no Celery in between
+
+Configured by the environment, as the product (BRIDGE_GROUP_ID is the consumer group, suffixed
+by the role), plus EXPECT (how many records to store) and GO_FILE (starts once it exists). Prints
+JSON lines, times in epoch seconds: {"event": "ready"} once the consumer holds its partitions,
+then {"event": "done", "records": n}.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from kafka import KafkaConsumer, TopicPartition  # noqa: E402
+from kafka.structs import OffsetAndMetadata  # noqa: E402
+
+from bookstore.config import load_settings  # noqa: E402
+from bookstore.persist import Persister  # noqa: E402
+from bookstore.records import Record  # noqa: E402
+from bookstore.stores.audit import AuditLog  # noqa: E402
+from bookstore.topics import ENTITY_TOPICS  # noqa: E402
+
+
+def report(event: str, **fields: object) -> None:
+    print(json.dumps({"event": event, "at": time.time(), **fields}), flush=True)
+
+
+def consumer(topics: tuple[str, ...], group: str, batch: int) -> KafkaConsumer:
+    """Holds every partition of `topics` at once (assign, no group join: nothing to wait for),
+    from `group`'s committed offsets; reports ready, then waits for the driver's go (GO_FILE)."""
+    settings = load_settings()
+    c = KafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        group_id=group,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_poll_records=batch,
+    )
+    c.assign([TopicPartition(t, p) for t in topics for p in c.partitions_for_topic(t)])
+    for tp in c.assignment():
+        c.position(tp)  # resolve the committed offset now, not on the clock
+    report("ready")
+    go = Path(os.environ["GO_FILE"])
+    while not go.exists():
+        time.sleep(0.01)
+    return c
+
+
+def naive(expect: int) -> None:
+    settings = load_settings()
+    persister, audit = Persister(settings), AuditLog(settings.audit_log_path)
+    kafka = consumer(ENTITY_TOPICS, f"{settings.bridge_group_id}-naive", 1)
+    done = 0
+    while done < expect:
+        for tp, messages in kafka.poll(timeout_ms=500, max_records=1).items():
+            for message in messages:
+                record = Record.from_kafka(message)
+                persister.persist(tp.topic, [record])
+                audit.append([record.to_wire()])
+                kafka.commit({tp: OffsetAndMetadata(message.offset + 1, "", -1)})
+                done += 1
+    finish(kafka, done)
+
+
+def finish(kafka: KafkaConsumer, done: int) -> None:
+    """Report, then stay connected until the driver stops this process: its server sessions
+    (a PostgreSQL backend, say) must still exist when the driver reads their CPU time."""
+    report("done", records=done)
+    while True:
+        time.sleep(1)
+
+
+def direct(role: str, expect: int) -> None:
+    settings = load_settings()
+    topics = ENTITY_TOPICS if role == "audit" else (role,)
+    kafka = consumer(topics, f"{settings.bridge_group_id}-{role}", settings.bridge_batch_size)
+    persister, audit = Persister(settings), AuditLog(settings.audit_log_path)
+    done = 0
+    while done < expect:
+        polled = kafka.poll(timeout_ms=500, max_records=settings.bridge_batch_size)
+        for tp, messages in polled.items():
+            records = [Record.from_kafka(m) for m in messages]
+            if role == "audit":
+                audit.append([r.to_wire() for r in records])
+            else:
+                persister.persist(tp.topic, records)
+            done += len(records)
+        if polled:
+            kafka.commit()
+    finish(kafka, done)
+
+
+if __name__ == "__main__":
+    expected = int(os.environ["EXPECT"])
+    if sys.argv[1:2] == ["naive"]:
+        naive(expected)
+    else:
+        direct(sys.argv[2], expected)
