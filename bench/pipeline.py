@@ -21,6 +21,7 @@ The benchmark produces to the real topics: a running bridge of the default group
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -231,6 +232,7 @@ class Run:
     records: int
     seconds: float
     cpu: dict[str, float]  # group -> CPU-seconds during the run
+    bridge_rss: float = 0.0  # MB, the most the bridge held (pipeline runs)
 
     @property
     def rate(self) -> float:
@@ -253,10 +255,14 @@ def measured(
     (Sampling after the start leaves the bridge's start-up out of its CPU.)"""
     t0 = start()
     before = cpu_by_group(groups())
+    rss = 0.0
     while (t1 := finished()) is None:
+        for pid in groups().get("bridge", []):
+            with contextlib.suppress(psutil.NoSuchProcess):
+                rss = max(rss, psutil.Process(pid).memory_info().rss / 2**20)
         time.sleep(0.2)
     after = cpu_by_group(groups())
-    return Run(peer, n, t1 - t0, {k: after[k] - before.get(k, 0.0) for k in after})
+    return Run(peer, n, t1 - t0, {k: after[k] - before.get(k, 0.0) for k in after}, rss)
 
 
 def events(text: str, kind: str) -> list[float]:
@@ -297,9 +303,7 @@ def run_sinks(settings: Settings, start: dict, roles: dict[str, int], label: str
         ns.drop()
 
 
-_RESULT = re.compile(
-    r"^\[(\S+ \S+?): INFO/ForkPoolWorker-\d+\] Task \S+ succeeded in \S+: (.*)$", re.M
-)
+_RESULT = re.compile(r"^\[(\S+ \S+?): INFO/\w+(?:-\d+)?\] Task \S+ succeeded in \S+: (.*)$", re.M)
 _ASSIGNED = re.compile(r"^(\S+ \S+) INFO bridge: assigned \S", re.M)
 
 
@@ -591,6 +595,8 @@ def main() -> None:
         print(f"{names[peer]:<22}{spread([r.rate for r in rs]):>28}{cpu:>16,.0f}")
     if "pipeline" not in runs:
         return
+    rss = max(r.bridge_rss for r in runs["pipeline"])
+    print(f"bridge resident memory: at most {rss:,.0f} MB")
     pipeline = statistics.median(r.rate for r in runs["pipeline"])
     for peer in ("naive", "direct"):
         if peer in runs:

@@ -29,7 +29,7 @@ from kafka.structs import OffsetAndMetadata  # noqa: E402
 
 from bookstore.config import load_settings  # noqa: E402
 from bookstore.persist import Persister  # noqa: E402
-from bookstore.records import Record  # noqa: E402
+from bookstore.records import Record, audit_line  # noqa: E402
 from bookstore.stores.audit import AuditLog  # noqa: E402
 from bookstore.topics import ENTITY_TOPICS  # noqa: E402
 
@@ -69,7 +69,7 @@ def naive(expect: int) -> None:
             for message in messages:
                 record = Record.from_kafka(message)
                 persister.persist(tp.topic, [record])
-                audit.append([record.to_wire()])
+                audit.append(audit_line(record))
                 kafka.commit({tp: OffsetAndMetadata(message.offset + 1, "", -1)})
                 done += 1
     finish(kafka, done)
@@ -94,7 +94,7 @@ def direct(role: str, expect: int) -> None:
         for tp, messages in polled.items():
             records = [Record.from_kafka(m) for m in messages]
             if role == "audit":
-                audit.append([r.to_wire() for r in records])
+                audit.append("".join(map(audit_line, records)))
             else:
                 persister.persist(tp.topic, records)
             done += len(records)

@@ -30,6 +30,21 @@ def _env_float(name: str, default: float) -> float:
         raise SystemExit(f"configuration error: {name}={raw!r} is not a number") from None
 
 
+def _env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise SystemExit(f"configuration error: {name}={raw!r} is not true or false")
+
+
+def _bool(name: str, default: bool):
+    return field(default_factory=lambda: _env_bool(name, default))
+
+
 def _str(name: str, default: str):
     return field(default_factory=lambda: _env(name, default))
 
@@ -61,6 +76,9 @@ class Settings:
     bridge_batch_size: int = _int("BRIDGE_BATCH_SIZE", 500)
     bridge_batch_wait_ms: int = _int("BRIDGE_BATCH_WAIT_MS", 200)
     bridge_batch_max_bytes: int = _int("BRIDGE_BATCH_MAX_BYTES", 4 * 1024 * 1024)
+    # Publish a batch as soon as Kafka has nothing more for it (lowest latency at low load); off:
+    # every batch waits until full or BRIDGE_BATCH_WAIT_MS (fewer, larger tasks).
+    bridge_flush_when_idle: bool = _bool("BRIDGE_FLUSH_WHEN_IDLE", True)
     bridge_max_queue_depth: int = _int("BRIDGE_MAX_QUEUE_DEPTH", 200)
     # How long the group waits for a bridge that stopped answering before its partitions move on
     # (kafka-python's default, 45 s, is how long consumption stalled after a bridge was killed);

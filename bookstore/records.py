@@ -3,13 +3,22 @@
 The bridge does not parse data: it carries each record's coordinates and raw value. The wire form
 is the audit line of the SPEC, so the audit task writes it as it comes. The value stays the raw
 text (never re-serialised); bytes that are not UTF-8 travel as base64 in `value_b64`.
+
+A batch travels as *lines*: the records' audit lines (one JSON object each, ASCII, newline
+terminated) in one string, encoded once by the bridge and carried unchanged by the persistence
+task and the audit task alike; the audit task writes it to the file as it is.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 from dataclasses import dataclass
 from typing import Any
+
+# One encoder for every line (json.dumps with options would build one per call). ASCII output:
+# its size inside a JSON task message is then exact and cheap to count (see `line_size`).
+_ENCODER = json.JSONEncoder(separators=(",", ":"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,25 +70,23 @@ class Record:
         return (self.timestamp, self.partition, self.offset)
 
 
-_ASCII = bytes(range(0x80))
-_ESCAPED = bytes(range(0x20)) + b'"\\'  # JSON writes these as \u00XX, \" or \\
-_NOT_ESCAPED = bytes(b for b in range(0x100) if b not in _ESCAPED)
-WIRE_OVERHEAD = 160  # field names, coordinates, timestamp, separators
+def audit_line(record: Record) -> str:
+    """The record's audit line, newline included."""
+    return _ENCODER.encode(record.to_wire()) + "\n"
 
 
-def wire_size(record: Record) -> int:
-    """An upper bound of the record's size inside a JSON task message, cheap to compute.
+def line_size(line: str) -> int:
+    """Bytes that an ASCII line takes inside a JSON string: quotes, backslashes and the final
+    newline are escaped with one more byte each."""
+    return len(line) + line.count('"') + line.count("\\") + 1
 
-    Celery's JSON escapes non-ASCII text as \\uXXXX (at most 3 bytes per UTF-8 byte; base64 of
-    bytes that are not UTF-8 is less) and control characters, quotes and backslashes in up to 6.
-    """
-    size = WIRE_OVERHEAD + len(record.topic)
-    for raw in (record.key, record.value):
-        if raw:
-            escaped = len(raw.translate(None, _NOT_ESCAPED))
-            non_ascii = len(raw.translate(None, _ASCII))
-            size += len(raw) + 5 * escaped + 2 * non_ascii
-    return size
+
+def from_lines(lines: str | list[dict[str, Any]]) -> list[Record]:
+    """The records of a batch, from its lines (or from a list of wire dicts, as tasks queued by
+    an earlier bridge carry them)."""
+    if isinstance(lines, list):
+        return [Record.from_wire(w) for w in lines]
+    return [Record.from_wire(w) for w in json.loads("[" + ",".join(lines.splitlines()) + "]")]
 
 
 def put_text(wire: dict[str, Any], field: str, raw: bytes | None) -> None:

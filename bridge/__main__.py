@@ -26,8 +26,8 @@ def main(argv: list[str] | None = None) -> int:
         "tasks (its store's queue + the audit queue); offsets are committed only after RabbitMQ "
         "confirmed the publishes. Configured by the environment (see .env.example): "
         "KAFKA_BOOTSTRAP_SERVERS, CELERY_BROKER_URL, BRIDGE_GROUP_ID, BRIDGE_BATCH_SIZE, "
-        "BRIDGE_BATCH_WAIT_MS, BRIDGE_BATCH_MAX_BYTES, BRIDGE_MAX_QUEUE_DEPTH, "
-        "BRIDGE_SESSION_TIMEOUT_MS, BRIDGE_INSTANCE_ID.",
+        "BRIDGE_BATCH_WAIT_MS, BRIDGE_BATCH_MAX_BYTES, BRIDGE_FLUSH_WHEN_IDLE, "
+        "BRIDGE_MAX_QUEUE_DEPTH, BRIDGE_SESSION_TIMEOUT_MS, BRIDGE_INSTANCE_ID.",
     )
     parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     args = parser.parse_args(argv)

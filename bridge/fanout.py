@@ -1,9 +1,10 @@
 """Kafka -> Celery fan-out with at-least-once delivery.
 
 Records are buffered per topic and flushed as two tasks (the store's persistence task and the
-audit task) when a buffer reaches BRIDGE_BATCH_SIZE records or BRIDGE_BATCH_MAX_BYTES (an upper
-bound of the task message's size, so that no task outgrows RabbitMQ's message size limit; a record
-larger than that travels alone), or its oldest record waited BRIDGE_BATCH_WAIT_MS. Publisher
+audit task, carrying the same lines, encoded once) when a buffer reaches BRIDGE_BATCH_SIZE records
+or BRIDGE_BATCH_MAX_BYTES (the task message's exact size, so that no task outgrows RabbitMQ's
+message size limit; a record larger than that travels alone), when its oldest record waited
+BRIDGE_BATCH_WAIT_MS, or (BRIDGE_FLUSH_WHEN_IDLE) as soon as Kafka had nothing more. Publisher
 confirms make each publish return only once RabbitMQ holds the message, so an offset is committed
 only after every record below it was confirmed. A publish that fails is never committed: the
 partitions are rewound to the first unconfirmed record and retried.
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import defaultdict
+from dataclasses import dataclass, field
 
 from celery import Celery
 from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
@@ -22,11 +23,43 @@ from kafka.structs import OffsetAndMetadata
 
 from bookstore.config import Settings
 from bookstore.errors import retry_delay
-from bookstore.records import Record, wire_size
+from bookstore.records import Record, audit_line, line_size
 from bookstore.topics import AUDIT_QUEUE, AUDIT_TASK, ENTITY_TOPICS, STORE_QUEUE, STORE_TASK
 from bridge.backpressure import QueueDepths
 
 log = logging.getLogger("bridge")
+
+
+@dataclass
+class _Buffer:
+    """One topic's records waiting for their task, each with its line, encoded once."""
+
+    first_at: float
+    records: list[Record] = field(default_factory=list)
+    lines: list[str] = field(default_factory=list)
+    sizes: list[int] = field(default_factory=list)  # line_size() of each line
+    total: int = 0
+
+    def add(self, record: Record) -> None:
+        line = audit_line(record)
+        size = line_size(line)
+        self.records.append(record)
+        self.lines.append(line)
+        self.sizes.append(size)
+        self.total += size
+
+    def without(self, partitions: set[TopicPartition]) -> _Buffer:
+        kept = _Buffer(self.first_at)
+        for record, line, size in zip(self.records, self.lines, self.sizes, strict=True):
+            if TopicPartition(record.topic, record.partition) not in partitions:
+                kept.records.append(record)
+                kept.lines.append(line)
+                kept.sizes.append(size)
+                kept.total += size
+        return kept
+
+
+COMMIT_EVERY = 0.2  # seconds: offsets are committed at most this often (and when stopping)
 
 
 class Bridge:
@@ -35,9 +68,9 @@ class Bridge:
         self.app = app
         self.consumer = consumer
         self.stopping = False
-        self.buffers: dict[str, list[Record]] = defaultdict(list)
-        self.sizes: dict[str, list[int]] = defaultdict(list)  # wire_size() of each buffered record
-        self.first_buffered_at: dict[str, float] = {}
+        self.buffers: dict[str, _Buffer] = {}
+        self.caught_up = False  # the last poll returned all the consumer had: no reason to wait
+        self.committed_at = 0.0
         self.confirmed: dict[TopicPartition, int] = {}  # next offset, all below confirmed
         self.committed: dict[TopicPartition, int] = {}
         self.failed_publishes = 0  # in a row: the backoff's attempt number
@@ -57,17 +90,23 @@ class Bridge:
                 timeout_ms=self._poll_timeout_ms(), max_records=self.settings.bridge_batch_size
             )
             now = time.monotonic()
+            polled_count = 0
             for tp, messages in polled.items():
                 if messages:
-                    self.first_buffered_at.setdefault(tp.topic, now)
-                    records = [Record.from_kafka(m) for m in messages]
-                    self.buffers[tp.topic].extend(records)
-                    self.sizes[tp.topic].extend(wire_size(r) for r in records)
+                    buffer = self.buffers.setdefault(tp.topic, _Buffer(now))
+                    for message in messages:
+                        buffer.add(Record.from_kafka(message))
+                    polled_count += len(messages)
                     log.debug("buffered %d records of %s", len(messages), tp.topic)
+            self.caught_up = (
+                self.settings.bridge_flush_when_idle
+                and polled_count < self.settings.bridge_batch_size
+            )
             for topic in list(self.buffers):
                 if self._due(topic, now):
                     self.flush(topic)
-            self.commit()
+            if now - self.committed_at >= COMMIT_EVERY:
+                self.commit()
         self.shutdown()
 
     def stop(self) -> None:
@@ -83,21 +122,24 @@ class Bridge:
 
     # -- batching --------------------------------------------------------------------------
     def _due(self, topic: str, now: float) -> bool:
-        buffered = self.buffers.get(topic)
-        if not buffered:
+        """A batch leaves when it is full (records or bytes), when its oldest record waited
+        BRIDGE_BATCH_WAIT_MS, or as soon as the consumer has nothing more to add to it: under
+        a backlog batches fill up, at low load a record does not wait for company."""
+        buffer = self.buffers.get(topic)
+        if buffer is None or not buffer.records:
             return False
-        if len(buffered) >= self.settings.bridge_batch_size:
-            return True
-        if sum(self.sizes[topic]) >= self.settings.bridge_batch_max_bytes:
-            return True
-        waited_ms = (now - self.first_buffered_at[topic]) * 1000
-        return waited_ms >= self.settings.bridge_batch_wait_ms
+        return (
+            self.caught_up
+            or len(buffer.records) >= self.settings.bridge_batch_size
+            or buffer.total >= self.settings.bridge_batch_max_bytes
+            or (now - buffer.first_at) * 1000 >= self.settings.bridge_batch_wait_ms
+        )
 
     def _poll_timeout_ms(self) -> int:
-        waiting = [t for t in self.first_buffered_at if not self.depths.holds(t)]
+        waiting = [t for t in self.buffers if not self.depths.holds(t)]
         if not waiting:
-            return 100 if self.first_buffered_at else 500
-        oldest = min(self.first_buffered_at[t] for t in waiting)
+            return 100 if self.buffers else 500
+        oldest = min(self.buffers[t].first_at for t in waiting)
         remaining = self.settings.bridge_batch_wait_ms - (time.monotonic() - oldest) * 1000
         return max(0, min(500, int(remaining)))
 
@@ -113,17 +155,18 @@ class Bridge:
         """
         if self.depths.holds(topic) and not force:
             return False
-        records = self.buffers.pop(topic, [])
-        sizes = self.sizes.pop(topic, [])
-        self.first_buffered_at.pop(topic, None)
+        buffer = self.buffers.pop(topic, None)
+        if buffer is None:
+            return True
+        records = buffer.records
         for start, stop in batches(
-            sizes, self.settings.bridge_batch_size, self.settings.bridge_batch_max_bytes
+            buffer.sizes, self.settings.bridge_batch_size, self.settings.bridge_batch_max_bytes
         ):
             batch = records[start:stop]
-            wire = [r.to_wire() for r in batch]
+            lines = "".join(buffer.lines[start:stop])  # one encoding, for both tasks
             try:
-                self._publish(STORE_TASK[topic], STORE_QUEUE[topic], wire)
-                self._publish(AUDIT_TASK, AUDIT_QUEUE, wire)
+                self._publish(STORE_TASK[topic], STORE_QUEUE[topic], lines)
+                self._publish(AUDIT_TASK, AUDIT_QUEUE, lines)
             except Exception as exc:  # broker down, connection lost, nack: rewind, retry later
                 self._rewind(records[start:])
                 self._back_off(f"publishing {len(batch)} {topic} records failed: {exc}")
@@ -134,9 +177,12 @@ class Bridge:
                 self.confirmed[tp] = max(self.confirmed.get(tp, 0), r.offset + 1)
         return True
 
-    def _publish(self, task: str, queue: str, wire: list[dict]) -> None:
+    def _publish(self, task: str, queue: str, lines: str) -> None:
         # With broker_transport_options confirm_publish, this returns once RabbitMQ confirmed.
-        self.app.send_task(task, args=[wire], queue=queue, routing_key=queue)
+        # argsrepr: Celery would otherwise render a repr of the whole batch for every task.
+        self.app.send_task(
+            task, args=[lines], queue=queue, routing_key=queue, argsrepr=f"<{len(lines)} chars>"
+        )
         self.depths.published(queue)
 
     def _rewind(self, records: list[Record]) -> None:
@@ -159,6 +205,7 @@ class Bridge:
 
     # -- offsets ---------------------------------------------------------------------------
     def commit(self) -> None:
+        self.committed_at = time.monotonic()
         pending = {
             tp: OffsetAndMetadata(offset, "", -1)
             for tp, offset in self.confirmed.items()
@@ -183,17 +230,12 @@ class Bridge:
             }
             if pending:
                 self.consumer.commit_async(offsets=pending, callback=_log_failed_commit)
-        for topic in list(self.buffers):
-            kept = [
-                (r, size)
-                for r, size in zip(self.buffers[topic], self.sizes[topic], strict=True)
-                if TopicPartition(r.topic, r.partition) not in partitions
-            ]
-            self.buffers[topic] = [r for r, _ in kept]
-            self.sizes[topic] = [size for _, size in kept]
-            if not kept:
-                del self.buffers[topic], self.sizes[topic]
-                self.first_buffered_at.pop(topic, None)
+        for topic, buffer in list(self.buffers.items()):
+            kept = buffer.without(partitions)
+            if kept.records:
+                self.buffers[topic] = kept
+            else:
+                del self.buffers[topic]
         for tp in partitions:
             self.confirmed.pop(tp, None)
             self.committed.pop(tp, None)

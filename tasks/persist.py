@@ -1,9 +1,9 @@
 """Persistence tasks, one per store queue (`postgres`, `mongo`, `redis`).
 
-Each carries a batch of raw records of one topic. Records that can never be stored are
-dead-lettered one by one (bookstore.persist); whatever else fails follows the error policy of
-tasks/policy.py: a server away is retried for as long as it takes, anything else is retried and
-then parked. Late acks make a task whose worker died run again.
+Each carries a batch of raw records of one topic, as lines (bookstore.records). Records that can
+never be stored are dead-lettered one by one (bookstore.persist); whatever else fails follows the
+error policy of tasks/policy.py: a server away is retried for as long as it takes, anything else
+is retried and then parked. Late acks make a task whose worker died run again.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 from bookstore.config import load_settings
 from bookstore.persist import Persister
-from bookstore.records import Record
+from bookstore.records import from_lines
 from bookstore.topics import BOOKS, CUSTOMERS, ORDERS, STORE_TASK
 from tasks import app
 
@@ -21,24 +21,23 @@ log = logging.getLogger(__name__)
 _persister = Persister(load_settings())  # connections open lazily, in each worker process
 
 
-def _persist(topic: str, wire_records: list[dict[str, Any]]) -> dict[str, int]:
-    records = [Record.from_wire(w) for w in wire_records]
-    outcome = _persister.persist(topic, records)
+def _persist(topic: str, lines: str | list[dict[str, Any]]) -> dict[str, int]:
+    outcome = _persister.persist(topic, from_lines(lines))
     for dl in outcome.dead:
         log.warning("dead letter %s (%s): %s", dl.record.coordinates, dl.stage, dl.reason)
     return {"stored": outcome.stored, "dead_letters": len(outcome.dead)}
 
 
 @app.task(name=STORE_TASK[CUSTOMERS])
-def store_customers(records: list[dict[str, Any]]) -> dict[str, int]:
-    return _persist(CUSTOMERS, records)
+def store_customers(lines: str | list[dict[str, Any]]) -> dict[str, int]:
+    return _persist(CUSTOMERS, lines)
 
 
 @app.task(name=STORE_TASK[BOOKS])
-def store_books(records: list[dict[str, Any]]) -> dict[str, int]:
-    return _persist(BOOKS, records)
+def store_books(lines: str | list[dict[str, Any]]) -> dict[str, int]:
+    return _persist(BOOKS, lines)
 
 
 @app.task(name=STORE_TASK[ORDERS])
-def store_orders(records: list[dict[str, Any]]) -> dict[str, int]:
-    return _persist(ORDERS, records)
+def store_orders(lines: str | list[dict[str, Any]]) -> dict[str, int]:
+    return _persist(ORDERS, lines)

@@ -44,7 +44,12 @@ def test_sigterm_finishes_in_flight_commits_and_exits_0(processes, settings, tmp
     ds = build_dataset(30, 30, 30)
     # batches that only a full minute or a stop can release
     pipeline = Pipeline(
-        processes, settings, tmp_path, BRIDGE_BATCH_WAIT_MS="60000", BRIDGE_BATCH_SIZE="10000"
+        processes,
+        settings,
+        tmp_path,
+        BRIDGE_BATCH_WAIT_MS="60000",
+        BRIDGE_BATCH_SIZE="10000",
+        BRIDGE_FLUSH_WHEN_IDLE="false",
     )
     pipeline.start_workers("audit")
     bridge = processes.start("bridge", "-m", "bridge", "--log-level=DEBUG", env=pipeline.env)

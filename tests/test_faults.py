@@ -144,10 +144,10 @@ def run(settings, tmp_path) -> Iterator[Run]:
     random.Random(tag).shuffle(messages)
     stream = Stream(settings, messages, per_second=100)
     since = end_offsets(settings, DEAD_LETTERS)
-    pipeline.start_workers()
-    bridge = pipeline.start_bridge()
-    wait_until(lambda: b"assigned" in bridge.log_path.read_bytes(), 60, "partition assignment")
     try:
+        pipeline.start_workers()
+        bridge = pipeline.start_bridge()
+        wait_until(lambda: b"assigned" in bridge.log_path.read_bytes(), 60, "partition assignment")
         yield Run(pipeline, NS.settings(settings), ds, bad, stream, since, [])
     finally:
         processes.stop_all()

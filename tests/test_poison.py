@@ -139,9 +139,18 @@ def suite(settings, tmp_path_factory) -> Iterator[Suite]:
         PARK_AFTER_RETRIES="2",
         RETRY_MAX_SECONDS="1",
     )
+    stores = Stores(mine)
+    try:
+        yield _seeded(pipeline, stores, settings, mine)
+    finally:  # also when the seeding failed: no process outlives the module
+        processes.stop_all()
+        stores.close()
+
+
+def _seeded(pipeline: Pipeline, stores: Stores, settings, mine) -> Suite:
+    """Start the pipeline and seed it."""
     pipeline.start_workers()
     pipeline.start_bridge()
-    stores = Stores(mine)
     # What the orders reference, and a record on every partition: `check` reads each partition
     # of the audit log from its first line on.
     tag = uuid.uuid4().hex[:8]
@@ -157,11 +166,7 @@ def suite(settings, tmp_path_factory) -> Iterator[Suite]:
     pipeline.wait_audited(coords, timeout=120)
     wait_until(lambda: stores.customers([customer["id"]]), 60, "the seed customer")
     wait_until(lambda: stores.books([book["id"]]), 60, "the seed book")
-    try:
-        yield Suite(pipeline, stores, mine, customer["id"], book["id"])
-    finally:
-        processes.stop_all()
-        stores.close()
+    return Suite(pipeline, stores, mine, customer["id"], book["id"])
 
 
 def _dead_letter_start(suite: Suite) -> dict[int, int]:

@@ -53,7 +53,8 @@ def _describe(message: Message) -> ParkedTask:
     deaths = headers.get("x-death") or [{}]
     try:
         args = json.loads(message.body)[0]
-        records = len(args[0]) if args and isinstance(args[0], list) else None
+        batch = args[0] if args else None  # lines (bookstore.records), or wire dicts
+        records = batch.count("\n") if isinstance(batch, str) else _length(batch)
     except (ValueError, TypeError, IndexError, KeyError):
         records = None
     when = deaths[0].get("time")
@@ -66,6 +67,10 @@ def _describe(message: Message) -> ParkedTask:
         parked_at=when if isinstance(when, datetime) else None,
         why=str(deaths[0].get("reason", "?")),
     )
+
+
+def _length(batch: Any) -> int | None:
+    return len(batch) if isinstance(batch, list) else None
 
 
 parked = typer.Typer(

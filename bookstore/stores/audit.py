@@ -14,16 +14,19 @@ from pathlib import Path
 from typing import Any
 
 from bookstore.errors import StoreUnavailable
+from bookstore.records import Record, audit_line
 
 
 class AuditLog:
     def __init__(self, path: str | os.PathLike[str]):
         self.path = Path(path)
 
-    def append(self, wire_records: list[dict[str, Any]]) -> None:
-        data = "".join(
-            json.dumps(r, ensure_ascii=False, separators=(",", ":")) + "\n" for r in wire_records
-        ).encode("utf-8")
+    def append(self, lines: str | list[dict[str, Any]]) -> int:
+        """Append a batch (its lines as the bridge encoded them, or wire dicts); returns how
+        many records it held."""
+        if isinstance(lines, list):
+            lines = "".join(map(audit_line, map(Record.from_wire, lines)))
+        data = lines.encode("utf-8")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -40,6 +43,7 @@ class AuditLog:
             raise StoreUnavailable(f"cannot write audit log {self.path}: {exc}") from exc
         finally:
             os.close(fd)  # releases the lock
+        return lines.count("\n")
 
     def lines(self) -> Iterator[dict[str, Any]]:
         if not self.path.exists():
