@@ -233,6 +233,8 @@ class Run:
     seconds: float
     cpu: dict[str, float]  # group -> CPU-seconds during the run
     bridge_rss: float = 0.0  # MB, the most the bridge held (pipeline runs)
+    started: float = 0.0  # epoch seconds
+    tenths: list[float] = field(default_factory=list)  # msg/s over each tenth of the backlog
 
     @property
     def rate(self) -> float:
@@ -262,7 +264,7 @@ def measured(
                 rss = max(rss, psutil.Process(pid).memory_info().rss / 2**20)
         time.sleep(0.2)
     after = cpu_by_group(groups())
-    return Run(peer, n, t1 - t0, {k: after[k] - before.get(k, 0.0) for k in after}, rss)
+    return Run(peer, n, t1 - t0, {k: after[k] - before.get(k, 0.0) for k in after}, rss, t0)
 
 
 def events(text: str, kind: str) -> list[float]:
@@ -332,26 +334,53 @@ def run_pipeline(settings: Settings, start: dict, per_topic: dict[str, int], bat
                 spies.extend(profile(procs))
             return _log_time(m.group(1))
 
+        def progress(queue: str) -> list[tuple[float, int]]:
+            """(time, records stored so far) after each task of `queue`, from its results."""
+            stored, steps = 0, []
+            for stamp, result in _RESULT.findall(procs.log(f"worker-{queue}")):
+                m = re.search(r"'stored': (\d+)", result)
+                stored += int(m.group(1)) if m else int(result)
+                steps.append((_log_time(stamp), stored))
+            return steps
+
+        def target(topic: str | None) -> int:
+            return per_topic[topic] if topic else sum(per_topic.values())
+
         def finished() -> float | None:
             """When the last task that completed the set ended, from the workers' task results."""
             last = 0.0
             for queue, topic in queues.items():
-                stored, when = 0, 0.0
-                for stamp, result in _RESULT.findall(procs.log(f"worker-{queue}")):
-                    m = re.search(r"'stored': (\d+)", result)
-                    stored += int(m.group(1)) if m else int(result)
-                    when = _log_time(stamp)
-                if stored < (per_topic[topic] if topic else sum(per_topic.values())):
+                steps = progress(queue)
+                if not steps or steps[-1][1] < target(topic):
                     return None
-                last = max(last, when)
+                last = max(last, steps[-1][0])
             return last
+
+        def tenths(t0: float) -> list[float]:
+            """msg/s over each tenth of the backlog, by records stored in all three stores."""
+            events = []  # (time, records a task stored)
+            for q, topic in queues.items():
+                previous = 0
+                for t, n in progress(q) if topic else []:
+                    events.append((t, n - previous))
+                    previous = n
+            events.sort()
+            total, ends, stored = sum(per_topic.values()), [t0], 0
+            for t, n in events:
+                stored += n
+                while len(ends) <= 10 and stored >= total * len(ends) / 10:
+                    ends.append(t)
+            share = total / 10
+            return [share / max(b - a, 1e-3) for a, b in zip(ends, ends[1:], strict=False)]
 
         def groups() -> dict[str, list[int]]:
             workers = [p.pid for n, p in procs.procs.items() if n.startswith("worker-")]
             bridge = [procs.procs["bridge"].pid] if "bridge" in procs.procs else []
             return {"bridge": bridge, "workers": workers, **_servers()}
 
-        return measured("pipeline", sum(per_topic.values()), groups, start_bridge, finished)
+        run = measured("pipeline", sum(per_topic.values()), groups, start_bridge, finished)
+        run.tenths = tenths(run.started)
+        return run
     finally:
         for spy in spies:
             spy.send_signal(signal.SIGINT)  # py-spy writes its samples on SIGINT
@@ -597,6 +626,11 @@ def main() -> None:
         return
     rss = max(r.bridge_rss for r in runs["pipeline"])
     print(f"bridge resident memory: at most {rss:,.0f} MB")
+    tenths = runs["pipeline"][0].tenths
+    print(
+        "pipeline msg/s per tenth of the backlog (first run): "
+        + " ".join(f"{r:,.0f}" for r in tenths)
+    )
     pipeline = statistics.median(r.rate for r in runs["pipeline"])
     for peer in ("naive", "direct"):
         if peer in runs:
