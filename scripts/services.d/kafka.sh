@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Kafka module for scripts/services (sourced): an Apache Kafka 4.x broker, single node, KRaft
 # (broker+controller in one JVM), on 127.0.0.1:9092 (controller quorum on 127.0.0.1:9093).
 #
@@ -115,7 +116,7 @@ kafka_start() {
     -Dlog4j2.shutdownHookEnabled=false \
     -cp "$KAFKA_LIB/*" kafka.Kafka "$props" \
     >>"$lf" 2>&1 </dev/null &
-  for i in $(seq 1 50); do [[ -s $pf ]] && break; sleep 0.1; done
+  for _ in $(seq 1 50); do [[ -s $pf ]] && break; sleep 0.1; done
   [[ -s $pf ]] || { log "kafka: the broker did not record its PID in $pf (see $lf)"; return 1; }
 }
 

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # MongoDB wire protocol on 127.0.0.1:27017: FerretDB v1 with its SQLite backend
 # (sourced by scripts/services; contract in common.sh).
 #

@@ -1,7 +1,9 @@
+# shellcheck shell=bash
 # RabbitMQ from Debian on 127.0.0.1:5672 (guest/guest works on loopback), node rabbit@localhost,
 # database and logs under $SERVICES_DATA/rabbitmq. Runs as the rabbitmq system user.
 # Besides the default vhost `/` (the product's), a vhost `bookstore_test` for the tests: they purge
 # their queues freely there without touching the tasks of a stack that runs alongside.
+# shellcheck disable=SC2034  # read as ${!NAME_ADDR} by scripts/services
 RABBITMQ_ADDR="127.0.0.1:5672"
 
 _rabbitmq_env() {
@@ -24,11 +26,11 @@ rabbitmq_start() {
   [[ -e $data/enabled_plugins ]] || { echo '[].' >"$data/enabled_plugins"; chown rabbitmq: "$data/enabled_plugins"; }
   rm -f "$data/rabbitmq.pid"
   # exec: the background subshell becomes the server's launcher, holding none of our output pipes
+  local envs; mapfile -t envs < <(_rabbitmq_env "$data")
   ( cd /var/lib/rabbitmq && exec setsid nohup runuser -u rabbitmq -- \
-      env $(_rabbitmq_env "$data") /usr/lib/rabbitmq/bin/rabbitmq-server \
+      env "${envs[@]}" /usr/lib/rabbitmq/bin/rabbitmq-server \
       >"$(logfile rabbitmq)" 2>&1 </dev/null ) &
-  local i
-  for i in $(seq 1 60); do [[ -s $data/rabbitmq.pid ]] && break; sleep 0.5; done
+  for _ in $(seq 1 60); do [[ -s $data/rabbitmq.pid ]] && break; sleep 0.5; done
   [[ -s $data/rabbitmq.pid ]] || return 1
   cp "$data/rabbitmq.pid" "$(pidfile rabbitmq)"
 }
@@ -55,8 +57,9 @@ PY
 }
 
 _rabbitmqctl() {
-  local data; data=$(readlink -f "$SERVICES_DATA/rabbitmq")
-  ( cd /var/lib/rabbitmq && runuser -u rabbitmq -- env $(_rabbitmq_env "$data") \
+  local data envs; data=$(readlink -f "$SERVICES_DATA/rabbitmq")
+  mapfile -t envs < <(_rabbitmq_env "$data")
+  ( cd /var/lib/rabbitmq && runuser -u rabbitmq -- env "${envs[@]}" \
       /usr/lib/rabbitmq/bin/rabbitmqctl -n rabbit@localhost -q "$@" )
 }
 

@@ -1,5 +1,7 @@
+# shellcheck shell=bash
 # Redis from Debian on 127.0.0.1:6379 with the append-only file on: orders live in Redis,
 # so it is a primary store, not a cache (appendfsync everysec: at most ~1 s lost on power loss).
+# shellcheck disable=SC2034  # read as ${!NAME_ADDR} by scripts/services
 REDIS_ADDR="127.0.0.1:6379"
 
 redis_install() {
