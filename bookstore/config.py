@@ -84,6 +84,10 @@ class Settings:
     # (kafka-python's default, 45 s, is how long consumption stalled after a bridge was killed);
     # 6 s is the least a broker accepts by default (group.min.session.timeout.ms).
     bridge_session_timeout_ms: int = _int("BRIDGE_SESSION_TIMEOUT_MS", 6_000)
+    # Prometheus metrics of the bridge (bridge/metrics.py); port 0 turns them off. In a
+    # container, 0.0.0.0 lets Prometheus on the compose network scrape them (never published).
+    bridge_metrics_addr: str = _str("BRIDGE_METRICS_ADDR", "127.0.0.1")
+    bridge_metrics_port: int = _int("BRIDGE_METRICS_PORT", 9108)
     # Optional static group membership: a bridge restarted with the same id takes its partitions
     # back at once, without a rebalance. Must be unique per running bridge.
     bridge_instance_id: str = _str("BRIDGE_INSTANCE_ID", "")

@@ -12,6 +12,7 @@ from kafka.errors import KafkaTimeoutError
 
 from bookstore.config import load_settings
 from bookstore.kafka import KafkaUnavailable, ensure_topics
+from bridge import metrics
 from bridge.fanout import Bridge
 from tasks.queues import QueueMigrationNeeded
 from tasks.queues import declare as declare_queues
@@ -27,7 +28,8 @@ def main(argv: list[str] | None = None) -> int:
         "confirmed the publishes. Configured by the environment (see .env.example): "
         "KAFKA_BOOTSTRAP_SERVERS, CELERY_BROKER_URL, BRIDGE_GROUP_ID, BRIDGE_BATCH_SIZE, "
         "BRIDGE_BATCH_WAIT_MS, BRIDGE_BATCH_MAX_BYTES, BRIDGE_FLUSH_WHEN_IDLE, "
-        "BRIDGE_MAX_QUEUE_DEPTH, BRIDGE_SESSION_TIMEOUT_MS, BRIDGE_INSTANCE_ID.",
+        "BRIDGE_MAX_QUEUE_DEPTH, BRIDGE_SESSION_TIMEOUT_MS, BRIDGE_INSTANCE_ID, "
+        "BRIDGE_METRICS_ADDR, BRIDGE_METRICS_PORT.",
     )
     parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     args = parser.parse_args(argv)
@@ -72,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
             f"cannot reach Kafka at {settings.kafka_bootstrap_servers} (KAFKA_BOOTSTRAP_SERVERS)"
         )
 
+    metrics.serve(settings.bridge_metrics_addr, settings.bridge_metrics_port)
     bridge = Bridge(settings, app, consumer)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: bridge.stop())

@@ -13,6 +13,7 @@ import time
 from celery import Celery
 
 from bookstore.topics import AUDIT_QUEUE, STORE_QUEUE
+from bridge import metrics
 
 log = logging.getLogger("bridge")
 
@@ -56,6 +57,7 @@ class QueueDepths:
             self.close()
             return
         for queue, depth in self.estimate.items():
+            metrics.QUEUE_DEPTH.labels(queue).set(depth)
             if depth > self.max_depth and queue not in self.held:
                 self.held.add(queue)
                 log.warning("queue %s is deep; pausing the partitions that feed it", queue)

@@ -12,6 +12,7 @@ partitions are rewound to the first unconfirmed record and retried.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -24,7 +25,15 @@ from kafka.structs import OffsetAndMetadata
 from bookstore.config import Settings
 from bookstore.errors import retry_delay
 from bookstore.records import Record, audit_line, line_size
-from bookstore.topics import AUDIT_QUEUE, AUDIT_TASK, ENTITY_TOPICS, STORE_QUEUE, STORE_TASK
+from bookstore.topics import (
+    AUDIT_QUEUE,
+    AUDIT_TASK,
+    DEAD_LETTERS,
+    ENTITY_TOPICS,
+    STORE_QUEUE,
+    STORE_TASK,
+)
+from bridge import metrics
 from bridge.backpressure import QueueDepths
 
 log = logging.getLogger("bridge")
@@ -71,6 +80,7 @@ class Bridge:
         self.buffers: dict[str, _Buffer] = {}
         self.caught_up = False  # the last poll returned all the consumer had: no reason to wait
         self.committed_at = 0.0
+        self.dead_letters_read_at = 0.0
         self.confirmed: dict[TopicPartition, int] = {}  # next offset, all below confirmed
         self.committed: dict[TopicPartition, int] = {}
         self.failed_publishes = 0  # in a row: the backoff's attempt number
@@ -97,6 +107,7 @@ class Bridge:
                     for message in messages:
                         buffer.add(Record.from_kafka(message))
                     polled_count += len(messages)
+                    metrics.CONSUMED.labels(tp.topic).inc(len(messages))
                     log.debug("buffered %d records of %s", len(messages), tp.topic)
             self.caught_up = (
                 self.settings.bridge_flush_when_idle
@@ -107,6 +118,7 @@ class Bridge:
                     self.flush(topic)
             if now - self.committed_at >= COMMIT_EVERY:
                 self.commit()
+                self.measure_lag()
         self.shutdown()
 
     def stop(self) -> None:
@@ -164,6 +176,8 @@ class Bridge:
         ):
             batch = records[start:stop]
             lines = "".join(buffer.lines[start:stop])  # one encoding, for both tasks
+            metrics.BATCH_RECORDS.observe(len(batch))
+            metrics.BATCH_BYTES.observe(len(lines))
             try:
                 self._publish(STORE_TASK[topic], STORE_QUEUE[topic], lines)
                 self._publish(AUDIT_TASK, AUDIT_QUEUE, lines)
@@ -172,6 +186,7 @@ class Bridge:
                 self._back_off(f"publishing {len(batch)} {topic} records failed: {exc}")
                 return False
             self.failed_publishes = 0
+            metrics.PUBLISHED.labels(topic).inc(len(batch))
             for r in batch:
                 tp = TopicPartition(r.topic, r.partition)
                 self.confirmed[tp] = max(self.confirmed.get(tp, 0), r.offset + 1)
@@ -180,12 +195,14 @@ class Bridge:
     def _publish(self, task: str, queue: str, lines: str) -> None:
         # With broker_transport_options confirm_publish, this returns once RabbitMQ confirmed.
         # argsrepr: Celery would otherwise render a repr of the whole batch for every task.
-        self.app.send_task(
-            task, args=[lines], queue=queue, routing_key=queue, argsrepr=f"<{len(lines)} chars>"
-        )
+        with metrics.PUBLISH_SECONDS.labels(queue).time():
+            self.app.send_task(
+                task, args=[lines], queue=queue, routing_key=queue, argsrepr=f"<{len(lines)} chars>"
+            )
         self.depths.published(queue)
 
     def _rewind(self, records: list[Record]) -> None:
+        metrics.REWINDS.inc()
         first: dict[TopicPartition, int] = {}
         for r in records:
             tp = TopicPartition(r.topic, r.partition)
@@ -216,6 +233,7 @@ class Bridge:
         try:
             self.consumer.commit(offsets=pending)
         except KafkaError as exc:  # e.g. a rebalance in progress: the next commit covers it
+            metrics.COMMIT_FAILURES.inc()
             log.warning("offset commit failed (%s); will retry", exc)
             return
         self.committed.update({tp: om.offset for tp, om in pending.items()})
@@ -239,6 +257,31 @@ class Bridge:
         for tp in partitions:
             self.confirmed.pop(tp, None)
             self.committed.pop(tp, None)
+            with contextlib.suppress(KeyError):
+                metrics.LAG.remove(tp.topic, str(tp.partition))
+
+    def measure_lag(self) -> None:
+        """Per partition: its end offset as last fetched, minus the offset RabbitMQ confirmed;
+        and, every 10 s, how many records the dead-letter topic holds."""
+        now = time.monotonic()
+        if now - self.dead_letters_read_at >= 10:
+            self.dead_letters_read_at = now
+            try:
+                tps = [
+                    TopicPartition(DEAD_LETTERS, p)
+                    for p in self.consumer.partitions_for_topic(DEAD_LETTERS) or ()
+                ]
+                ends = self.consumer.end_offsets(tps, timeout_ms=2000)
+                starts = self.consumer.beginning_offsets(tps, timeout_ms=2000)
+                metrics.DEAD_LETTERS.set(sum(ends[tp] - starts[tp] for tp in tps))
+            except KafkaError as exc:
+                log.debug("dead-letter count failed: %s", exc)
+        for tp in self.consumer.assignment():
+            end = self.consumer.highwater(tp)
+            if end is not None:
+                done = self.confirmed.get(tp, self.committed.get(tp))
+                lag = end - done if done is not None else end - self.consumer.position(tp)
+                metrics.LAG.labels(tp.topic, str(tp.partition)).set(max(0, lag))
 
     # -- backpressure ----------------------------------------------------------------------
     def apply_backpressure(self) -> None:
@@ -247,6 +290,7 @@ class Bridge:
         assigned = self.consumer.assignment()
         pause = [tp for tp in assigned if self.depths.holds(tp.topic)]
         resume = [tp for tp in assigned if not self.depths.holds(tp.topic)]
+        metrics.PAUSED.set(len(pause))
         if pause:
             self.consumer.pause(*pause)
         if resume:

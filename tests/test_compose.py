@@ -151,7 +151,9 @@ def test_scalable_services_have_no_fixed_name_or_host_port(name):
 
 def test_only_flower_is_published_by_default_and_only_on_loopback():
     published = {n: s["ports"] for n, s in SERVICES.items() if s.get("ports")}
-    assert list(published) == ["flower"]
+    by_default = [n for n in published if not SERVICES[n].get("profiles")]
+    assert by_default == ["flower"]
+    assert set(published) - {"flower"} <= {"grafana"}  # the opt-in monitoring profile
     for ports in [*published.values(), *(s.get("ports", []) for s in PORTS["services"].values())]:
         for port in ports:
             assert isinstance(port, str) and port.startswith("127.0.0.1:"), port
@@ -257,6 +259,19 @@ def test_compose_accepts_the_files(tmp_path: Path, files):
     assert result.returncode == 0, result.stderr
     config = yaml.safe_load(result.stdout)
     assert "bridge" in config["services"] and "cli" not in config["services"]
+
+
+def test_compose_monitoring_profile_adds_prometheus_and_grafana(tmp_path: Path):
+    result = compose_config(tmp_path, ["docker-compose.yml"], "--profile", "monitoring", **SECRETS)
+    assert result.returncode == 0, result.stderr
+    services = yaml.safe_load(result.stdout)["services"]
+    assert {"prometheus", "grafana"} <= set(services)
+    bridge = services["bridge"]["environment"]
+    assert (bridge["BRIDGE_METRICS_ADDR"], str(bridge["BRIDGE_METRICS_PORT"])) == (
+        "0.0.0.0",
+        "9108",
+    )
+    assert "ports" not in services["bridge"] and "ports" not in services["prometheus"]
 
 
 def test_compose_tools_profile_adds_the_cli(tmp_path: Path):
