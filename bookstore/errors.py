@@ -18,12 +18,16 @@ from __future__ import annotations
 import enum
 import errno
 import random
+import sys
+from typing import TYPE_CHECKING
 
-import psycopg2
-import pymongo.errors
-import redis
-from bson.errors import InvalidDocument
-from kafka.errors import KafkaError
+if TYPE_CHECKING:
+    import psycopg2
+    import pymongo.errors
+    import redis
+
+# The drivers are not imported here: a failure of one can only come from a driver already loaded
+# (its module is in sys.modules), and the CLI's `--help` must not pay for loading them all.
 
 
 class Verdict(enum.Enum):
@@ -127,15 +131,17 @@ def classify(exc: BaseException) -> Verdict:
         return Verdict.TRANSIENT
     if isinstance(exc, Refused):
         return Verdict.RECORD
-    if isinstance(exc, psycopg2.Error):
+    if raised_by(exc, "psycopg2", "Error"):
         return _postgres(exc)
-    if isinstance(exc, pymongo.errors.PyMongoError):
+    if raised_by(exc, "pymongo.errors", "PyMongoError"):
         return _mongo(exc)
-    if isinstance(exc, redis.RedisError):
+    if raised_by(exc, "redis", "RedisError"):
         return _redis(exc)
-    if isinstance(exc, KafkaError):
+    if raised_by(exc, "kafka.errors", "KafkaError"):
         return Verdict.TRANSIENT if exc.retriable else Verdict.UNEXPLAINED
-    if isinstance(exc, UnicodeError | RecursionError | OverflowError | InvalidDocument):
+    if isinstance(exc, UnicodeError | RecursionError | OverflowError) or raised_by(
+        exc, "bson.errors", "InvalidDocument"
+    ):
         return Verdict.RECORD  # this record cannot be encoded for the store
     if isinstance(exc, OSError) and exc.errno in _OS_TRANSIENT:
         return Verdict.TRANSIENT
@@ -144,7 +150,15 @@ def classify(exc: BaseException) -> Verdict:
     return Verdict.UNEXPLAINED
 
 
+def raised_by(exc: BaseException, module: str, base: str) -> bool:
+    """isinstance(exc, module.base), for a driver that is loaded (else exc cannot be its)."""
+    loaded = sys.modules.get(module)
+    return loaded is not None and isinstance(exc, getattr(loaded, base))
+
+
 def _postgres(exc: psycopg2.Error) -> Verdict:
+    import psycopg2
+
     code = exc.pgcode
     if code is None:  # raised by the client: the connection failed or was lost
         if isinstance(exc, psycopg2.OperationalError | psycopg2.InterfaceError):
@@ -158,6 +172,8 @@ def _postgres(exc: psycopg2.Error) -> Verdict:
 
 
 def _mongo(exc: pymongo.errors.PyMongoError) -> Verdict:
+    import pymongo.errors
+
     if isinstance(
         exc,
         pymongo.errors.ConnectionFailure
@@ -193,6 +209,8 @@ def mongo_code(code: int | None) -> Verdict:
 
 
 def _redis(exc: redis.RedisError) -> Verdict:
+    import redis
+
     if isinstance(exc, redis.ConnectionError | redis.TimeoutError | redis.BusyLoadingError):
         return Verdict.TRANSIENT
     message = str(exc)

@@ -6,14 +6,14 @@ import logging
 import os
 import socket
 import threading
-
-from kafka import KafkaAdminClient, KafkaProducer
-from kafka.admin import ConfigResource, NewTopic
-from kafka.errors import KafkaTimeoutError, TopicAlreadyExistsError
+from typing import TYPE_CHECKING
 
 from bookstore.config import Settings
 from bookstore.errors import Unavailable
 from bookstore.topics import ALL_TOPICS, DEAD_LETTERS, ENTITY_TOPICS
+
+if TYPE_CHECKING:  # kafka-python is imported where it is used: the CLI's --help needs none of it
+    from kafka import KafkaAdminClient, KafkaProducer
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,10 @@ def ensure_topics(settings: Settings, topics: tuple[str, ...] = ALL_TOPICS) -> N
     keeps the original bytes): its `max.message.bytes` is raised to the origin topics' largest
     plus headroom, at creation and whenever an origin topic allows more than it does.
     """
+    from kafka import KafkaAdminClient
+    from kafka.admin import NewTopic
+    from kafka.errors import KafkaTimeoutError, TopicAlreadyExistsError
+
     check_reachable(settings)
     try:
         admin = KafkaAdminClient(
@@ -80,6 +84,8 @@ def ensure_topics(settings: Settings, topics: tuple[str, ...] = ALL_TOPICS) -> N
 
 
 def _fit_dead_letters(admin: KafkaAdminClient) -> None:
+    from kafka.admin import ConfigResource
+
     limits = {
         topic: int(configs[MAX_MESSAGE_BYTES]["value"])
         for topic, configs in admin.describe_configs(
@@ -106,6 +112,9 @@ def producer(settings: Settings) -> KafkaProducer:
     A KafkaProducer shared across a fork hangs (its I/O thread does not survive), so the
     producer is keyed on the PID and Celery prefork children each build their own.
     """
+    from kafka import KafkaProducer
+    from kafka.errors import KafkaTimeoutError
+
     global _producer, _producer_pid
     with _producer_lock:
         if _producer is None or _producer_pid != os.getpid():

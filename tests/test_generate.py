@@ -214,6 +214,17 @@ def test_burst_orders_wait_for_customers_and_books(settings, registry, gen_env):
     assert "no published customers or books yet" in run.stdout
 
 
+def test_burst_reports_in_json(settings, registry, gen_env):
+    run = burst(gen_env, "--customers", "2", "--books", "1", "--orders", "1", "--json")
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout) == {
+        "customers": 2,
+        "books": {"google": 1, "faker": 0},
+        "orders": 1,
+        "orders_not_published": 0,
+    }
+
+
 @pytest.mark.parametrize(
     "env",
     [{"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9"}, {"REDIS_URL": "redis://127.0.0.1:9/0"}],
@@ -221,7 +232,7 @@ def test_burst_orders_wait_for_customers_and_books(settings, registry, gen_env):
 )
 def test_burst_unreachable_server_is_one_clear_line(env, gen_env):
     run = burst({**gen_env, **env}, "--customers", "1", "--books", "0", "--orders", "0")
-    assert run.returncode == 1
+    assert run.returncode == 4  # the CLI's exit code for a server that cannot be reached
     assert "Traceback" not in run.stderr
     lines = [line for line in run.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error:"), run.stderr

@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import typer
-from rich.console import Console
 
 from bookstore.cli.app import app
 from bookstore.cli.common import (
@@ -15,15 +14,12 @@ from bookstore.cli.common import (
     CliError,
     JsonOption,
     build_table,
+    console,
     partition_offsets,
     print_json,
     reporting_errors,
 )
 from bookstore.config import Settings, load_settings
-from bookstore.stores.audit import AuditLog
-from bookstore.stores.mongo import BookStore
-from bookstore.stores.postgres import CustomerStore
-from bookstore.stores.redis_orders import OrderStore
 
 EXAMPLES = 5  # ids shown per problem
 BATCH = 1000
@@ -36,6 +32,10 @@ def _chunks(items: list[str], size: int = BATCH) -> Iterator[list[str]]:
 
 def _order_gaps(settings: Settings) -> dict[str, Any]:
     """Orders whose customer is not in PostgreSQL or whose book is not in MongoDB."""
+    from bookstore.stores.mongo import BookStore
+    from bookstore.stores.postgres import CustomerStore
+    from bookstore.stores.redis_orders import OrderStore
+
     orders = OrderStore(settings.redis_url)
     customers = CustomerStore(settings.postgres_dsn)
     books = BookStore(settings.mongo_uri, settings.mongo_db)
@@ -61,6 +61,8 @@ def _audit_gaps(settings: Settings) -> dict[str, Any]:
     """Every offset the bridge committed must be in the audit log, from the log's first line of
     that partition on: offsets before it are counted apart (`before_log`), not as missing, since
     an audit file may have been rotated or a group may have started after the topic's start."""
+    from bookstore.stores.audit import AuditLog
+
     audited: dict[tuple[str, int], set[int]] = defaultdict(set)
     lines = duplicates = 0
     try:
@@ -139,7 +141,7 @@ def check(as_json: bool = JsonOption) -> None:
         title = (
             f"Consistency: {orders['orders_checked']} orders, {audit['audit_lines']} audit lines"
         )
-        Console().print(build_table(title, ["check", "count", "examples"], rows))
+        console().print(build_table(title, ["check", "count", "examples"], rows))
         typer.echo("consistent" if ok else "INCONSISTENT")
     if not ok:
         raise typer.Exit(EXIT_INCONSISTENT)

@@ -13,22 +13,19 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import psycopg2
-import pymongo.errors
-import redis
 import typer
-from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
-from kafka.errors import KafkaError
-from kombu import Connection
-from kombu.exceptions import KombuError
-from rich.table import Table
 
 from bookstore import topics
 from bookstore.config import Settings
-from bookstore.errors import Unavailable
-from bookstore.kafka import KafkaUnavailable, check_reachable
+from bookstore.errors import Unavailable, raised_by
+from bookstore.kafka import check_reachable
+
+if TYPE_CHECKING:  # the clients are imported by the commands that use them: --help needs none
+    from kafka import KafkaConsumer
+    from kombu import Connection
+    from rich.table import Table
 
 EXIT_INCONSISTENT = 1
 EXIT_NOT_FOUND = 3
@@ -56,13 +53,13 @@ def unavailable_error(exc: BaseException) -> CliError | None:
     """Name the server behind a connection failure (URLs are never printed: they hold passwords)."""
     if isinstance(exc, Unavailable):
         return CliError(one_line(exc), EXIT_UNAVAILABLE)
-    for types, server in (
-        (psycopg2.Error, "PostgreSQL (POSTGRES_DSN)"),
-        (pymongo.errors.PyMongoError, "MongoDB (MONGO_URI)"),
-        (redis.RedisError, "Redis (REDIS_URL)"),
-        ((KafkaUnavailable, KafkaError), "Kafka"),
+    for (module, base), server in (
+        (("psycopg2", "Error"), "PostgreSQL (POSTGRES_DSN)"),
+        (("pymongo.errors", "PyMongoError"), "MongoDB (MONGO_URI)"),
+        (("redis", "RedisError"), "Redis (REDIS_URL)"),
+        (("kafka.errors", "KafkaError"), "Kafka"),
     ):
-        if isinstance(exc, types):
+        if raised_by(exc, module, base):
             return CliError(f"{server}: {one_line(exc)}", EXIT_UNAVAILABLE)
     return None
 
@@ -83,11 +80,20 @@ def reporting_errors() -> Iterator[None]:
         raise typer.Exit(error.code) from None
 
 
+def console(**options: Any) -> Any:
+    """A rich Console (rich is imported by the commands that print, not by --help)."""
+    from rich.console import Console
+
+    return Console(**options)
+
+
 def print_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
 
 
 def build_table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
+    from rich.table import Table
+
     table = Table(title=title, title_justify="left")
     for col in columns:
         table.add_column(
@@ -121,6 +127,9 @@ _NO_WRAP = {"when (UTC)", "dead letter", "origin", "topic", "queue", "what", "ch
 def rabbitmq(settings: Settings) -> Iterator[Connection]:
     """A connection to the Celery broker (with publisher confirms); a broker that cannot be
     reached is a CliError (exit 4), named without its URL."""
+    from kombu import Connection
+    from kombu.exceptions import KombuError
+
     conn = Connection(
         settings.celery_broker_url,
         connect_timeout=5,
@@ -141,6 +150,8 @@ def rabbitmq(settings: Settings) -> Iterator[Connection]:
 @contextmanager
 def kafka_consumer(settings: Settings) -> Iterator[KafkaConsumer]:
     """A group-less consumer for reading offsets and records (never commits anything)."""
+    from kafka import KafkaConsumer
+
     check_reachable(settings)
     consumer = KafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap_servers,
@@ -169,6 +180,8 @@ class PartitionOffsets:
 
 def partition_offsets(settings: Settings) -> list[PartitionOffsets]:
     """Every entity-topic partition: log start/end and the bridge group's committed offset."""
+    from kafka import KafkaAdminClient, TopicPartition
+
     check_reachable(settings)
     admin = KafkaAdminClient(
         bootstrap_servers=settings.kafka_bootstrap_servers, client_id="bookstore-cli"

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+import enum
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from kafka import TopicPartition
-from rich.console import Console
 
 from bookstore import topics
 from bookstore.cli.app import app
@@ -17,6 +16,7 @@ from bookstore.cli.common import (
     CliError,
     JsonOption,
     build_table,
+    console,
     kafka_consumer,
     print_json,
     reporting_errors,
@@ -24,6 +24,9 @@ from bookstore.cli.common import (
 from bookstore.config import Settings, load_settings
 from bookstore.kafka import KafkaUnavailable, send_confirmed
 from bookstore.records import put_text
+
+if TYPE_CHECKING:
+    from kafka import TopicPartition
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,8 @@ def _read_dead_letters(
 ) -> list[DeadLetterView]:
     """Read the dead-letter topic without a consumer group: the `last` newest per partition, or
     the given [start, stop) offset range per partition, or everything. Oldest first."""
+    from kafka import TopicPartition
+
     found: list[DeadLetterView] = []
     with kafka_consumer(settings) as consumer:
         tps = [
@@ -127,9 +132,20 @@ dead_letters = typer.Typer(
 app.add_typer(dead_letters, name="dead-letters")
 
 
-def _matches(dl: DeadLetterView, origin_topic: str | None, stage: str | None) -> bool:
-    return (origin_topic is None or dl.headers.get("origin.topic") == origin_topic) and (
-        stage is None or dl.headers.get("error.stage") == stage
+class Stage(enum.StrEnum):
+    """The stages a dead letter can come from (its `error.stage` header)."""
+
+    decode = "decode"
+    validate = "validate"
+    store = "store"
+
+
+OriginTopic = enum.StrEnum("OriginTopic", {t: t for t in topics.ENTITY_TOPICS})
+
+
+def _matches(dl: DeadLetterView, origin_topic: OriginTopic | None, stage: Stage | None) -> bool:
+    return (origin_topic is None or dl.headers.get("origin.topic") == origin_topic.value) and (
+        stage is None or dl.headers.get("error.stage") == stage.value
     )
 
 
@@ -141,8 +157,10 @@ def _preview(raw: bytes | None, width: int = 60) -> str:
 @dead_letters.command("list")
 def dead_letters_list(
     limit: int = typer.Option(50, "--limit", min=1, help="newest dead letters per partition"),
-    origin_topic: str | None = typer.Option(None, "--origin-topic", help="only from this topic"),
-    stage: str | None = typer.Option(None, "--stage", help="only this error.stage"),
+    origin_topic: Annotated[
+        OriginTopic | None, typer.Option("--origin-topic", help="only from this topic")
+    ] = None,
+    stage: Annotated[Stage | None, typer.Option("--stage", help="only this error.stage")] = None,
     as_json: bool = JsonOption,
 ) -> None:
     """The newest dead letters: where each came from, at which stage and why."""
@@ -167,7 +185,7 @@ def dead_letters_list(
         for dl in letters
     ]
     columns = ["dead letter", "origin", "stage", "reason", "value"]
-    Console().print(build_table(f"{len(rows)} dead letter(s)", columns, rows))
+    console().print(build_table(f"{len(rows)} dead letter(s)", columns, rows))
 
 
 def _coordinate(raw: str) -> tuple[int, int]:
@@ -188,8 +206,12 @@ def dead_letters_replay(
             "--at", help="PARTITION:OFFSET of a dead letter (as `list` shows); repeatable"
         ),
     ] = None,
-    origin_topic: str | None = typer.Option(None, "--origin-topic", help="all from this topic"),
-    stage: str | None = typer.Option(None, "--stage", help="all with this error.stage"),
+    origin_topic: Annotated[
+        OriginTopic | None, typer.Option("--origin-topic", help="all from this topic")
+    ] = None,
+    stage: Annotated[
+        Stage | None, typer.Option("--stage", help="all with this error.stage")
+    ] = None,
     replay_all: bool = typer.Option(False, "--all", help="every dead letter"),
     dry_run: bool = typer.Option(False, "--dry-run", help="show what would be re-published"),
     as_json: bool = JsonOption,
@@ -250,6 +272,6 @@ def dead_letters_replay(
         return
     verb = "would re-publish" if dry_run else "re-published"
     rows = [[r["dead_letter"], r["to"], r["key"]] for r in replayed]
-    Console().print(
+    console().print(
         build_table(f"{verb} {len(rows)} record(s)", ["dead letter", "to", "key"], rows)
     )

@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 
 import typer
-from rich.console import Console
 
 from bookstore.cli.app import app
 from bookstore.cli.common import (
@@ -13,13 +12,11 @@ from bookstore.cli.common import (
     CliError,
     JsonOption,
     build_table,
+    console,
     print_json,
     reporting_errors,
 )
 from bookstore.config import load_settings
-from bookstore.stores.mongo import BookStore
-from bookstore.stores.postgres import CustomerStore
-from bookstore.stores.redis_orders import OrderStore
 
 
 def _customer_id(raw: str) -> str:
@@ -36,6 +33,10 @@ def history(
     as_json: bool = JsonOption,
 ) -> None:
     """A customer (PostgreSQL), their orders newest first (Redis), each book (MongoDB)."""
+    from bookstore.stores.mongo import BookStore
+    from bookstore.stores.postgres import CustomerStore
+    from bookstore.stores.redis_orders import OrderStore
+
     settings = load_settings()
     cid = _customer_id(customer_id)
     customers = CustomerStore(settings.postgres_dsn)
@@ -76,11 +77,11 @@ def history(
     if as_json:
         print_json({"customer": who, "orders": rows})
         return
-    console = Console()
+    out = console()
     if who is None:
-        console.print(f"customer {cid}: [yellow]not (yet) in PostgreSQL[/yellow]")
+        out.print(f"customer {cid}: [yellow]not (yet) in PostgreSQL[/yellow]")
     else:
-        console.print(f"[bold]{who['name']}[/bold] <{who['email']}>  {who['id']}")
+        out.print(f"[bold]{who['name']}[/bold] <{who['email']}>  {who['id']}")
     table_rows = [
         [
             r["timestamp"].replace("T", " ").removesuffix("Z").split("+")[0],
@@ -91,4 +92,4 @@ def history(
         for r in rows
     ]
     title = f"{len(rows)} order(s), newest first (order ids: --json)"
-    console.print(build_table(title, ["when (UTC)", "qty", "title", "authors"], table_rows))
+    out.print(build_table(title, ["when (UTC)", "qty", "title", "authors"], table_rows))

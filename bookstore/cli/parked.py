@@ -11,27 +11,25 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from kombu import Exchange, Queue
-from kombu.message import Message
-from rich.console import Console
 
-from bookstore import topics
 from bookstore.cli.app import app
 from bookstore.cli.common import (
     EXIT_NOT_FOUND,
     CliError,
     JsonOption,
     build_table,
+    console,
     print_json,
     rabbitmq,
     reporting_errors,
 )
 from bookstore.config import load_settings
 
-PARKED = Queue(topics.PARKED_QUEUE, Exchange(topics.PARKED_QUEUE, type="fanout"), durable=True)
+if TYPE_CHECKING:
+    from kombu.message import Message
 
 
 @dataclass(frozen=True)
@@ -89,6 +87,8 @@ def parked_list(
 
     Listing takes nothing away: every message goes back to the queue as it was.
     """
+    from tasks.queues import PARKED
+
     settings = load_settings()
     with reporting_errors(), rabbitmq(settings) as conn:
         channel = conn.channel()
@@ -103,7 +103,7 @@ def parked_list(
         return
     rows = [[p.task_id, p.task, p.queue, p.records, p.retries, p.parked_at, p.why] for p in found]
     columns = ["task id", "task", "queue", "records", "retries", "parked at", "why"]
-    Console().print(build_table(f"{len(rows)} parked task(s)", columns, rows))
+    console().print(build_table(f"{len(rows)} parked task(s)", columns, rows))
     if rows:
         typer.echo("the failure of each is in the worker's log and in Flower, by task id")
 
@@ -124,6 +124,8 @@ def parked_requeue(
     wanted = set(task_id or [])
     if not (wanted or queue or requeue_all):
         raise typer.BadParameter("choose what to requeue: --id, --queue or --all")
+    from tasks.queues import PARKED
+
     settings = load_settings()
     moved: list[ParkedTask] = []
     with reporting_errors(), rabbitmq(settings) as conn:
@@ -157,4 +159,4 @@ def parked_requeue(
     verb = "would requeue" if dry_run else "requeued"
     rows = [[t.task_id, t.task, t.queue, t.records] for t in moved]
     columns = ["task id", "task", "to queue", "records"]
-    Console().print(build_table(f"{verb} {len(rows)} task(s)", columns, rows))
+    console().print(build_table(f"{verb} {len(rows)} task(s)", columns, rows))

@@ -8,8 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from kafka import TopicPartition
-from rich.console import Console
 
 from bookstore import topics
 from bookstore.cli.app import app
@@ -19,6 +17,7 @@ from bookstore.cli.common import (
     JsonOption,
     PartitionOffsets,
     build_table,
+    console,
     kafka_consumer,
     partition_offsets,
     print_json,
@@ -26,12 +25,11 @@ from bookstore.cli.common import (
     unavailable_error,
 )
 from bookstore.config import Settings, load_settings
-from bookstore.stores.mongo import BookStore
-from bookstore.stores.postgres import CustomerStore
-from bookstore.stores.redis_orders import OrderStore
 
 
 def _dead_letter_count(settings: Settings) -> int:
+    from kafka import TopicPartition
+
     with kafka_consumer(settings) as consumer:
         tps = [
             TopicPartition(topics.DEAD_LETTERS, p)
@@ -92,6 +90,10 @@ def _gather(sections: dict[str, Callable[[], Any]]) -> tuple[dict[str, Any], dic
 @app.command()
 def stats(as_json: bool = JsonOption) -> None:
     """Counts per store, dead letters, audit lines, consumer lag per partition, queue depths."""
+    from bookstore.stores.mongo import BookStore
+    from bookstore.stores.postgres import CustomerStore
+    from bookstore.stores.redis_orders import OrderStore
+
     settings = load_settings()
     customers, books, orders = (
         CustomerStore(settings.postgres_dsn),
@@ -132,7 +134,7 @@ def stats(as_json: bool = JsonOption) -> None:
         data["errors"] = errors
         print_json(data)
     else:
-        console = Console()
+        out = console()
         counts = [
             ["customers (PostgreSQL)", results.get("customers")],
             ["books (MongoDB)", results.get("books")],
@@ -140,19 +142,17 @@ def stats(as_json: bool = JsonOption) -> None:
             ["audit lines", results.get("audit_lines")],
             ["dead letters (Kafka)", results.get("dead_letters")],
         ]
-        console.print(build_table("Stores", ["what", "count"], counts))
+        out.print(build_table("Stores", ["what", "count"], counts))
         if "lag" in results:
             rows = [[p.topic, p.partition, p.committed, p.end, p.lag] for p in lag]
             title = f"Consumer lag of group {settings.bridge_group_id}"
-            console.print(
-                build_table(title, ["topic", "partition", "committed", "end", "lag"], rows)
-            )
+            out.print(build_table(title, ["topic", "partition", "committed", "end", "lag"], rows))
         if "queues" in results:
             rows = [
                 [q, d["messages"], d["consumers"]] if d else [q, None, None]
                 for q, d in results["queues"].items()
             ]
-            console.print(build_table("Celery queues", ["queue", "messages", "consumers"], rows))
+            out.print(build_table("Celery queues", ["queue", "messages", "consumers"], rows))
     for message in dict.fromkeys(errors.values()):
         typer.echo(f"error: {message}", err=True)
     if errors:

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pymongo import MongoClient, ReplaceOne
 from pymongo.errors import BulkWriteError, ConnectionFailure, OperationFailure, PyMongoError
 
 from bookstore.errors import StoreUnavailable, Verdict, classify, mongo_code
 from bookstore.records import Record
-from bookstore.schemas import Book
+
+if TYPE_CHECKING:  # validation (pydantic) is the workers' part, not the readers'
+    from bookstore.schemas import Book
 
 # FerretDB v1 (SQLite) holds one pooled connection per statement until an update command ends,
 # from a pool of 100 shared by all clients: one command of >100 upserts deadlocks the server.

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import psycopg2
 import psycopg2.errors
@@ -17,7 +18,9 @@ from psycopg2.extras import execute_values
 
 from bookstore.errors import Refused, StoreUnavailable, Verdict, classify
 from bookstore.records import Record
-from bookstore.schemas import Customer
+
+if TYPE_CHECKING:  # validation (pydantic) is the workers' part, not the readers'
+    from bookstore.schemas import Customer
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS customers (

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import redis
 
 from bookstore.errors import StoreUnavailable, Verdict, classify
 from bookstore.records import Record
-from bookstore.schemas import Order
+
+if TYPE_CHECKING:  # validation (pydantic) is the workers' part, not the readers'
+    from bookstore.schemas import Order
 
 ALL_ORDERS = "orders"  # set of every order id: counts and checks without SCAN (also in WRITE_ORDER)
 

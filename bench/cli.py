@@ -1,0 +1,114 @@
+"""How fast the operator CLI answers: wall time of whole `python -m bookstore` processes.
+
+    .venv/bin/python bench/cli.py [--repeat 7]
+
+Times `--help`, and `history` of a customer with 20 orders (seeded through the stores' own writes
+into databases of its own, `bench_cli`, Redis db 4), each run as a fresh process, as an operator
+runs them. Prints the median and the fastest of the runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+import psycopg2  # noqa: E402
+import pymongo  # noqa: E402
+import redis  # noqa: E402
+
+from bookstore.config import load_settings  # noqa: E402
+from bookstore.records import Record  # noqa: E402
+from bookstore.schemas import parse  # noqa: E402
+from bookstore.stores.mongo import BookStore  # noqa: E402
+from bookstore.stores.postgres import CustomerStore  # noqa: E402
+from bookstore.stores.redis_orders import OrderStore  # noqa: E402
+from bookstore.topics import BOOKS, CUSTOMERS, ORDERS  # noqa: E402
+
+NAME = "bench_cli"
+
+
+def seed(orders: int = 20) -> tuple[dict[str, str], str]:
+    """A customer with `orders` orders of 5 books; the environment to run the CLI with."""
+    base = load_settings()
+    env = {
+        "POSTGRES_DSN": base.postgres_dsn.rsplit("/", 1)[0] + f"/{NAME}",
+        "MONGO_DB": NAME,
+        "REDIS_URL": base.redis_url.rsplit("/", 1)[0] + "/4",
+    }
+    admin = psycopg2.connect(base.postgres_dsn.rsplit("/", 1)[0] + "/bookstore")
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f'DROP DATABASE IF EXISTS "{NAME}" WITH (FORCE)')
+        cur.execute(f'CREATE DATABASE "{NAME}"')
+    admin.close()
+    pymongo.MongoClient(base.mongo_uri).drop_database(NAME)
+    redis.Redis.from_url(env["REDIS_URL"]).flushdb()
+
+    cid = str(uuid.uuid4())
+    books = [{"id": f"vol-{i}", "title": f"Livro {i}", "authors": [f"A{i}"]} for i in range(5)]
+    entities = {
+        CUSTOMERS: [{"id": cid, "name": "Ana", "email": f"{cid}@example.com"}],
+        BOOKS: books,
+        ORDERS: [
+            {
+                "id": str(uuid.uuid4()),
+                "customer_id": cid,
+                "book_id": books[i % 5]["id"],
+                "quantity": 1,
+                "timestamp": 1_700_000_000 + i,
+            }
+            for i in range(orders)
+        ],
+    }
+    stores = {
+        CUSTOMERS: CustomerStore(env["POSTGRES_DSN"]),
+        BOOKS: BookStore(base.mongo_uri, NAME),
+        ORDERS: OrderStore(env["REDIS_URL"]),
+    }
+    for topic, values in entities.items():
+        records = [
+            Record(topic, 0, i, None, 0, json.dumps(v).encode()) for i, v in enumerate(values)
+        ]
+        stores[topic].write([(parse(topic, r.value), r) for r in records])
+        stores[topic].close()
+    return env, cid
+
+
+def wall(env: dict[str, str], *args: str) -> float:
+    started = time.perf_counter()
+    result = subprocess.run(
+        [sys.executable, "-m", "bookstore", *args],
+        cwd=REPO,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+    )
+    took = time.perf_counter() - started
+    if result.returncode != 0:
+        raise SystemExit(f"bookstore {' '.join(args)} failed: {result.stderr.strip()}")
+    return took
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeat", type=int, default=7)
+    args = parser.parse_args()
+    env, cid = seed()
+    for label, command in (("--help", ["--help"]), ("history (20 orders)", ["history", cid])):
+        wall(env, *command)  # warm the file cache and .pyc files
+        times = [wall(env, *command) for _ in range(args.repeat)]
+        print(f"{label:<22} median {statistics.median(times):.2f} s, fastest {min(times):.2f} s")
+
+
+if __name__ == "__main__":
+    main()
