@@ -91,6 +91,11 @@ class Settings:
     # Optional static group membership: a bridge restarted with the same id takes its partitions
     # back at once, without a rebalance. Must be unique per running bridge.
     bridge_instance_id: str = _str("BRIDGE_INSTANCE_ID", "")
+    # What the topics keep (bookstore.kafka.topic_configs): -1 is forever. Compacted topics
+    # keep every record for at least the lag, then the latest per key.
+    orders_retention_ms: int = _int("ORDERS_RETENTION_MS", -1)
+    dead_letters_retention_ms: int = _int("DEAD_LETTERS_RETENTION_MS", -1)
+    topic_compaction_lag_ms: int = _int("TOPIC_COMPACTION_LAG_MS", 7 * 24 * 3600 * 1000)
     # Bad input (SPEC): a record value larger than this is a dead letter (stage validate).
     record_max_bytes: int = _int("RECORD_MAX_BYTES", 1024 * 1024)
     # The one backoff for everything that waits for a server: tasks, the bridge, generation.
@@ -128,6 +133,9 @@ class Settings:
             "record_max_bytes": 1,
             "retry_max_seconds": 0.1,
             "park_after_retries": 0,
+            "orders_retention_ms": -1,
+            "dead_letters_retention_ms": -1,
+            "topic_compaction_lag_ms": 0,
         }
         for name, least in minimum.items():
             if getattr(self, name) < least:

@@ -6,14 +6,16 @@ import logging
 import os
 import socket
 import threading
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from bookstore.config import Settings
 from bookstore.errors import Unavailable
-from bookstore.topics import ALL_TOPICS, DEAD_LETTERS, ENTITY_TOPICS
+from bookstore.topics import ALL_TOPICS, BOOKS, CUSTOMERS, DEAD_LETTERS, ENTITY_TOPICS, ORDERS
 
 if TYPE_CHECKING:  # kafka-python is imported where it is used: the CLI's --help needs none of it
     from kafka import KafkaAdminClient, KafkaProducer
+    from kafka.consumer.fetcher import ConsumerRecord
 
 log = logging.getLogger(__name__)
 
@@ -43,33 +45,54 @@ def check_reachable(settings: Settings, timeout: float = 3.0) -> None:
 # of the largest record its origin topic accepts.
 DEAD_LETTER_HEADROOM = 64 * 1024
 MAX_MESSAGE_BYTES = "max.message.bytes"
+CLEANUP_POLICY = "cleanup.policy"
 
 
-def ensure_topics(settings: Settings, topics: tuple[str, ...] = ALL_TOPICS) -> None:
-    """Create the topics explicitly (never rely on broker auto-create); existing ones are kept.
+def topic_configs(settings: Settings) -> dict[str, dict[str, str]]:
+    """What each topic must keep for the log to rebuild the stores (README, "The log is the
+    source of truth"): the entity topics `customers` and `books` are compacted (the latest record
+    per key survives, all of them for `TOPIC_COMPACTION_LAG_MS`); `orders` are events, kept for
+    `ORDERS_RETENTION_MS`; dead letters for `DEAD_LETTERS_RETENTION_MS` (-1: forever)."""
+    compacted = {
+        CLEANUP_POLICY: "compact",
+        "min.compaction.lag.ms": str(settings.topic_compaction_lag_ms),
+    }
+    return {
+        CUSTOMERS: compacted,
+        BOOKS: compacted,
+        ORDERS: {CLEANUP_POLICY: "delete", "retention.ms": str(settings.orders_retention_ms)},
+        DEAD_LETTERS: {
+            CLEANUP_POLICY: "delete",
+            "retention.ms": str(settings.dead_letters_retention_ms),
+        },
+    }
+
+
+def ensure_topics(settings: Settings, topics: tuple[str, ...] = ALL_TOPICS) -> list[str]:
+    """Create the topics explicitly (never rely on broker auto-create), configured as
+    `topic_configs` says; existing topics are brought to that configuration (idempotent).
 
     The `dead-letters` topic must accept any record its origin topics accepted (a dead letter
     keeps the original bytes): its `max.message.bytes` is raised to the origin topics' largest
     plus headroom, at creation and whenever an origin topic allows more than it does.
-    """
-    from kafka import KafkaAdminClient
-    from kafka.admin import NewTopic
-    from kafka.errors import KafkaTimeoutError, TopicAlreadyExistsError
 
-    check_reachable(settings)
-    try:
-        admin = KafkaAdminClient(
-            bootstrap_servers=settings.kafka_bootstrap_servers, client_id="bookstore-admin"
-        )
-    except KafkaTimeoutError:
-        raise KafkaUnavailable(
-            f"cannot reach Kafka at {settings.kafka_bootstrap_servers} (KAFKA_BOOTSTRAP_SERVERS)"
-        ) from None
+    Returns the topics that should be compacted and are not (see `align_configs`).
+    """
+    from kafka.admin import NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+
+    wanted = topic_configs(settings)
+    admin = admin_client(settings)
     try:
         missing = set(topics) - set(admin.list_topics())
         if missing:
             new = [
-                NewTopic(name, num_partitions=settings.kafka_partitions, replication_factor=1)
+                NewTopic(
+                    name,
+                    num_partitions=settings.kafka_partitions,
+                    replication_factor=1,
+                    topic_configs=wanted.get(name, {}),
+                )
                 for name in sorted(missing)
             ]
             try:
@@ -77,22 +100,133 @@ def ensure_topics(settings: Settings, topics: tuple[str, ...] = ALL_TOPICS) -> N
                 log.info("created Kafka topics %s", ", ".join(sorted(missing)))
             except TopicAlreadyExistsError:
                 pass  # another process created them first
+        wanted = {t: wanted[t] for t in topics if t in wanted}
+        align_configs(admin, wanted)
         if DEAD_LETTERS in topics:
             _fit_dead_letters(admin)
+        return uncompacted(admin, wanted)
     finally:
         admin.close()
+
+
+def admin_client(settings: Settings) -> KafkaAdminClient:
+    from kafka import KafkaAdminClient
+    from kafka.errors import KafkaTimeoutError
+
+    check_reachable(settings)
+    try:
+        return KafkaAdminClient(
+            bootstrap_servers=settings.kafka_bootstrap_servers, client_id="bookstore-admin"
+        )
+    except KafkaTimeoutError:
+        raise KafkaUnavailable(
+            f"cannot reach Kafka at {settings.kafka_bootstrap_servers} (KAFKA_BOOTSTRAP_SERVERS)"
+        ) from None
+
+
+def current_configs(admin: KafkaAdminClient, topics: Iterable[str]) -> dict[str, dict[str, str]]:
+    """Every config of each topic, defaults included: {topic: {name: value}}."""
+    from kafka.admin import ConfigResource
+
+    described = admin.describe_configs(
+        [ConfigResource("TOPIC", t) for t in topics], config_filter="all"
+    )["topic"]
+    return {t: {k: c["value"] for k, c in cs.items()} for t, cs in described.items()}
+
+
+def align_configs(
+    admin: KafkaAdminClient,
+    wanted: dict[str, dict[str, str]],
+    compact: bool = False,
+) -> dict[str, dict[str, str]]:
+    """Set on existing topics what differs from `wanted`; returns what was set.
+
+    Longer retention loses nothing, so processes do it at start-up. Turning compaction on makes
+    Kafka discard every record without a key and, later, the records a newer one with the same
+    key supersedes: only `python -m bookstore topics --apply` does it (`compact=True`), after
+    counting the records without a key.
+    """
+    from kafka.admin import ConfigResource
+
+    now = current_configs(admin, wanted)
+    changes: dict[str, dict[str, str]] = {}
+    for topic, configs in wanted.items():
+        differ = {k: v for k, v in configs.items() if now.get(topic, {}).get(k) != v}
+        if differ.get(CLEANUP_POLICY) == "compact" and not compact:
+            del differ[CLEANUP_POLICY]
+        if differ:
+            changes[topic] = differ
+    if changes:
+        admin.alter_configs([ConfigResource("TOPIC", t, configs=c) for t, c in changes.items()])
+        for topic, differ in changes.items():
+            log.info("topic %s: set %s", topic, differ)
+    return changes
+
+
+def uncompacted(admin: KafkaAdminClient, wanted: dict[str, dict[str, str]]) -> list[str]:
+    now = current_configs(admin, wanted)
+    return [
+        t
+        for t, c in wanted.items()
+        if c.get(CLEANUP_POLICY) == "compact" and now[t][CLEANUP_POLICY] != "compact"
+    ]
+
+
+def count_keyless(settings: Settings, topic: str) -> int:
+    """How many records of `topic` have no key: one pass over it, from its first offset."""
+    keyless = 0
+    for batch in read_topics(settings, [topic]):
+        keyless += sum(1 for r in batch if r.key is None)
+    return keyless
+
+
+def read_topics(
+    settings: Settings,
+    topics: Iterable[str],
+    max_records: int = 2000,
+    on_bounds: Callable[[dict, dict], None] = lambda starts, ends: None,
+) -> Iterator[list[ConsumerRecord]]:
+    """Every record the topics hold now, in batches, from the first offset of each partition to
+    its end when the call starts (records written meanwhile are not read). No consumer group.
+    `on_bounds(starts, ends)` gets each partition's first and end offsets ({TopicPartition:
+    offset}) before the first batch."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        enable_auto_commit=False,
+        group_id=None,
+        fetch_max_bytes=64 * 1024 * 1024,
+        max_partition_fetch_bytes=16 * 1024 * 1024,
+    )
+    try:
+        partitions = [
+            TopicPartition(t, p)
+            for t in topics
+            for p in sorted(consumer.partitions_for_topic(t) or ())
+        ]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        ends = consumer.end_offsets(partitions)
+        on_bounds(consumer.beginning_offsets(partitions), ends)
+        remaining = {tp: end for tp, end in ends.items() if consumer.position(tp) < end}
+        while remaining:
+            polled = consumer.poll(timeout_ms=1000, max_records=max_records)
+            for tp, records in polled.items():
+                batch = [r for r in records if r.offset < remaining.get(tp, -1)]
+                if batch:
+                    yield batch
+            for tp in [tp for tp, end in remaining.items() if consumer.position(tp) >= end]:
+                del remaining[tp]
+                consumer.pause(tp)
+    finally:
+        consumer.close()
 
 
 def _fit_dead_letters(admin: KafkaAdminClient) -> None:
     from kafka.admin import ConfigResource
 
-    limits = {
-        topic: int(configs[MAX_MESSAGE_BYTES]["value"])
-        for topic, configs in admin.describe_configs(
-            [ConfigResource("TOPIC", t, configs={MAX_MESSAGE_BYTES: None}) for t in ALL_TOPICS],
-            config_filter="all",
-        )["topic"].items()
-    }
+    limits = {t: int(c[MAX_MESSAGE_BYTES]) for t, c in current_configs(admin, ALL_TOPICS).items()}
     needed = max(limits[t] for t in ENTITY_TOPICS) + DEAD_LETTER_HEADROOM
     if limits[DEAD_LETTERS] < needed:
         admin.alter_configs(

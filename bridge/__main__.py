@@ -51,7 +51,12 @@ def main(argv: list[str] | None = None) -> int:
         broker = app.connection_for_write().as_uri()  # password masked
         return fail(f"cannot reach RabbitMQ at {broker} (CELERY_BROKER_URL): {exc}")
     try:
-        ensure_topics(settings)
+        for topic in ensure_topics(settings):
+            log.warning(
+                "topic %s is not compacted: after its retention the log can no longer rebuild "
+                "its store (python -m bookstore topics --apply)",
+                topic,
+            )
         consumer = KafkaConsumer(
             bootstrap_servers=settings.kafka_bootstrap_servers,
             group_id=settings.bridge_group_id,

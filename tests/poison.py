@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bookstore.topics import BOOKS, CUSTOMERS, ORDERS
 
@@ -22,7 +22,8 @@ class Bad:
     topic: str
     value: bytes | None
     stage: str
-    key: bytes | None = None
+    # compacted topics refuse records without a key (every record here has one)
+    key: bytes | None = field(default_factory=lambda: f"bad-{uuid.uuid4()}".encode())
 
 
 def _json(value: object) -> bytes:
