@@ -32,6 +32,11 @@ class Persister:
         self.settings = settings
         self._stores: dict[str, CustomerStore | BookStore | OrderStore] = {}
 
+    def close(self) -> None:
+        for store in self._stores.values():
+            store.close()
+        self._stores.clear()
+
     def store_for(self, topic: str) -> CustomerStore | BookStore | OrderStore:
         if topic not in self._stores:
             s = self.settings
@@ -49,6 +54,13 @@ class Persister:
         Raises when retrying the whole batch is the answer: a transient failure (a server away),
         or `Unexplained` when the batch fails for a reason about none of its records.
         """
+        outcome = self.store(topic, records)
+        deadletters.publish(self.settings, outcome.dead)
+        return outcome
+
+    def store(self, topic: str, records: list[Record]) -> Outcome:
+        """`persist` without publishing the dead letters: a rebuild judges the records again
+        but leaves the dead-letter topic as the pipeline wrote it."""
         outcome = Outcome()
         valid = []
         crashed: list[tuple[Record, Exception]] = []
@@ -67,5 +79,4 @@ class Persister:
             refused = write_isolating(self.store_for(topic).write, valid)
             outcome.dead.extend(DeadLetter(record, "store", reason) for record, reason in refused)
             outcome.stored = len(valid) - len(refused)
-        deadletters.publish(self.settings, outcome.dead)
         return outcome

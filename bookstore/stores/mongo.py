@@ -135,9 +135,24 @@ class BookStore:
     def count(self) -> int:
         return self.books.count_documents({})
 
+    def scan(self) -> Iterator[dict[str, Any]]:
+        """Every document, streamed."""
+        return self.books.find({}, batch_size=2000)
+
+    def clear(self) -> None:
+        """Remove every book (a rebuild starts from an empty collection)."""
+        self.books.drop()
+        self.books.create_index("isbn")
+
 
 def _document(book: Book, record: Record) -> dict[str, Any]:
     return {**book.document(), "_source": source_version(record)}
+
+
+def source_order(version: str) -> tuple[int, int, int]:
+    """(timestamp, partition, offset) back from `source_version`."""
+    timestamp, partition, offset = version.split(":")
+    return int(timestamp), int(partition), int(offset)
 
 
 def source_version(record: Record) -> str:

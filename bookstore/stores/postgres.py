@@ -122,6 +122,23 @@ class CustomerStore:
             cur.execute("SELECT count(*) FROM customers")
             return cur.fetchone()[0]
 
+    def scan(self, chunk: int = 10_000) -> Iterator[tuple[CustomerRow, tuple[int, int, int]]]:
+        """Every customer with the record it came from, streamed (a server-side cursor)."""
+        conn = self._connection()
+        with conn, conn.cursor(name="customers_scan") as cur:
+            cur.itersize = chunk
+            cur.execute(
+                "SELECT id::text, name, email, source_timestamp, source_partition, source_offset"
+                " FROM customers"
+            )
+            for cid, name, email, *source in cur:
+                yield CustomerRow(cid, name, email), tuple(source)
+
+    def clear(self) -> None:
+        """Remove every customer (a rebuild starts from an empty table)."""
+        with self._connection() as conn, conn.cursor() as cur:
+            cur.execute("TRUNCATE customers")
+
 
 def _values(customer: Customer, record: Record) -> tuple:
     return (customer.id, customer.name, customer.email, *record.kafka_order)

@@ -10,7 +10,7 @@ another `customer_id` moves from the old customer's history to the new one's.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -136,7 +136,55 @@ class OrderStore:
     def count(self) -> int:
         return self.redis.scard(ALL_ORDERS)
 
+    def scan(self, chunk: int = 1000) -> Iterator[tuple[str, dict[str, str]]]:
+        """Every order hash (`order:*`, found by SCAN, not through the `orders` set), with all
+        its fields, source included; read in pipelined chunks."""
+        for part in _chunks(self.redis.scan_iter(match=order_key("*"), count=chunk), chunk):
+            pipe = self.redis.pipeline(transaction=False)
+            for key in part:
+                pipe.hgetall(key)
+            for key, fields in zip(part, pipe.execute(), strict=True):
+                if fields:
+                    yield key.decode()[len(order_key("")) :], _text(fields)
+
+    def histories(self, chunk: int = 1000) -> Iterator[tuple[str, list[tuple[str, float]]]]:
+        """Every customer's history: (customer id, [(order id, score), ...])."""
+        prefix, suffix = history_key("*").split("*")
+        for part in _chunks(self.redis.scan_iter(match=history_key("*"), count=chunk), chunk):
+            pipe = self.redis.pipeline(transaction=False)
+            for key in part:
+                pipe.zrange(key, 0, -1, withscores=True)
+            for key, entries in zip(part, pipe.execute(), strict=True):
+                cid = key.decode()[len(prefix) : -len(suffix)]
+                yield cid, [(oid.decode(), score) for oid, score in entries]
+
+    def set_members(self) -> set[str]:
+        """The `orders` set, which counts and checks read instead of scanning."""
+        return {i.decode() for i in self.redis.sscan_iter(ALL_ORDERS, count=1000)}
+
+    def clear(self) -> None:
+        """Remove every order, history and the `orders` set (nothing else in the database)."""
+        for pattern in (order_key("*"), history_key("*")):
+            for part in _chunks(self.redis.scan_iter(match=pattern, count=1000), 1000):
+                self.redis.delete(*part)
+        self.redis.delete(ALL_ORDERS)
+
+
+def _chunks(items: Iterable[bytes], size: int) -> Iterator[list[bytes]]:
+    part: list[bytes] = []
+    for item in items:
+        part.append(item)
+        if len(part) == size:
+            yield part
+            part = []
+    if part:
+        yield part
+
+
+def _text(fields: dict[bytes, bytes]) -> dict[str, str]:
+    return {k.decode(): v.decode() for k, v in fields.items()}
+
 
 def _stored(order_id: str, fields: dict[bytes, bytes]) -> StoredOrder:
-    f = {k.decode(): v.decode() for k, v in fields.items()}
+    f = _text(fields)
     return StoredOrder(order_id, f["customer_id"], f["book_id"], int(f["quantity"]), f["timestamp"])

@@ -1,0 +1,245 @@
+"""`topics`, `rebuild` and `verify`: the log is the source of truth (README).
+
+`topics` shows and applies what the topics must keep; `rebuild` refills stores from the topics
+(into a namespace next to the live stores, or in place with --yes); `verify` proves stores equal
+the log. All three follow the CLI's contract: --json, exit 0 / 1 (differences) / 2 / 4.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+import typer
+
+from bookstore.cli.app import app
+from bookstore.cli.common import (
+    EXIT_INCONSISTENT,
+    CliError,
+    JsonOption,
+    build_table,
+    console,
+    print_json,
+    reporting_errors,
+)
+from bookstore.config import Settings, load_settings
+
+
+class StoreChoice(StrEnum):
+    postgres = "postgres"
+    mongo = "mongo"
+    redis = "redis"
+    audit = "audit"
+    all = "all"
+
+
+STORE_OPTION = typer.Option(StoreChoice.all, "--store", help="which store")
+REDIS_DB_OPTION = typer.Option(
+    None, "--redis-db", min=0, help="the namespace's Redis database (Redis numbers them)"
+)
+
+
+def _stores(choice: StoreChoice) -> list[str]:
+    from bookstore.rebuild import STORES
+
+    return list(STORES) if choice is StoreChoice.all else [choice.value]
+
+
+def _namespace(live: Settings, name: str | None, redis_db: int | None) -> Settings:
+    from bookstore.namespace import NamespaceError, namespace_settings
+
+    if name is None:
+        return live
+    try:
+        return namespace_settings(live, name, redis_db)
+    except NamespaceError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+@app.command()
+def topics(
+    apply: bool = typer.Option(False, "--apply", help="set what differs (compaction included)"),
+    force: bool = typer.Option(
+        False, "--force", help="with --apply: compact even topics holding records without a key"
+    ),
+    as_json: bool = JsonOption,
+) -> None:
+    """What each topic keeps (compaction, retention) against what a rebuild needs."""
+    from bookstore.kafka import (
+        CLEANUP_POLICY,
+        admin_client,
+        align_configs,
+        count_keyless,
+        current_configs,
+        ensure_topics,
+        topic_configs,
+    )
+
+    settings = load_settings()
+    wanted = topic_configs(settings)
+    applied: dict[str, dict[str, str]] = {}
+    with reporting_errors():
+        ensure_topics(settings)
+        admin = admin_client(settings)
+        try:
+            if apply:
+                now = current_configs(admin, wanted)
+                compacting = [
+                    t
+                    for t, c in wanted.items()
+                    if c.get(CLEANUP_POLICY) == "compact" and now[t][CLEANUP_POLICY] != "compact"
+                ]
+                keyless = {t: n for t in compacting if (n := count_keyless(settings, t))}
+                if keyless and not force:
+                    held = ", ".join(f"{t}: {n}" for t, n in keyless.items())
+                    raise CliError(
+                        f"records without a key ({held}) would be discarded by compaction: "
+                        "re-publish them with their id as key, or --force (the audit log "
+                        "keeps them)",
+                        EXIT_INCONSISTENT,
+                    )
+                applied = align_configs(admin, wanted, compact=True)
+            now = current_configs(admin, wanted)
+        finally:
+            admin.close()
+    rows = []
+    for topic, configs in wanted.items():
+        for name, value in configs.items():
+            rows.append([topic, name, now[topic].get(name), value])
+    differ = [r for r in rows if r[2] != r[3]]
+    if as_json:
+        print_json(
+            {
+                "topics": [
+                    dict(zip(("topic", "config", "now", "wanted"), r, strict=True)) for r in rows
+                ],
+                "applied": applied,
+                "differences": len(differ),
+            }
+        )
+    else:
+        out = console()
+        out.print(build_table("Topic configuration", ["topic", "config", "now", "wanted"], rows))
+        if differ:
+            out.print(
+                "[yellow]differs from what a rebuild needs: python -m bookstore topics --apply"
+            )
+    if differ:
+        raise typer.Exit(EXIT_INCONSISTENT)
+
+
+@app.command()
+def rebuild(
+    store: StoreChoice = STORE_OPTION,
+    into: str = typer.Option(None, "--into", help="a namespace next to the live stores"),
+    redis_db: int = REDIS_DB_OPTION,
+    yes: bool = typer.Option(False, "--yes", help="replace the live stores (no --into)"),
+    from_start: bool = typer.Option(
+        False, "--from-start", help="empty the store and read from the first offset again"
+    ),
+    as_json: bool = JsonOption,
+) -> None:
+    """Refill stores from the topics, through the workers' own code; resumable."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from bookstore.kafka import check_reachable
+    from bookstore.namespace import create_postgres_database
+    from bookstore.rebuild import rebuild as run
+
+    if (into is None) == (not yes):
+        raise typer.BadParameter("either --into NAME (a namespace) or --yes (the live stores)")
+    live = load_settings()
+    target = _namespace(live, into, redis_db)
+    summaries = []
+    with reporting_errors():
+        check_reachable(live)
+        if into is not None and store in (StoreChoice.postgres, StoreChoice.all):
+            create_postgres_database(live, into)
+        with Progress(
+            TextColumn("{task.description:<10}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console(stderr=True),
+            disable=as_json,
+        ) as bar:
+            for name in _stores(store):
+                task = bar.add_task(name, total=None)
+                summary = run(
+                    target,
+                    name,
+                    into or "live",
+                    from_start,
+                    on_start=lambda total, t=task: bar.update(t, total=total),
+                    on_batch=lambda n, t=task: bar.advance(t, n),
+                )
+                # offsets compaction removed were counted in the total, never read
+                bar.update(task, total=summary.read, completed=summary.read)
+                summaries.append(summary)
+    if as_json:
+        print_json([{**vars(s), "records_per_second": round(s.rate)} for s in summaries])
+        return
+    rows = [
+        [
+            s.store,
+            s.read,
+            s.stored,
+            s.dead_letters,
+            f"{s.seconds:.1f}",
+            f"{s.rate:,.0f}",
+            "resumed" if s.resumed else "from the first offset",
+        ]
+        for s in summaries
+    ]
+    out = console()
+    where = f"namespace {into}" if into else "the live stores"
+    out.print(
+        build_table(
+            f"Rebuilt {where}",
+            ["store", "read", "stored", "dead letters", "seconds", "records/s", "started"],
+            rows,
+        )
+    )
+    for s in summaries:
+        for example in s.examples:
+            out.print(f"  {s.store}: dead letter {example}", markup=False)
+
+
+@app.command()
+def verify(
+    store: StoreChoice = STORE_OPTION,
+    namespace: str = typer.Option(None, "--namespace", help="a namespace, not the live stores"),
+    redis_db: int = REDIS_DB_OPTION,
+    examples: int = typer.Option(5, "--examples", min=0, help="differences to show per store"),
+    as_json: bool = JsonOption,
+) -> None:
+    """Compare stores with the log: missing, extra, different entries (exit 1 if any)."""
+    from bookstore.kafka import check_reachable
+    from bookstore.verify import verify as run
+
+    target = _namespace(load_settings(), namespace, redis_db)
+    with reporting_errors():
+        check_reachable(target)
+        reports = run(target, _stores(store), examples)
+    differences = sum(r.differences for r in reports)
+    if as_json:
+        print_json({"stores": [vars(r) for r in reports], "differences": differences})
+    else:
+        rows = [
+            [r.store, r.expected, r.checked, r.missing, r.extra, r.different, r.newer]
+            for r in reports
+        ]
+        out = console()
+        where = f"namespace {namespace}" if namespace else "the live stores"
+        out.print(
+            build_table(
+                f"{where} against the log",
+                ["store", "in the log", "checked", "missing", "extra", "different", "newer"],
+                rows,
+            )
+        )
+        for r in reports:
+            for example in r.examples:
+                out.print(f"  {r.store}: {example}", markup=False)
+        out.print("equal to the log" if not differences else f"{differences} difference(s)")
+    if differences:
+        raise typer.Exit(EXIT_INCONSISTENT)

@@ -1,0 +1,298 @@
+"""The log is the source of truth: stores rebuilt from Kafka equal the live ones, and `verify`
+proves a store equal to the log or names exactly what differs.
+
+The topics are recreated for this module: `verify` compares a store with the whole log, which
+must then hold only this module's records (other suites share the topics).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import psycopg2
+import pymongo
+import pytest
+import redis
+from kafka import KafkaAdminClient
+from kafka.admin import ConfigResource
+
+from bookstore.kafka import ensure_topics, read_topics, topic_configs
+from bookstore.namespace import namespace_settings
+from bookstore.topics import ALL_TOPICS, BOOKS, CUSTOMERS
+from tests.conftest import REPO, Processes, wait_until
+from tests.pipeline import (
+    Dataset,
+    Namespace,
+    Pipeline,
+    Stores,
+    Stream,
+    build_dataset,
+    produce_each,
+)
+
+LIVE = Namespace("bookstore_truth", redis_db=10)
+REBUILT = ("truth_rebuilt", "11")
+COMPACTED = ("truth_compacted", "12")
+
+
+def recreate_topics(settings) -> None:
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    try:
+        existing = set(admin.list_topics()) & set(ALL_TOPICS)
+        if existing:
+            admin.delete_topics(sorted(existing))
+        wait_until(lambda: not set(admin.list_topics()) & set(ALL_TOPICS), 60, "topics deleted")
+    finally:
+        admin.close()
+
+    def created() -> bool:
+        try:
+            ensure_topics(settings)
+            return True
+        except Exception:  # the broker may still be finishing the deletion
+            return False
+
+    wait_until(created, 60, "topics created")
+
+
+@dataclass
+class Truth:
+    pipeline: Pipeline
+    ds: Dataset
+    processes: Processes
+
+
+@pytest.fixture(scope="module")
+def truth(settings, tmp_path_factory) -> Iterator[Truth]:
+    """A messy stream through the pipeline into the live namespace: duplicates, updates (a
+    customer's e-mail and name changed several times, a book re-published), dead letters of
+    every stage, and a worker killed mid-stream."""
+    recreate_topics(settings)
+    LIVE.reset(settings)
+    tmp = tmp_path_factory.mktemp("truth")
+    processes = Processes(tmp)
+    pipeline = Pipeline(processes, settings, tmp, **LIVE.env(settings), BRIDGE_BATCH_SIZE="50")
+    tag = uuid.uuid4().hex[:8]
+    ds = build_dataset(150, 60, 400, tag)
+    changing = list(ds.customers.values())[1]  # not the first: its e-mail is the conflict's
+    for i in range(4):  # the latest version wins; the e-mails it leaves are free again
+        changing = {**changing, "name": f"Nome {i}", "email": f"v{i}.{tag}@example.org"}
+        ds.send(CUSTOMERS, changing, changing["id"])
+    ds.customers[changing["id"]] = changing
+    book = next(iter(ds.books.values()))
+    republished = {**book, "title": f"{book['title']} (2nd edition)"}
+    ds.send(BOOKS, republished, book["id"])
+    ds.books[book["id"]] = republished
+    try:
+        pipeline.start_workers()
+        pipeline.start_bridge()
+        stream = Stream(settings, ds.messages, per_second=400).start()
+        wait_until(lambda: len(pipeline.audit_coords()) > 200, 120, "the stream under way")
+        processes.stop(pipeline.workers["postgres"], signal.SIGKILL)
+        pipeline.workers["postgres"] = processes.worker("postgres", env=pipeline.env)
+        coords = stream.finish()
+        stores = Stores(LIVE.settings(settings))
+        try:
+            wait_until(lambda: stores.complete(ds), 240, "every valid record stored")
+        finally:
+            stores.close()
+        coords += produce_each(settings, ds.bad_messages)  # the e-mail conflict comes second
+        pipeline.wait_audited(coords)
+        wait_until(lambda: pipeline.lag() == 0, 120, "the bridge group's lag to be 0")
+        wait_until(lambda: _dead_letter_count(settings) >= len(ds.malformed), 120, "dead letters")
+        time.sleep(2)  # the last tasks' acks
+        yield Truth(pipeline, ds, processes)
+    finally:
+        processes.stop_all()
+
+
+def _dead_letter_count(settings) -> int:
+    return sum(len(b) for b in read_topics(settings, ["dead-letters"]))
+
+
+def _verify(truth: Truth, *args: str) -> dict:
+    result = truth.pipeline.cli("verify", "--json", *args)
+    assert result.returncode in (0, 1), result.stderr
+    return json.loads(result.stdout)
+
+
+def _by_store(report: dict) -> dict[str, dict]:
+    return {s["store"]: s for s in report["stores"]}
+
+
+def _rebuild_into(truth: Truth, namespace: tuple[str, str]) -> list[dict]:
+    name, redis_db = namespace
+    result = truth.pipeline.cli("rebuild", "--into", name, "--redis-db", redis_db, "--json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    return json.loads(result.stdout)
+
+
+def test_live_and_rebuilt_stores_equal_the_log(truth):
+    live = _verify(truth)
+    assert live["differences"] == 0, live
+    assert _by_store(live)["postgres"]["checked"] == len(truth.ds.customers)
+    assert _by_store(live)["redis"]["checked"] == len(truth.ds.orders)
+
+    summaries = {s["store"]: s for s in _rebuild_into(truth, REBUILT)}
+    assert summaries["postgres"]["stored"] >= len(truth.ds.customers)
+    assert summaries["postgres"]["dead_letters"] > 0  # the malformed customers, judged again
+    rebuilt = _verify(truth, "--namespace", REBUILT[0], "--redis-db", REBUILT[1])
+    assert rebuilt["differences"] == 0, rebuilt
+    for store in ("postgres", "mongo", "redis", "audit"):
+        assert _by_store(rebuilt)[store]["checked"] == _by_store(live)[store]["expected"]
+
+    again = _rebuild_into(truth, REBUILT)  # resumes from its group: nothing new to read
+    assert all(s["resumed"] and s["read"] == 0 for s in again), again
+
+
+def test_verify_names_exactly_what_was_tampered_with(truth, settings):
+    _rebuild_into(truth, REBUILT)
+    name, redis_db = REBUILT
+    target = _namespace(settings, REBUILT)
+    customer, book = next(iter(truth.ds.customers)), next(iter(truth.ds.books))
+    order, deleted = list(truth.ds.orders)[:2]
+    stray = str(uuid.uuid4())
+    with psycopg2.connect(target.postgres_dsn) as conn, conn.cursor() as cur:
+        cur.execute("UPDATE customers SET name = 'tampered' WHERE id = %s", (customer,))
+    conn.close()
+    client = pymongo.MongoClient(target.mongo_uri)
+    client[name].books.update_one({"_id": book}, {"$set": {"title": "tampered"}})
+    client.close()
+    r = redis.Redis.from_url(target.redis_url)
+    r.hset(f"order:{order}", "quantity", 999)
+    owner = r.hget(f"order:{deleted}", "customer_id").decode()
+    r.delete(f"order:{deleted}")
+    r.zrem(f"customer:{owner}:orders", deleted)
+    r.srem("orders", deleted)
+    r.hset(
+        f"order:{stray}",
+        mapping={"customer_id": owner, "book_id": book, "quantity": 1, "timestamp": "x"},
+    )
+    r.zadd(f"customer:{owner}:orders", {stray: 1})
+    r.sadd("orders", stray)
+    r.close()
+
+    report = _verify(truth, "--namespace", name, "--redis-db", redis_db, "--examples", "10")
+    stores = _by_store(report)
+    counts = {s: (v["missing"], v["extra"], v["different"]) for s, v in stores.items()}
+    assert counts == {
+        "postgres": (0, 0, 1),
+        "mongo": (0, 0, 1),
+        "redis": (1, 1, 1),
+        "audit": (0, 0, 0),
+    }, report
+    examples = " ".join(e for s in stores.values() for e in s["examples"])
+    for key in (customer, book, order, deleted, stray):
+        assert key in examples
+    assert report["differences"] == 5
+    result = truth.pipeline.cli("verify", "--namespace", name, "--redis-db", redis_db)
+    assert result.returncode == 1 and "5 difference(s)" in result.stdout, result.stdout
+
+
+def _force_compaction(settings) -> None:
+    """Let the broker compact the entity topics now (their lag is days by default)."""
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    fast = {
+        "min.compaction.lag.ms": "0",
+        "segment.ms": "200",
+        "min.cleanable.dirty.ratio": "0.01",
+        "delete.retention.ms": "0",
+    }
+    try:
+        admin.alter_configs([ConfigResource("TOPIC", t, configs=fast) for t in (CUSTOMERS, BOOKS)])
+    finally:
+        admin.close()
+
+
+def _versions(settings, topic: str, key: bytes) -> int:
+    return sum(1 for batch in read_topics(settings, [topic]) for r in batch if r.key == key)
+
+
+def test_a_rebuild_after_compaction_gives_identical_stores(truth, settings):
+    key = list(truth.ds.customers)[1].encode()  # the customer whose e-mail changed
+    sent = sum(1 for t, k, _ in truth.ds.messages if (t, k) == (CUSTOMERS, key))
+    assert sent == 5 and _versions(settings, CUSTOMERS, key) == sent
+    assert topic_configs(settings)[CUSTOMERS]["cleanup.policy"] == "compact"
+    _force_compaction(settings)
+    rolls = []
+
+    def compacted() -> bool:  # a record more rolls the segment that holds the old versions
+        for partition in range(settings.kafka_partitions):
+            rolls.extend(
+                produce_each(
+                    settings, [(CUSTOMERS, b"roll", b"{x"), (BOOKS, b"roll", b"{x")], partition
+                )
+            )
+        return _versions(settings, CUSTOMERS, key) == 1
+
+    wait_until(compacted, 120, "the log cleaner to compact customers", every=2)
+    truth.pipeline.wait_audited(rolls)
+    wait_until(lambda: truth.pipeline.lag() == 0, 120, "the bridge group's lag to be 0")
+
+    summaries = {s["store"]: s for s in _rebuild_into(truth, COMPACTED)}
+    assert summaries["postgres"]["read"] < _versions_sent(truth.ds, CUSTOMERS) + len(rolls) // 2
+    rebuilt = _verify(truth, "--namespace", COMPACTED[0], "--redis-db", COMPACTED[1])
+    assert rebuilt["differences"] == 0, rebuilt
+    live = _verify(truth)  # the live audit log holds lines compaction removed: legitimate
+    assert live["differences"] == 0, live
+
+    live_stores = Stores(LIVE.settings(settings))
+    rebuilt_stores = Stores(_namespace(settings, COMPACTED))
+    try:
+        assert rebuilt_stores.snapshot(truth.ds) == live_stores.snapshot(truth.ds)
+    finally:
+        live_stores.close()
+        rebuilt_stores.close()
+
+
+def _versions_sent(ds: Dataset, topic: str) -> int:
+    return sum(1 for t, _, _ in ds.messages + ds.bad_messages if t == topic)
+
+
+def _namespace(settings, namespace: tuple[str, str]):
+    return namespace_settings(LIVE.settings(settings), namespace[0], int(namespace[1]))
+
+
+def test_a_rebuild_killed_midway_resumes_where_it_stopped(truth, settings):
+    name, redis_db = "truth_resumed", "13"
+    group = f"bookstore-rebuild.{name}.redis"
+    env = {**os.environ, **truth.pipeline.env, "BRIDGE_BATCH_SIZE": "5"}  # many small commits
+    args = ["rebuild", "--into", name, "--redis-db", redis_db, "--store", "redis", "--json"]
+    first = subprocess.Popen([sys.executable, "-m", "bookstore", *args], cwd=REPO, env=env)
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    try:
+        wait_until(lambda: admin.list_group_offsets(group).get(group), 60, "a first commit")
+    finally:
+        admin.close()
+    first.send_signal(signal.SIGKILL)
+    first.wait(10)
+
+    result = subprocess.run(
+        [sys.executable, "-m", "bookstore", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    [summary] = json.loads(result.stdout)
+    assert summary["resumed"] and 0 < summary["read"] < len(truth.ds.orders), summary
+    report = _verify(truth, "--namespace", name, "--redis-db", redis_db, "--store", "redis")
+    assert report["differences"] == 0, report
+
+
+def test_replacing_the_live_audit_log_keeps_the_old_one_aside(truth):
+    before = truth.pipeline.audit_path.read_bytes()
+    result = truth.pipeline.cli("rebuild", "--yes", "--store", "audit", "--json")
+    assert result.returncode == 0, result.stderr
+    [kept] = truth.pipeline.audit_path.parent.glob("messages.log.before-rebuild-*")
+    assert kept.read_bytes() == before
+    assert _verify(truth, "--store", "audit")["differences"] == 0
