@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bookstore.config import Settings
-from bookstore.kafka import send_confirmed
+from bookstore.kafka import read_topics, send_confirmed
 from bookstore.records import Record
 from bookstore.topics import DEAD_LETTERS
 
@@ -45,3 +45,17 @@ def publish(settings: Settings, letters: list[DeadLetter]) -> None:
             DEAD_LETTERS,
             [(dl.record.key, dl.record.value, dl.headers()) for dl in letters],
         )
+
+
+def origins(settings: Settings) -> set[tuple[str, int, int]]:
+    """The origin (topic, partition, offset) of every dead letter the topic holds."""
+    origins = set()
+    for batch in read_topics(settings, [DEAD_LETTERS]):
+        for message in batch:
+            h = {k: v.decode("utf-8", "replace") for k, v in message.headers or ()}
+            try:
+                origin = (h["origin.topic"], int(h["origin.partition"]), int(h["origin.offset"]))
+            except (KeyError, ValueError):
+                continue  # not written by this pipeline
+            origins.add(origin)
+    return origins

@@ -1,9 +1,12 @@
 """Rebuild a store from the log: read its topics from the first offset, store as the workers do.
 
 The records go through the workers' own code (bookstore.persist: the same validation, the same
-idempotent writes, the same batches of at most BRIDGE_BATCH_SIZE records of one partition), so
-a rebuilt store is what the pipeline would have written. Records that cannot be stored are
-counted, not published again: the pipeline dead-lettered each of them when it first came.
+idempotent writes, batches of at most BRIDGE_BATCH_SIZE records), so a rebuilt store is what
+the pipeline wrote. Records the pipeline dead-lettered (the dead-letter topic names them) are
+skipped: a store refusal depends on the store's state when the record came (an e-mail already
+taken, a key of the wrong type), and the pipeline's decision is the log's. Re-publishing a dead
+letter (`dead-letters replay`) puts it in the log again, so a rebuild then includes it. Records
+the rebuild refuses itself are counted, not published again.
 
 Each store is rebuilt by a consumer group of its own (`bookstore-rebuild.<namespace>.<store>`)
 that commits after every stored batch: a rebuild cut off by Ctrl-C or a crash resumes where it
@@ -19,8 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bookstore import deadletters
 from bookstore.config import Settings
-from bookstore.persist import Persister
+from bookstore.persist import Outcome, Persister
 from bookstore.records import Record, audit_line
 from bookstore.stores.audit import AuditLog
 from bookstore.topics import BOOKS, CUSTOMERS, ENTITY_TOPICS, ORDERS
@@ -102,12 +106,15 @@ def rebuild(
         ends = consumer.end_offsets(partitions)
         on_start(sum(end - consumer.position(tp) for tp, end in ends.items()))
         audit = AuditLog(settings.audit_log_path)
+        refused = set() if store == "audit" else deadletters.origins(settings)
         for batch in _in_kafka_order(consumer, ends, settings.bridge_batch_size):
             if store == "audit":
                 audit.append("".join(map(audit_line, batch)))
                 summary.stored += len(batch)
             else:
-                outcome = persister.store(batch[0].topic, batch)
+                judged = [r for r in batch if (r.topic, r.partition, r.offset) not in refused]
+                summary.dead_letters += len(batch) - len(judged)
+                outcome = persister.store(batch[0].topic, judged) if judged else Outcome()
                 summary.stored += outcome.stored
                 summary.dead_letters += len(outcome.dead)
                 for dl in outcome.dead[: max(0, 5 - len(summary.examples))]:

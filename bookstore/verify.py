@@ -23,6 +23,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from bookstore import deadletters
 from bookstore.config import Settings
 from bookstore.kafka import read_topics
 from bookstore.records import Record
@@ -31,7 +32,7 @@ from bookstore.stores.audit import AuditLog
 from bookstore.stores.mongo import BookStore, source_order
 from bookstore.stores.postgres import CustomerStore
 from bookstore.stores.redis_orders import OrderStore
-from bookstore.topics import BOOKS, CUSTOMERS, DEAD_LETTERS, ENTITY_TOPICS, ORDERS
+from bookstore.topics import BOOKS, CUSTOMERS, ENTITY_TOPICS, ORDERS
 
 Order3 = tuple[int, int, int]  # (timestamp, partition, offset)
 STORE_TOPIC = {"postgres": CUSTOMERS, "mongo": BOOKS, "redis": ORDERS}
@@ -113,7 +114,7 @@ class LogView:
 
 def read_log(settings: Settings, stores: Iterable[str]) -> LogView:
     stores = set(stores)
-    dead = dead_lettered(settings)
+    dead = deadletters.origins(settings)
     view = LogView()
     judged = stores_topics(stores)
     topics = ENTITY_TOPICS if "audit" in stores else [STORE_TOPIC[s] for s in sorted(stores)]
@@ -160,20 +161,6 @@ def _expect(expected: Expected, entity: Any, record: Record) -> None:
         form = order_form(entity.customer_id, entity.book_id, entity.quantity, entity.iso_timestamp)
         if expected.offer(entity.id, order, form):
             expected.history[entity.id] = (entity.customer_id, entity.epoch_seconds)
-
-
-def dead_lettered(settings: Settings) -> set[tuple[str, int, int]]:
-    """Origin coordinates of every dead letter."""
-    origins = set()
-    for batch in read_topics(settings, [DEAD_LETTERS]):
-        for message in batch:
-            h = {k: v.decode("utf-8", "replace") for k, v in message.headers or ()}
-            try:
-                origin = (h["origin.topic"], int(h["origin.partition"]), int(h["origin.offset"]))
-            except (KeyError, ValueError):
-                continue  # not written by this pipeline
-            origins.add(origin)
-    return origins
 
 
 def _value_digest(value: bytes | None) -> bytes:

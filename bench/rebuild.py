@@ -1,0 +1,80 @@
+"""What a rebuild and a verification cost: seconds per million records, on this machine.
+
+    .venv/bin/python bench/rebuild.py [--records 300000]
+
+Appends `--records` valid records (a third per entity topic) to the topics, then, in this one
+process, with the library code the CLI runs: reads the whole log without storing anything (the
+baseline: what Kafka and kafka-python cost alone), rebuilds every store into the namespace
+`bench_rebuild` (Redis database 14) from the first offset, and verifies that namespace against
+the log. Prints records/s, seconds per million records, each as a ratio to the baseline, and
+the verification's peak memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import time
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from bench.pipeline import producer, records  # noqa: E402
+from bookstore.config import load_settings  # noqa: E402
+from bookstore.kafka import ensure_topics, read_topics  # noqa: E402
+from bookstore.namespace import create_postgres_database, namespace_settings  # noqa: E402
+from bookstore.rebuild import STORES, rebuild  # noqa: E402
+from bookstore.topics import ENTITY_TOPICS  # noqa: E402
+from bookstore.verify import verify  # noqa: E402
+
+NAME, REDIS_DB = "bench_rebuild", 14
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--records", type=int, default=300_000, help="records to append")
+    args = parser.parse_args()
+    live = load_settings()
+    ensure_topics(live)
+    kafka = producer(live)
+    for topic, key, value in records(args.records, uuid.uuid4().hex[:6]):
+        kafka.send(topic, key=key, value=value)
+    kafka.flush()
+    kafka.close()
+    target = namespace_settings(live, NAME, REDIS_DB)
+    create_postgres_database(live, NAME)
+
+    began = time.monotonic()
+    in_log = sum(len(batch) for batch in read_topics(live, ENTITY_TOPICS))
+    baseline = in_log / (time.monotonic() - began)
+    print(f"log: {in_log:,} records on the entity topics; reading them alone: {baseline:,.0f}/s")
+
+    columns = ("records", "records/s", "s per million", "/ read alone")
+    print(f"\n{'step':<22}" + "".join(f"{c:>14}" for c in columns))
+
+    def line(step: str, n: int, seconds: float) -> None:
+        rate = n / seconds
+        print(f"{step:<22}{n:>14,}{rate:>14,.0f}{1e6 / rate:>14,.1f}{rate / baseline:>14.2f}")
+
+    seconds, read = 0.0, 0
+    for store in STORES:
+        summary = rebuild(target, store, NAME, from_start=True)
+        line(f"rebuild {store}", summary.read, summary.seconds)
+        if store != "audit":  # the three entity stores read each topic once between them
+            seconds, read = seconds + summary.seconds, read + summary.read
+    line("rebuild the 3 stores", read, seconds)
+
+    began = time.monotonic()
+    reports = verify(target, STORES)
+    seconds = time.monotonic() - began
+    line("verify all 4", in_log, seconds)
+    differences = sum(r.differences for r in reports)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"\nverify: {differences} difference(s); this process peaked at {peak:,.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
