@@ -575,6 +575,70 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+NAMES = {"naive": "naive per-record", "direct": "parallel direct", "pipeline": "pipeline"}
+
+
+def report(runs: dict[str, list[Run]]) -> None:
+    """Throughput, CPU per record and the pipeline's ratios, for the runs of one batch size."""
+    print(f"\n{'peer':<22}{'msg/s median (range)':>28}{'CPU µs/record':>16}")
+    for peer, rs in runs.items():
+        cpu = statistics.median(r.cpu_us_per_record for r in rs)
+        print(f"{NAMES[peer]:<22}{spread([r.rate for r in rs]):>28}{cpu:>16,.0f}")
+    if "pipeline" in runs:
+        rss = max(r.bridge_rss for r in runs["pipeline"])
+        print(f"bridge resident memory: at most {rss:,.0f} MB")
+        tenths = " ".join(f"{r:,.0f}" for r in runs["pipeline"][0].tenths)
+        print(f"pipeline msg/s per tenth of the backlog (first run): {tenths}")
+        pipeline = statistics.median(r.rate for r in runs["pipeline"])
+        for peer in ("naive", "direct"):
+            if peer in runs:
+                ratio = pipeline / statistics.median(r.rate for r in runs[peer])
+                print(f"pipeline / {NAMES[peer]}: {ratio:.2f}")
+    print("CPU µs per record by process (median):")
+    for peer, rs in runs.items():
+        parts = {
+            g: statistics.median(r.cpu.get(g, 0) / r.records * 1e6 for r in rs) for g in rs[0].cpu
+        }
+        print(f"  {NAMES[peer]:<20}" + "  ".join(f"{g} {us:,.0f}" for g, us in parts.items()))
+
+
+def plot(path: Path, by_batch: dict[int, dict[str, list[Run]]], latencies: list[tuple]) -> None:
+    """A PNG: msg/s per batch size (median, range as error bars), and latency percentiles."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+    sizes = sorted(by_batch)
+    for peer in ("direct", "pipeline"):
+        rates = [[r.rate for r in by_batch[b].get(peer, [])] for b in sizes]
+        if all(rates):
+            mid = [statistics.median(r) for r in rates]
+            err = [
+                [m - min(r) for m, r in zip(mid, rates, strict=True)],
+                [max(r) - m for m, r in zip(mid, rates, strict=True)],
+            ]
+            left.errorbar(sizes, mid, yerr=err, marker="o", capsize=4, label=NAMES[peer])
+    left.set(xscale="log", xlabel="records per task (BRIDGE_BATCH_SIZE)", ylabel="msg/s")
+    left.set_title("Draining a backlog")
+    left.set_xticks(sizes, [str(b) for b in sizes])
+    left.legend()
+    left.grid(alpha=0.3)
+    labels = [f"{load}\n{NAMES[peer]}" for load, peer, *_ in latencies]
+    for k, (q, name) in enumerate(((2, "p50"), (3, "p90"), (4, "p99"))):
+        xs = [i + (k - 1) * 0.27 for i in range(len(latencies))]
+        right.bar(xs, [row[q] for row in latencies], width=0.27, label=name)
+    right.set_xticks(range(len(latencies)), labels, fontsize=8)
+    right.set(ylabel="ms, produce -> stored", yscale="log")
+    right.set_title("Latency at a fraction of the pipeline's maximum")
+    right.legend()
+    right.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    print(f"\npicture: {path}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--records", type=int, default=30000, help="backlog size")
@@ -582,10 +646,13 @@ def main() -> None:
         "--naive-records", type=int, default=2000, help="how many the naive sink drains"
     )
     parser.add_argument("--repeat", type=int, default=3, help="interleaved runs per peer")
-    parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument(
+        "--batch-sizes", default="500", help="BRIDGE_BATCH_SIZE values to run, e.g. 50,500,2000"
+    )
     parser.add_argument("--latency", default="0.1,0.5", help="fractions of the maximum, or ''")
     parser.add_argument("--seconds", type=float, default=12, help="per latency measurement")
     parser.add_argument("--peers", default="naive,direct,pipeline", help="which peers to run")
+    parser.add_argument("--plot", metavar="PNG", help="also draw the figures (matplotlib)")
     parser.add_argument(
         "--profile", metavar="DIR", help="py-spy the bridge and the workers of the pipeline runs"
     )
@@ -594,6 +661,7 @@ def main() -> None:
     PROFILE_DIR = Path(args.profile) if args.profile else None
     settings = load_settings()
     ensure_topics(settings)
+    sizes = [int(b) for b in args.batch_sizes.split(",")]
 
     start = end_offsets(settings)
     workload = records(args.records, uuid.uuid4().hex[:6])
@@ -604,59 +672,56 @@ def main() -> None:
     kafka.close()
     per_topic = {t: sum(1 for w in workload if w[0] == t) for t in ENTITY_TOPICS}
     roles = {**per_topic, "audit": len(workload)}
-    print(f"backlog: {len(workload):,} records; {args.repeat} interleaved runs per peer\n")
+    print(f"backlog: {len(workload):,} records; {args.repeat} interleaved runs per peer")
 
-    peers = {
-        "naive": lambda: run_sinks(settings, start, {"naive": args.naive_records}, "naive"),
-        "direct": lambda: run_sinks(settings, start, roles, "direct"),
-        "pipeline": lambda: run_pipeline(settings, start, per_topic, args.batch_size),
-    }
-    runs: dict[str, list[Run]] = {p: [] for p in args.peers.split(",")}
-    for i in range(args.repeat):
-        for peer, rs in runs.items():
-            rs.append(peers[peer]())
-        print(f"  run {i + 1}: " + ", ".join(f"{p} {r[-1].rate:,.0f}/s" for p, r in runs.items()))
-
-    print(f"\n{'peer':<22}{'msg/s median (range)':>28}{'CPU µs/record':>16}")
-    names = {"naive": "naive per-record", "direct": "parallel direct", "pipeline": "pipeline"}
-    for peer, rs in runs.items():
-        cpu = statistics.median(r.cpu_us_per_record for r in rs)
-        print(f"{names[peer]:<22}{spread([r.rate for r in rs]):>28}{cpu:>16,.0f}")
-    if "pipeline" not in runs:
-        return
-    rss = max(r.bridge_rss for r in runs["pipeline"])
-    print(f"bridge resident memory: at most {rss:,.0f} MB")
-    tenths = runs["pipeline"][0].tenths
-    print(
-        "pipeline msg/s per tenth of the backlog (first run): "
-        + " ".join(f"{r:,.0f}" for r in tenths)
-    )
-    pipeline = statistics.median(r.rate for r in runs["pipeline"])
-    for peer in ("naive", "direct"):
-        if peer in runs:
-            ratio = pipeline / statistics.median(r.rate for r in runs[peer])
-            print(f"pipeline / {names[peer]}: {ratio:.2f}")
-    print("\nCPU µs per record by process (median):")
-    for peer, rs in runs.items():
-        parts = {
-            g: statistics.median(r.cpu.get(g, 0) / r.records * 1e6 for r in rs) for g in rs[0].cpu
+    by_batch: dict[int, dict[str, list[Run]]] = {}
+    for batch in sizes:
+        os.environ["BRIDGE_BATCH_SIZE"] = str(batch)  # the direct sinks' batches too
+        peers = {
+            "naive": lambda: run_sinks(settings, start, {"naive": args.naive_records}, "naive"),
+            "direct": lambda: run_sinks(settings, start, roles, "direct"),
+            "pipeline": lambda b=batch: run_pipeline(settings, start, per_topic, b),
         }
-        print(f"  {names[peer]:<20}" + "  ".join(f"{g} {us:,.0f}" for g, us in parts.items()))
+        chosen = [p for p in args.peers.split(",") if p != "naive" or batch == sizes[0]]
+        runs: dict[str, list[Run]] = {p: [] for p in chosen}
+        for i in range(args.repeat):
+            for peer, rs in runs.items():
+                rs.append(peers[peer]())
+            print(
+                f"  batch {batch}, run {i + 1}: "
+                + ", ".join(f"{p} {r[-1].rate:,.0f}/s" for p, r in runs.items())
+            )
+        by_batch[batch] = runs
+        print(f"\n== BRIDGE_BATCH_SIZE={batch}")
+        report(runs)
 
+    default = by_batch.get(500) or by_batch[sizes[0]]
+    latencies = []
     fractions = [float(f) for f in args.latency.split(",") if f]
-    if fractions:
-        print(f"\nlatency produce -> stored, ms (at a fraction of {pipeline:,.0f} msg/s):")
+    if fractions and "pipeline" in default:
+        os.environ["BRIDGE_BATCH_SIZE"] = str(500 if 500 in by_batch else sizes[0])
+        maximum = statistics.median(r.rate for r in default["pipeline"])
+        print(f"\nlatency produce -> stored, ms (at a fraction of {maximum:,.0f} msg/s):")
         print(f"{'load':<16}{'peer':<18}{'p50':>8}{'p90':>8}{'p99':>8}{'samples':>9}")
         for fraction in fractions:
-            rate = pipeline * fraction
+            rate = maximum * fraction
             for peer in ("direct", "pipeline"):
-                lat = latency(settings, peer, rate, args.seconds, args.batch_size)
-                ms = [1000 * x for x in lat]
-                label = f"{fraction:.0%} ({rate:,.0f}/s)"
-                print(
-                    f"{label:<16}{names[peer]:<18}{percentile(ms, 0.5):8.0f}"
-                    f"{percentile(ms, 0.9):8.0f}{percentile(ms, 0.99):8.0f}{len(ms):9}"
+                batch = int(os.environ["BRIDGE_BATCH_SIZE"])
+                ms = [1000 * x for x in latency(settings, peer, rate, args.seconds, batch)]
+                row = (
+                    f"{fraction:.0%} ({rate:,.0f}/s)",
+                    peer,
+                    percentile(ms, 0.5),
+                    percentile(ms, 0.9),
+                    percentile(ms, 0.99),
+                    len(ms),
                 )
+                latencies.append(row)
+                print(
+                    f"{row[0]:<16}{NAMES[peer]:<18}{row[2]:8.0f}{row[3]:8.0f}{row[4]:8.0f}{row[5]:9}"
+                )
+    if args.plot:
+        plot(Path(args.plot), by_batch, latencies)
 
 
 if __name__ == "__main__":
