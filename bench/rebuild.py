@@ -13,8 +13,10 @@ the verification's peak memory.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import resource
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -44,7 +46,10 @@ def main() -> None:
         kafka.send(topic, key=key, value=value)
     kafka.flush()
     kafka.close()
-    target = namespace_settings(live, NAME, REDIS_DB)
+    scratch = tempfile.mkdtemp(prefix="bench-rebuild-")  # the namespace's audit log
+    target = dataclasses.replace(
+        namespace_settings(live, NAME, REDIS_DB), audit_log_path=f"{scratch}/messages.log"
+    )
     create_postgres_database(live, NAME)
 
     began = time.monotonic()
