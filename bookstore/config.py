@@ -1,4 +1,4 @@
-"""Configuration from the environment, with defaults that point at the local stack (see SPEC)."""
+"""Configuration from the environment, with defaults that point at the local stack (README)."""
 
 from __future__ import annotations
 
@@ -96,7 +96,7 @@ class Settings:
     orders_retention_ms: int = _int("ORDERS_RETENTION_MS", -1)
     dead_letters_retention_ms: int = _int("DEAD_LETTERS_RETENTION_MS", -1)
     topic_compaction_lag_ms: int = _int("TOPIC_COMPACTION_LAG_MS", 7 * 24 * 3600 * 1000)
-    # Bad input (SPEC): a record value larger than this is a dead letter (stage validate).
+    # Bad input (docs/contracts.md): a larger record value is a dead letter (stage validate).
     record_max_bytes: int = _int("RECORD_MAX_BYTES", 1024 * 1024)
     # The one backoff for everything that waits for a server: tasks, the bridge, generation.
     retry_max_seconds: float = field(

@@ -1,4 +1,4 @@
-"""The one error policy (SPEC "Bad input"): what a failure means decides what happens to it.
+"""The one error policy (docs/contracts.md, bad input): what a failure means decides its fate.
 
 Every failure is one of three kinds, judged by what it means (SQLSTATE class, MongoDB error code,
 Redis error prefix, Kafka's own retriable flag, encoding errors), never by the Python base class it

@@ -1,5 +1,5 @@
 """Poison isolation: a batch write that fails for a reason other than a server being away is split
-in halves, and again, until the records that fail alone are found (SPEC "Bad input").
+in halves, and again, until the records that fail alone are found (docs/contracts.md, bad input).
 
 A record that fails alone while others of its batch are stored is about itself: it is refused
 with the exception's type and message, and dead-lettered by the caller. When no record of the

@@ -1,8 +1,8 @@
 """A Kafka record as it travels through Celery and lands in the audit log.
 
 The bridge does not parse data: it carries each record's coordinates and raw value. The wire form
-is the audit line of the SPEC, so the audit task writes it as it comes. The value stays the raw
-text (never re-serialised); bytes that are not UTF-8 travel as base64 in `value_b64`.
+is the audit line (docs/contracts.md), so the audit task writes it as it comes. The value stays
+the raw text (never re-serialised); bytes that are not UTF-8 travel as base64 in `value_b64`.
 
 A batch travels as *lines*: the records' audit lines (one JSON object each, ASCII, newline
 terminated) in one string, encoded once by the bridge and carried unchanged by the persistence

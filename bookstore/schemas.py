@@ -1,4 +1,4 @@
-"""Message schemas (SPEC "Validation" and "Bad input"): what is accepted, why a record is not.
+"""Message schemas (docs/contracts.md, bad input): what is accepted, and why a record is not.
 
 `parse(topic, raw)` returns a validated entity or raises `Rejected` with the stage (`decode` or
 `validate`) and a human-readable reason, which go into the dead letter's headers. Whatever a store
@@ -76,7 +76,7 @@ class Book(BaseModel):
     isbn: StrictStr | None = None
     title: Text
     authors: Annotated[list[Text], Field(max_length=AUTHORS_MAX)] = []
-    publishedDate: StrictStr | None = None  # noqa: N815 (the SPEC's field name)
+    publishedDate: StrictStr | None = None  # noqa: N815 (the message's field name)
 
     def document(self) -> dict[str, Any]:
         """The MongoDB document: `_id` = the Google id; no `$` operators or dotted paths."""
@@ -142,7 +142,7 @@ RESERVED = ("_id", "_source")  # book fields the store sets itself
 
 
 def parse(topic: str, raw: bytes | None, max_bytes: int = RECORD_MAX_BYTES) -> BaseModel:
-    """Decode and validate one raw Kafka value of `topic` (the SPEC's bad-input table)."""
+    """Decode and validate one raw Kafka value of `topic` (docs/contracts.md, bad input)."""
     if raw is None:
         raise Rejected("decode", "empty value (tombstone)")
     if len(raw) > max_bytes:

@@ -18,8 +18,8 @@ REPO = Path(__file__).resolve().parent.parent
 
 # The tests share the local servers with a developer's running stack, but keep their data apart:
 # their own PostgreSQL database, MongoDB database, Redis db and RabbitMQ vhost (where they purge
-# the Celery queues). Kafka topics have fixed names (SPEC): every test reads them with a consumer
-# group of its own that starts at their current end.
+# the Celery queues). Kafka topics have fixed names (docs/contracts.md): every test reads them
+# with a consumer group of its own that starts at their current end.
 TEST_ENV = {
     "POSTGRES_DSN": "postgresql://bookstore:bookstore@localhost:5432/bookstore_test",
     "MONGO_DB": "bookstore_test",

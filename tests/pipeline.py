@@ -368,7 +368,7 @@ class Pipeline:
 
 
 class Stores:
-    """Read-only views of the test databases, as the SPEC's contracts describe them."""
+    """Read-only views of the test databases, as docs/contracts.md describes them."""
 
     def __init__(self, settings: Settings):
         self.pg = psycopg2.connect(settings.postgres_dsn)
@@ -388,12 +388,12 @@ class Stores:
             return {i: {"id": i, "name": n, "email": e} for i, n, e in cur.fetchall()}
 
     def books(self, ids) -> dict[str, dict]:
-        """The documents as the SPEC describes them (without the record each came from)."""
+        """The documents as docs/contracts.md describes them (without the record each came from)."""
         found = self.mongo.books.find({"_id": {"$in": list(ids)}}, {"_source": 0})
         return {d["_id"]: d for d in found}
 
     def orders(self, ids) -> dict[str, dict]:
-        """The order hashes' SPEC fields (without the record each came from)."""
+        """The order hashes' message fields (without the record each came from)."""
         pipe = self.redis.pipeline()
         for i in ids:
             pipe.hmget(f"order:{i}", ORDER_FIELDS)

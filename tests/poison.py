@@ -1,4 +1,4 @@
-"""Bad input, one sample list per class of the SPEC's "Bad input" table, each with its outcome.
+"""Bad input: samples per class of the bad-input table (docs/contracts.md), with their outcome.
 
 Every sample is unique to the tag it is built with, so that several runs on shared topics never
 mistake one run's dead letters for another's. Classes whose outcome needs a store prepared in
@@ -46,7 +46,7 @@ def order(tag: str, customer_id: str, book_id: str, **fields: object) -> dict:
 
 
 def classes(tag: str, customer_id: str, book_id: str) -> dict[str, list[Bad]]:
-    """SPEC class -> its samples. Orders reference `customer_id` and `book_id`."""
+    """Bad-input class -> its samples. Orders reference `customer_id` and `book_id`."""
 
     def cust(stage: str, value: bytes) -> Bad:
         return Bad(CUSTOMERS, value, stage)

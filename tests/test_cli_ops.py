@@ -1,6 +1,6 @@
 """The operator CLI (`python -m bookstore ...`) as a real process against real servers.
 
-Known data is written straight into the stores, following the SPEC contracts. The CLI scans whole
+Known data is written straight into the stores, following docs/contracts.md. The CLI scans whole
 stores (`check`, `stats`), so these tests use namespaces of their own that other tests never
 write to: PostgreSQL database bookstore_cli_test, MongoDB database bookstore_cli_test, Redis db 5,
 a fresh consumer group and audit log per test. Server outages are simulated with closed ports.

@@ -1,9 +1,10 @@
 """The fault suite: servers and processes fail mid-stream, nothing is lost, nothing is doubled.
 
 One stream per fault family, each a mix of valid records (with duplicates) and a record of every
-class of the SPEC's bad-input table, sent at a steady pace while the faults happen. At the end,
-exactly: every valid record stored once with its content, every bad one dead-lettered with its
-stage, no valid one dead-lettered, every record audited, lag 0, nothing parked, `check` exit 0.
+class of the bad-input table (docs/contracts.md), sent at a steady pace while the faults happen.
+At the end, exactly: every valid record stored once with its content, every bad one
+dead-lettered with its stage, no valid one dead-lettered, every record audited, lag 0, nothing
+parked, `check` exit 0.
 After a Kafka restart and after a bridge is replaced, consumption must resume within
 RESUME_BOUND seconds (measured: a record sent once the fault is over, committed by the bridge).
 """

@@ -93,7 +93,7 @@ def _headers(record) -> dict[str, bytes]:
 
 def check_common(record, source: set[bytes]) -> dict:
     value = json.loads(record.value)
-    # exactly the SPEC's JSON, compact, UTF-8; key = id; metadata in headers
+    # exactly the messages' JSON (docs/contracts.md), compact, UTF-8; key = id; metadata in headers
     assert record.value == json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
     assert record.key == value["id"].encode()
     headers = _headers(record)

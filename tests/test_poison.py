@@ -1,4 +1,4 @@
-"""The poison suite: one test per class of the SPEC's "Bad input" table, on the real servers.
+"""The poison suite: one test per bad-input class (docs/contracts.md), on the real servers.
 
 Each bad record travels in the middle of one batch of valid records of its topic (all sent at
 once to one partition, so the bridge gathers them into one task): every valid record must be

@@ -1,4 +1,4 @@
-"""Faker-made customers and fallback books, shaped exactly like the SPEC's messages."""
+"""Faker-made customers and fallback books, shaped exactly like the messages (docs/contracts.md)."""
 
 from __future__ import annotations
 

@@ -39,7 +39,7 @@ def _isbn(identifiers: Iterable[dict]) -> str | None:
 
 
 def parse_volume(item: dict) -> dict | None:
-    """One API volume -> the SPEC's `books` message, or None when it has no id or title."""
+    """One API volume -> a `books` message (docs/contracts.md), or None without an id or title."""
     info = item.get("volumeInfo") or {}
     volume_id, title = item.get("id"), info.get("title")
     if not isinstance(volume_id, str) or not volume_id or not isinstance(title, str) or not title:

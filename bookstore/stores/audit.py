@@ -1,4 +1,4 @@
-"""The audit log: every raw record as one JSON line (SPEC), durable before the task acks.
+"""The audit log: every raw record as one JSON line (docs/contracts.md), durable before the ack.
 
 Several audit workers may append to one file: each batch is written with a single write() on an
 O_APPEND descriptor under an exclusive flock, so lines never interleave, then fsynced.

@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # PostgreSQL from Debian on 127.0.0.1:5432, own cluster under $SERVICES_DATA/postgres,
-# role and database `bookstore` (password `bookstore`), as in the SPEC's default DSN; the role may
+# role and database `bookstore` (password `bookstore`), as in the default POSTGRES_DSN; the role may
 # create databases so that the tests keep their data apart (bookstore_test).
 # shellcheck disable=SC2034  # read as ${!NAME_ADDR} by scripts/services
 POSTGRES_ADDR="127.0.0.1:5432"
