@@ -309,7 +309,8 @@ class Pipeline:
     def audit_coords(self) -> list[Coord]:
         if not self.audit_path.exists():
             return []
-        lines = self.audit_path.read_text(encoding="utf-8").splitlines()
+        # complete lines only: an audit worker may be in the middle of its write()
+        *lines, _partial = self.audit_path.read_bytes().split(b"\n")
         return [(r["topic"], r["partition"], r["offset"]) for r in map(json.loads, lines)]
 
     def wait_audited(self, coords: Iterable[Coord], timeout: float = 240) -> None:
