@@ -20,15 +20,14 @@ log = logging.getLogger("bridge")
 WATCHED = (*STORE_QUEUE.values(), AUDIT_QUEUE)
 
 
-class QueueDepths:
-    def __init__(self, app: Celery, max_depth: int, every: float = 1.0):
-        self.app = app
+class Holds:
+    """The policy, without RabbitMQ: a queue is held once its depth exceeds `max_depth` and
+    released once it drained to half of it; each publish counts one more between readings."""
+
+    def __init__(self, max_depth: int):
         self.max_depth = max_depth
-        self.every = every
         self.estimate = dict.fromkeys(WATCHED, 0)
         self.held: set[str] = set()
-        self._read_at = 0.0
-        self._conn = None
 
     @property
     def enabled(self) -> bool:
@@ -44,6 +43,28 @@ class QueueDepths:
             self.held.add(queue)
             log.warning("queue %s is deep; pausing the partitions that feed it", queue)
 
+    def observed(self, depths: dict[str, int]) -> None:
+        """Depths as RabbitMQ reports them."""
+        self.estimate.update(depths)
+        for queue, depth in self.estimate.items():
+            if depth > self.max_depth and queue not in self.held:
+                self.held.add(queue)
+                log.warning("queue %s is deep; pausing the partitions that feed it", queue)
+            elif depth <= self.max_depth // 2 and queue in self.held:
+                self.held.discard(queue)
+                log.info("queue %s drained; resuming", queue)
+
+
+class QueueDepths(Holds):
+    """Holds fed by RabbitMQ's queue depths (passive queue.declare), read at most every second."""
+
+    def __init__(self, app: Celery, max_depth: int, every: float = 1.0):
+        super().__init__(max_depth)
+        self.app = app
+        self.every = every
+        self._read_at = 0.0
+        self._conn = None
+
     def refresh(self) -> None:
         now = time.monotonic()
         every = self.every / 5 if self.held else self.every  # release held queues promptly
@@ -51,19 +72,14 @@ class QueueDepths:
             return
         self._read_at = now
         try:
-            self.estimate.update(self._read())
+            depths = self._read()
         except Exception as exc:  # broker away: keep the estimates until the next reading
             log.debug("queue depth check failed: %s", exc)
             self.close()
             return
-        for queue, depth in self.estimate.items():
+        for queue, depth in depths.items():
             metrics.QUEUE_DEPTH.labels(queue).set(depth)
-            if depth > self.max_depth and queue not in self.held:
-                self.held.add(queue)
-                log.warning("queue %s is deep; pausing the partitions that feed it", queue)
-            elif depth <= self.max_depth // 2 and queue in self.held:
-                self.held.discard(queue)
-                log.info("queue %s drained; resuming", queue)
+        self.observed(depths)
 
     def _read(self) -> dict[str, int]:
         if self._conn is None:

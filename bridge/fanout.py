@@ -1,13 +1,11 @@
-"""Kafka -> Celery fan-out with at-least-once delivery.
+"""Kafka -> Celery fan-out with at-least-once delivery: the loop that wires Kafka and Celery to
+the bridge's pure parts (bridge.batching, bridge.offsets, bridge.backpressure).
 
 Records are buffered per topic and flushed as two tasks (the store's persistence task and the
-audit task, carrying the same lines, encoded once) when a buffer reaches BRIDGE_BATCH_SIZE records
-or BRIDGE_BATCH_MAX_BYTES (the task message's exact size, so that no task outgrows RabbitMQ's
-message size limit; a record larger than that travels alone), when its oldest record waited
-BRIDGE_BATCH_WAIT_MS, or (BRIDGE_FLUSH_WHEN_IDLE) as soon as Kafka had nothing more. Publisher
-confirms make each publish return only once RabbitMQ holds the message, so an offset is committed
-only after every record below it was confirmed. A publish that fails is never committed: the
-partitions are rewound to the first unconfirmed record and retried.
+audit task, carrying the same lines, encoded once) when a batch is due (bridge.batching).
+Publisher confirms make each publish return only once RabbitMQ holds the message, so an offset is
+committed only after every record below it was confirmed. A publish that fails is never
+committed: the partitions are rewound to the first unconfirmed record and retried.
 """
 
 from __future__ import annotations
@@ -15,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from dataclasses import dataclass, field
 
 from celery import Celery
 from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
@@ -24,7 +21,7 @@ from kafka.structs import OffsetAndMetadata
 
 from bookstore.config import Settings
 from bookstore.errors import retry_delay
-from bookstore.records import Record, audit_line, line_size
+from bookstore.records import Record
 from bookstore.topics import (
     AUDIT_QUEUE,
     AUDIT_TASK,
@@ -35,37 +32,10 @@ from bookstore.topics import (
 )
 from bridge import metrics
 from bridge.backpressure import QueueDepths
+from bridge.batching import Batcher
+from bridge.offsets import OffsetTracker, rewind_points
 
 log = logging.getLogger("bridge")
-
-
-@dataclass
-class _Buffer:
-    """One topic's records waiting for their task, each with its line, encoded once."""
-
-    first_at: float
-    records: list[Record] = field(default_factory=list)
-    lines: list[str] = field(default_factory=list)
-    sizes: list[int] = field(default_factory=list)  # line_size() of each line
-    total: int = 0
-
-    def add(self, record: Record) -> None:
-        line = audit_line(record)
-        size = line_size(line)
-        self.records.append(record)
-        self.lines.append(line)
-        self.sizes.append(size)
-        self.total += size
-
-    def without(self, partitions: set[TopicPartition]) -> _Buffer:
-        kept = _Buffer(self.first_at)
-        for record, line, size in zip(self.records, self.lines, self.sizes, strict=True):
-            if TopicPartition(record.topic, record.partition) not in partitions:
-                kept.records.append(record)
-                kept.lines.append(line)
-                kept.sizes.append(size)
-                kept.total += size
-        return kept
 
 
 COMMIT_EVERY = 0.2  # seconds: offsets are committed at most this often (and when stopping)
@@ -77,12 +47,15 @@ class Bridge:
         self.app = app
         self.consumer = consumer
         self.stopping = False
-        self.buffers: dict[str, _Buffer] = {}
+        self.batcher = Batcher(
+            settings.bridge_batch_size,
+            settings.bridge_batch_max_bytes,
+            settings.bridge_batch_wait_ms,
+        )
         self.caught_up = False  # the last poll returned all the consumer had: no reason to wait
         self.committed_at = 0.0
         self.dead_letters_read_at = 0.0
-        self.confirmed: dict[TopicPartition, int] = {}  # next offset, all below confirmed
-        self.committed: dict[TopicPartition, int] = {}
+        self.offsets = OffsetTracker()
         self.failed_publishes = 0  # in a row: the backoff's attempt number
         self.depths = QueueDepths(app, settings.bridge_max_queue_depth)
 
@@ -103,9 +76,7 @@ class Bridge:
             polled_count = 0
             for tp, messages in polled.items():
                 if messages:
-                    buffer = self.buffers.setdefault(tp.topic, _Buffer(now))
-                    for message in messages:
-                        buffer.add(Record.from_kafka(message))
+                    self.batcher.add(tp.topic, map(Record.from_kafka, messages), now)
                     polled_count += len(messages)
                     metrics.CONSUMED.labels(tp.topic).inc(len(messages))
                     log.debug("buffered %d records of %s", len(messages), tp.topic)
@@ -113,8 +84,8 @@ class Bridge:
                 self.settings.bridge_flush_when_idle
                 and polled_count < self.settings.bridge_batch_size
             )
-            for topic in list(self.buffers):
-                if self._due(topic, now):
+            for topic in self.batcher.topics():
+                if self.batcher.due(topic, now, self.caught_up):
                     self.flush(topic)
             if now - self.committed_at >= COMMIT_EVERY:
                 self.commit()
@@ -133,30 +104,15 @@ class Bridge:
         log.info("bridge stopped")
 
     # -- batching --------------------------------------------------------------------------
-    def _due(self, topic: str, now: float) -> bool:
-        """A batch leaves when it is full (records or bytes), when its oldest record waited
-        BRIDGE_BATCH_WAIT_MS, or as soon as the consumer has nothing more to add to it: under
-        a backlog batches fill up, at low load a record does not wait for company."""
-        buffer = self.buffers.get(topic)
-        if buffer is None or not buffer.records:
-            return False
-        return (
-            self.caught_up
-            or len(buffer.records) >= self.settings.bridge_batch_size
-            or buffer.total >= self.settings.bridge_batch_max_bytes
-            or (now - buffer.first_at) * 1000 >= self.settings.bridge_batch_wait_ms
-        )
-
     def _poll_timeout_ms(self) -> int:
-        waiting = [t for t in self.buffers if not self.depths.holds(t)]
-        if not waiting:
-            return 100 if self.buffers else 500
-        oldest = min(self.buffers[t].first_at for t in waiting)
-        remaining = self.settings.bridge_batch_wait_ms - (time.monotonic() - oldest) * 1000
-        return max(0, min(500, int(remaining)))
+        waiting = [t for t in self.batcher.topics() if not self.depths.holds(t)]
+        left = self.batcher.linger_left_ms(waiting, time.monotonic())
+        if left is None:
+            return 100 if self.batcher.topics() else 500
+        return max(0, min(500, int(left)))
 
     def flush_all(self) -> None:
-        for topic in list(self.buffers):
+        for topic in self.batcher.topics():
             self.flush(topic, force=True)
 
     def flush(self, topic: str, force: bool = False) -> bool:
@@ -167,29 +123,20 @@ class Bridge:
         """
         if self.depths.holds(topic) and not force:
             return False
-        buffer = self.buffers.pop(topic, None)
-        if buffer is None:
-            return True
-        records = buffer.records
-        for start, stop in batches(
-            buffer.sizes, self.settings.bridge_batch_size, self.settings.bridge_batch_max_bytes
-        ):
-            batch = records[start:stop]
-            lines = "".join(buffer.lines[start:stop])  # one encoding, for both tasks
-            metrics.BATCH_RECORDS.observe(len(batch))
-            metrics.BATCH_BYTES.observe(len(lines))
+        batches = self.batcher.take(topic)
+        for i, batch in enumerate(batches):
+            metrics.BATCH_RECORDS.observe(len(batch.records))
+            metrics.BATCH_BYTES.observe(len(batch.lines))
             try:
-                self._publish(STORE_TASK[topic], STORE_QUEUE[topic], lines)
-                self._publish(AUDIT_TASK, AUDIT_QUEUE, lines)
+                self._publish(STORE_TASK[topic], STORE_QUEUE[topic], batch.lines)
+                self._publish(AUDIT_TASK, AUDIT_QUEUE, batch.lines)
             except Exception as exc:  # broker down, connection lost, nack: rewind, retry later
-                self._rewind(records[start:])
-                self._back_off(f"publishing {len(batch)} {topic} records failed: {exc}")
+                self._rewind([r for b in batches[i:] for r in b.records])
+                self._back_off(f"publishing {len(batch.records)} {topic} records failed: {exc}")
                 return False
             self.failed_publishes = 0
-            metrics.PUBLISHED.labels(topic).inc(len(batch))
-            for r in batch:
-                tp = TopicPartition(r.topic, r.partition)
-                self.confirmed[tp] = max(self.confirmed.get(tp, 0), r.offset + 1)
+            metrics.PUBLISHED.labels(topic).inc(len(batch.records))
+            self.offsets.confirm(batch.records)
         return True
 
     def _publish(self, task: str, queue: str, lines: str) -> None:
@@ -203,12 +150,8 @@ class Bridge:
 
     def _rewind(self, records: list[Record]) -> None:
         metrics.REWINDS.inc()
-        first: dict[TopicPartition, int] = {}
-        for r in records:
-            tp = TopicPartition(r.topic, r.partition)
-            first[tp] = min(first.get(tp, r.offset), r.offset)
         assigned = self.consumer.assignment()
-        for tp, offset in first.items():
+        for tp, offset in rewind_points(records).items():
             if tp in assigned:
                 self.consumer.seek(tp, offset)
 
@@ -223,40 +166,28 @@ class Bridge:
     # -- offsets ---------------------------------------------------------------------------
     def commit(self) -> None:
         self.committed_at = time.monotonic()
-        pending = {
-            tp: OffsetAndMetadata(offset, "", -1)
-            for tp, offset in self.confirmed.items()
-            if self.committed.get(tp) != offset
-        }
+        pending = self.offsets.to_commit()
         if not pending:
             return
         try:
-            self.consumer.commit(offsets=pending)
+            self.consumer.commit(offsets=_kafka_offsets(pending))
         except KafkaError as exc:  # e.g. a rebalance in progress: the next commit covers it
             metrics.COMMIT_FAILURES.inc()
             log.warning("offset commit failed (%s); will retry", exc)
             return
-        self.committed.update({tp: om.offset for tp, om in pending.items()})
+        self.offsets.committed_now(pending)
 
     def give_up(self, partitions: set[TopicPartition], commit: bool) -> None:
         """Partitions this bridge no longer holds (rebalance listener: must not block)."""
         if commit:
-            pending = {
-                tp: OffsetAndMetadata(self.confirmed[tp], "", -1)
-                for tp in partitions
-                if tp in self.confirmed and self.committed.get(tp) != self.confirmed[tp]
-            }
+            pending = self.offsets.to_commit(partitions)
             if pending:
-                self.consumer.commit_async(offsets=pending, callback=_log_failed_commit)
-        for topic, buffer in list(self.buffers.items()):
-            kept = buffer.without(partitions)
-            if kept.records:
-                self.buffers[topic] = kept
-            else:
-                del self.buffers[topic]
+                self.consumer.commit_async(
+                    offsets=_kafka_offsets(pending), callback=_log_failed_commit
+                )
+        self.batcher.drop(partitions)
+        self.offsets.forget(partitions)
         for tp in partitions:
-            self.confirmed.pop(tp, None)
-            self.committed.pop(tp, None)
             with contextlib.suppress(KeyError):
                 metrics.LAG.remove(tp.topic, str(tp.partition))
 
@@ -279,7 +210,7 @@ class Bridge:
         for tp in self.consumer.assignment():
             end = self.consumer.highwater(tp)
             if end is not None:
-                done = self.confirmed.get(tp, self.committed.get(tp))
+                done = self.offsets.done(tp)
                 lag = end - done if done is not None else end - self.consumer.position(tp)
                 metrics.LAG.labels(tp.topic, str(tp.partition)).set(max(0, lag))
 
@@ -307,19 +238,8 @@ def _log_failed_commit(offsets, result) -> None:
         )
 
 
-def batches(sizes: list[int], max_count: int, max_bytes: int) -> list[tuple[int, int]]:
-    """[start, stop) ranges that split records of these sizes into batches of at most
-    `max_count` records and `max_bytes` bytes; a record larger than `max_bytes` goes alone."""
-    ranges = []
-    start, total = 0, 0
-    for i, size in enumerate(sizes):
-        if i > start and (i - start >= max_count or total + size > max_bytes):
-            ranges.append((start, i))
-            start, total = i, 0
-        total += size
-    if start < len(sizes):
-        ranges.append((start, len(sizes)))
-    return ranges
+def _kafka_offsets(offsets: dict[TopicPartition, int]) -> dict[TopicPartition, OffsetAndMetadata]:
+    return {tp: OffsetAndMetadata(offset, "", -1) for tp, offset in offsets.items()}
 
 
 def _unpark_resumed(consumer: KafkaConsumer) -> None:

@@ -134,6 +134,9 @@ def create_database(settings, name: str) -> None:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _test_database(settings) -> None:
-    """The tests' own PostgreSQL database, apart from a running stack's."""
+def _test_database(request, settings) -> None:
+    """The tests' own PostgreSQL database, apart from a running stack's (unless only the unit
+    tier runs: it needs no server)."""
+    if all(item.get_closest_marker("unit") for item in request.session.items):
+        return
     create_database(settings, settings.postgres_dsn.rsplit("/", 1)[1])

@@ -1,0 +1,120 @@
+"""Batching, without Kafka or Celery: records in per topic, batches out.
+
+A topic's buffered records leave as batches when the buffer is full (BRIDGE_BATCH_SIZE records or
+BRIDGE_BATCH_MAX_BYTES, the task message's exact size), when its oldest record waited
+BRIDGE_BATCH_WAIT_MS, or as soon as the consumer had nothing more to add (`caught_up`): under a
+backlog batches fill up, at low load a record does not wait for company. Each record's audit line
+is encoded once, when it arrives; a batch carries its lines as one string for both its tasks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from kafka.structs import TopicPartition
+
+from bookstore.records import Record, audit_line, line_size
+
+
+@dataclass(frozen=True)
+class Batch:
+    topic: str
+    records: list[Record]
+    lines: str  # the records' audit lines, one string: the payload of both tasks
+
+
+@dataclass
+class _Buffer:
+    """One topic's records waiting for their task, each with its line, encoded once."""
+
+    first_at: float
+    records: list[Record] = field(default_factory=list)
+    lines: list[str] = field(default_factory=list)
+    sizes: list[int] = field(default_factory=list)  # line_size() of each line
+    total: int = 0
+
+    def add(self, record: Record, line: str | None = None, size: int | None = None) -> None:
+        line = audit_line(record) if line is None else line
+        size = line_size(line) if size is None else size
+        self.records.append(record)
+        self.lines.append(line)
+        self.sizes.append(size)
+        self.total += size
+
+    def without(self, partitions: set[TopicPartition]) -> _Buffer:
+        kept = _Buffer(self.first_at)
+        for record, line, size in zip(self.records, self.lines, self.sizes, strict=True):
+            if TopicPartition(record.topic, record.partition) not in partitions:
+                kept.add(record, line, size)
+        return kept
+
+
+class Batcher:
+    def __init__(self, max_records: int, max_bytes: int, linger_ms: int):
+        self.max_records = max_records
+        self.max_bytes = max_bytes
+        self.linger_ms = linger_ms
+        self.buffers: dict[str, _Buffer] = {}
+
+    def add(self, topic: str, records: Iterable[Record], now: float) -> None:
+        buffer = self.buffers.setdefault(topic, _Buffer(now))
+        for record in records:
+            buffer.add(record)
+
+    def topics(self) -> list[str]:
+        """Topics with records waiting."""
+        return list(self.buffers)
+
+    def due(self, topic: str, now: float, caught_up: bool) -> bool:
+        buffer = self.buffers.get(topic)
+        if buffer is None or not buffer.records:
+            return False
+        return (
+            caught_up
+            or len(buffer.records) >= self.max_records
+            or buffer.total >= self.max_bytes
+            or (now - buffer.first_at) * 1000 >= self.linger_ms
+        )
+
+    def linger_left_ms(self, topics: Iterable[str], now: float) -> float | None:
+        """How long until the oldest record of these topics has waited its linger (None: none)."""
+        waiting = [self.buffers[t].first_at for t in topics if t in self.buffers]
+        if not waiting:
+            return None
+        return self.linger_ms - (now - min(waiting)) * 1000
+
+    def take(self, topic: str) -> list[Batch]:
+        """The topic's buffered records as batches of at most `max_records` and `max_bytes`
+        (a record larger than that travels alone); the buffer is emptied."""
+        buffer = self.buffers.pop(topic, None)
+        if buffer is None:
+            return []
+        return [
+            Batch(topic, buffer.records[start:stop], "".join(buffer.lines[start:stop]))
+            for start, stop in batches(buffer.sizes, self.max_records, self.max_bytes)
+        ]
+
+    def drop(self, partitions: set[TopicPartition]) -> None:
+        """Forget the buffered records of partitions given up: their next owner reads them."""
+        for topic, buffer in list(self.buffers.items()):
+            kept = buffer.without(partitions)
+            if kept.records:
+                self.buffers[topic] = kept
+            else:
+                del self.buffers[topic]
+
+
+def batches(sizes: list[int], max_count: int, max_bytes: int) -> list[tuple[int, int]]:
+    """[start, stop) ranges that split records of these sizes into batches of at most
+    `max_count` records and `max_bytes` bytes; a record larger than `max_bytes` goes alone."""
+    ranges = []
+    start, total = 0, 0
+    for i, size in enumerate(sizes):
+        if i > start and (i - start >= max_count or total + size > max_bytes):
+            ranges.append((start, i))
+            start, total = i, 0
+        total += size
+    if start < len(sizes):
+        ranges.append((start, len(sizes)))
+    return ranges
