@@ -87,6 +87,28 @@ def console(**options: Any) -> Any:
     return Console(**options)
 
 
+def progress(disable: bool = False) -> Any:
+    """The commands' progress bar, on stderr (stdout stays the result's)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn("{task.description:<10}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console(stderr=True),
+        disable=disable,
+    )
+
+
+def print_report(title: str, columns: list[str], rows: list[list[Any]], notes: list[str]) -> None:
+    """A table, then a line per note (printed as they are: they hold data, not markup)."""
+    out = console()
+    out.print(build_table(title, columns, rows))
+    for note in notes:
+        out.print(f"  {note}", markup=False)
+
+
 def print_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
 

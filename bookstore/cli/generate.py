@@ -6,7 +6,14 @@ import typer
 
 from bookstore import topics
 from bookstore.cli.app import app
-from bookstore.cli.common import JsonOption, build_table, console, print_json, reporting_errors
+from bookstore.cli.common import (
+    JsonOption,
+    build_table,
+    console,
+    print_json,
+    progress,
+    reporting_errors,
+)
 from bookstore.config import load_settings
 
 
@@ -18,22 +25,13 @@ def generate(
     as_json: bool = JsonOption,
 ) -> None:
     """Publish that many customers, then books, then orders to Kafka now (same code as beat)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from bookstore.generate import Generator
 
     settings = load_settings()
     with reporting_errors():  # a server away: one line naming it, exit 4
         gen = Generator(settings)
         gen.prepare()
-        with Progress(
-            TextColumn("{task.description:<10}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=console(stderr=True),
-            disable=as_json,
-        ) as bar:
+        with progress(disable=as_json) as bar:
             ids = {
                 topics.CUSTOMERS: bar.add_task(topics.CUSTOMERS, total=customers),
                 topics.BOOKS: bar.add_task(topics.BOOKS, total=books),

@@ -19,6 +19,8 @@ from bookstore.cli.common import (
     build_table,
     console,
     print_json,
+    print_report,
+    progress,
     reporting_errors,
 )
 from bookstore.config import Settings, load_settings
@@ -139,8 +141,6 @@ def rebuild(
     as_json: bool = JsonOption,
 ) -> None:
     """Refill stores from the topics, through the workers' own code; resumable."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from bookstore.kafka import check_reachable
     from bookstore.namespace import create_postgres_database
     from bookstore.rebuild import rebuild as run
@@ -154,14 +154,7 @@ def rebuild(
         check_reachable(live)
         if into is not None and store in (StoreChoice.postgres, StoreChoice.all):
             create_postgres_database(live, into)
-        with Progress(
-            TextColumn("{task.description:<10}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=console(stderr=True),
-            disable=as_json,
-        ) as bar:
+        with progress(disable=as_json) as bar:
             for name in _stores(store):
                 task = bar.add_task(name, total=None)
                 summary = run(
@@ -190,18 +183,12 @@ def rebuild(
         ]
         for s in summaries
     ]
-    out = console()
-    where = f"namespace {into}" if into else "the live stores"
-    out.print(
-        build_table(
-            f"Rebuilt {where}",
-            ["store", "read", "stored", "dead letters", "seconds", "records/s", "started"],
-            rows,
-        )
+    print_report(
+        f"Rebuilt {f'namespace {into}' if into else 'the live stores'}",
+        ["store", "read", "stored", "dead letters", "seconds", "records/s", "started"],
+        rows,
+        [f"{s.store}: dead letter {example}" for s in summaries for example in s.examples],
     )
-    for s in summaries:
-        for example in s.examples:
-            out.print(f"  {s.store}: dead letter {example}", markup=False)
 
 
 @app.command()
@@ -228,18 +215,12 @@ def verify(
             [r.store, r.expected, r.checked, r.missing, r.extra, r.different, r.newer]
             for r in reports
         ]
-        out = console()
-        where = f"namespace {namespace}" if namespace else "the live stores"
-        out.print(
-            build_table(
-                f"{where} against the log",
-                ["store", "in the log", "checked", "missing", "extra", "different", "newer"],
-                rows,
-            )
+        print_report(
+            f"{f'namespace {namespace}' if namespace else 'the live stores'} against the log",
+            ["store", "in the log", "checked", "missing", "extra", "different", "newer"],
+            rows,
+            [f"{r.store}: {example}" for r in reports for example in r.examples],
         )
-        for r in reports:
-            for example in r.examples:
-                out.print(f"  {r.store}: {example}", markup=False)
-        out.print("equal to the log" if not differences else f"{differences} difference(s)")
+        console().print("equal to the log" if not differences else f"{differences} difference(s)")
     if differences:
         raise typer.Exit(EXIT_INCONSISTENT)
