@@ -307,7 +307,7 @@ def test_check_with_a_server_down_fails_clearly(env):
 # --- dead letters ------------------------------------------------------------------------------
 
 
-def dead_letter(value: bytes, key: bytes, reason: str) -> tuple[int, int]:
+def dead_letter(value: bytes, key: bytes | None, reason: str) -> tuple[int, int]:
     settings = load_settings()
     ensure_topics(settings)
     producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
@@ -378,6 +378,13 @@ def test_dead_letters_replay_refuses_unknown_ids_and_needs_a_selection(env):
     assert_clean_failure(cli(env, "dead-letters", "replay", "--at", "0:999999999"), 3, "no such")
     assert_clean_failure(cli(env, "dead-letters", "replay"), 2)
     assert_clean_failure(cli(env, "dead-letters", "replay", "--at", "zero"), 2)
+
+
+def test_a_keyless_dead_letter_of_a_compacted_topic_is_not_replayed(env):
+    """Kafka refuses a record without a key on a compacted topic: said before sending."""
+    partition, offset = dead_letter(b"{}", None, "no key")
+    result = cli(env, "dead-letters", "replay", "--at", f"{partition}:{offset}")
+    assert_clean_failure(result, 2, "no key", "compacted")
 
 
 def test_dead_letters_with_kafka_down_fail_clearly(env):

@@ -22,7 +22,7 @@ from bookstore.cli.common import (
     reporting_errors,
 )
 from bookstore.config import Settings, load_settings
-from bookstore.kafka import KafkaUnavailable, send_confirmed
+from bookstore.kafka import CLEANUP_POLICY, KafkaUnavailable, send_confirmed, topic_configs
 from bookstore.records import put_text
 
 if TYPE_CHECKING:
@@ -249,6 +249,19 @@ def dead_letters_replay(
             raise CliError(
                 f"{bad[0].coordinates} has origin.topic {origin!r}, "
                 f"not one of {', '.join(topics.ENTITY_TOPICS)}; not replayed",
+                2,
+            )
+        compacted = {
+            t for t, c in topic_configs(settings).items() if c.get(CLEANUP_POLICY) == "compact"
+        }
+        keyless = [
+            dl for dl in letters if dl.key is None and dl.headers["origin.topic"] in compacted
+        ]
+        if keyless:
+            raise CliError(
+                f"{keyless[0].coordinates} has no key and {keyless[0].headers['origin.topic']} is "
+                "compacted (Kafka refuses records without a key there): not replayed; publish "
+                "it again with its id as key",
                 2,
             )
         if not dry_run:
