@@ -144,6 +144,27 @@ class Settings:
                 )
 
 
+_env_file_read = False
+
+
+def read_env_file() -> None:
+    """Fill in, once per process, what the environment does not set from `.env` in the working
+    directory (`BOOKSTORE_ENV_FILE` names another; empty: none). The environment wins."""
+    global _env_file_read
+    if _env_file_read:
+        return
+    _env_file_read = True
+    path = os.environ.get("BOOKSTORE_ENV_FILE", ".env")
+    if not path or not os.path.isfile(path):
+        return
+    from dotenv import dotenv_values
+
+    for key, value in dotenv_values(path).items():
+        if value is not None:
+            os.environ.setdefault(key, value)
+
+
 def load_settings() -> Settings:
-    """Read the environment now (tests and processes may change it before start-up)."""
+    """Read the environment (and `.env`) now: tests and processes may change it before."""
+    read_env_file()
     return Settings()

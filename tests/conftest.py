@@ -29,6 +29,8 @@ TEST_ENV = {
     # Never call out of the machine from tests: a closed loopback port makes every process the
     # tests start (beat, generate workers) use the offline Faker fallback at once.
     "GOOGLE_BOOKS_BASE_URL": "http://127.0.0.1:9/books/v1",
+    # a developer's .env must not reach the tests or the processes they start
+    "BOOKSTORE_ENV_FILE": "",
 }
 os.environ.update(TEST_ENV)
 
