@@ -12,7 +12,7 @@ import uuid
 from prometheus_client.parser import text_string_to_metric_families
 
 from bookstore.topics import CUSTOMERS
-from tests.conftest import wait_until
+from tests.conftest import REPO, wait_until
 from tests.pipeline import Pipeline, produce_each
 from tests.test_flower import free_port
 
@@ -137,3 +137,14 @@ def _query(port: int, promql: str) -> float | None:
     except OSError:
         return None
     return float(result[0]["value"][1]) if result else None
+
+
+def test_promtool_accepts_the_prometheus_configuration():
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool is missing: scripts/services up prometheus installs it"
+    check = subprocess.run(
+        [promtool, "check", "config", str(REPO / "monitoring" / "prometheus.yml")],
+        capture_output=True,
+        text=True,
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
