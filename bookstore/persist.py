@@ -15,10 +15,8 @@ from bookstore.errors import Unexplained, describe
 from bookstore.isolation import write_isolating
 from bookstore.records import Record
 from bookstore.schemas import Rejected, parse
-from bookstore.stores.mongo import BookStore
-from bookstore.stores.postgres import CustomerStore
-from bookstore.stores.redis_orders import OrderStore
-from bookstore.topics import BOOKS, CUSTOMERS, ORDERS
+from bookstore.stores import Store
+from bookstore.topics import BY_TOPIC
 
 
 @dataclass
@@ -30,22 +28,16 @@ class Outcome:
 class Persister:
     def __init__(self, settings: Settings):
         self.settings = settings
-        self._stores: dict[str, CustomerStore | BookStore | OrderStore] = {}
+        self._stores: dict[str, Store] = {}
 
     def close(self) -> None:
         for store in self._stores.values():
             store.close()
         self._stores.clear()
 
-    def store_for(self, topic: str) -> CustomerStore | BookStore | OrderStore:
+    def store_for(self, topic: str) -> Store:
         if topic not in self._stores:
-            s = self.settings
-            factories = {
-                CUSTOMERS: lambda: CustomerStore(s.postgres_dsn),
-                BOOKS: lambda: BookStore(s.mongo_uri, s.mongo_db),
-                ORDERS: lambda: OrderStore(s.redis_url),
-            }
-            self._stores[topic] = factories[topic]()
+            self._stores[topic] = BY_TOPIC[topic].store_class().from_settings(self.settings)
         return self._stores[topic]
 
     def persist(self, topic: str, records: list[Record]) -> Outcome:

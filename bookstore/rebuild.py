@@ -27,12 +27,11 @@ from bookstore.config import Settings
 from bookstore.persist import Outcome, Persister
 from bookstore.records import Record, audit_line
 from bookstore.stores.audit import AuditLog
-from bookstore.topics import BOOKS, CUSTOMERS, ENTITY_TOPICS, ORDERS
+from bookstore.topics import ENTITIES, ENTITY_TOPICS
 
+# store -> the topics it is rebuilt from: each entity's store its topic, the audit log all
 STORE_TOPICS: dict[str, tuple[str, ...]] = {
-    "postgres": (CUSTOMERS,),
-    "mongo": (BOOKS,),
-    "redis": (ORDERS,),
+    **{e.queue: (e.topic,) for e in ENTITIES},
     "audit": ENTITY_TOPICS,
 }
 STORES = tuple(STORE_TOPICS)

@@ -32,10 +32,10 @@ from bookstore.stores.audit import AuditLog
 from bookstore.stores.mongo import BookStore, source_order
 from bookstore.stores.postgres import CustomerStore
 from bookstore.stores.redis_orders import OrderStore
-from bookstore.topics import BOOKS, CUSTOMERS, ENTITY_TOPICS, ORDERS
+from bookstore.topics import BOOKS, CUSTOMERS, ENTITIES, ENTITY_TOPICS, ORDERS
 
 Order3 = tuple[int, int, int]  # (timestamp, partition, offset)
-STORE_TOPIC = {"postgres": CUSTOMERS, "mongo": BOOKS, "redis": ORDERS}
+STORE_TOPIC = {e.queue: e.topic for e in ENTITIES}
 STORES = (*STORE_TOPIC, "audit")
 
 
@@ -240,24 +240,18 @@ def _where(topic: str, order: Order3) -> str:
 
 def _verify_customers(settings: Settings, view: LogView, examples: int) -> Report:
     check = Comparison("postgres", CUSTOMERS, view)
-    store = CustomerStore(settings.postgres_dsn)
-    try:
+    with CustomerStore.from_settings(settings) as store:
         check.compare((r.id, customer_form(r.name, r.email), src) for r, src in store.scan())
-    finally:
-        store.close()
     return check.report(examples)
 
 
 def _verify_books(settings: Settings, view: LogView, examples: int) -> Report:
     check = Comparison("mongo", BOOKS, view)
-    store = BookStore(settings.mongo_uri, settings.mongo_db)
-    try:
+    with BookStore.from_settings(settings) as store:
         check.compare(
             (d["_id"], book_form(d), source_order(d["_source"]) if "_source" in d else None)
             for d in store.scan()
         )
-    finally:
-        store.close()
     return check.report(examples)
 
 
@@ -266,16 +260,13 @@ def _verify_orders(settings: Settings, view: LogView, examples: int) -> Report:
     once, with its score, and the `orders` set naming exactly the stored orders."""
     check = Comparison("redis", ORDERS, view)
     expected = view.entities[ORDERS]
-    store = OrderStore(settings.redis_url)
-    try:
+    with OrderStore.from_settings(settings) as store:
         check.compare(_hashes(store))
         histories: dict[str, list[tuple[str, float]]] = defaultdict(list)
         for cid, entries in store.histories():
             for oid, score in entries:
                 histories[oid].append((cid, score))
         members = store.set_members()
-    finally:
-        store.close()
     for oid, (cid, score) in expected.history.items():
         if oid in check.seen and histories.get(oid) != [(cid, score)]:
             check.find(oid, "different", f"in the histories {histories.get(oid, [])}")

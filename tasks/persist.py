@@ -11,10 +11,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from celery import Task
+
 from bookstore.config import load_settings
 from bookstore.persist import Persister
 from bookstore.records import from_lines
-from bookstore.topics import BOOKS, CUSTOMERS, ORDERS, STORE_TASK
+from bookstore.topics import ENTITIES, Entity
 from tasks import app
 
 log = logging.getLogger(__name__)
@@ -28,16 +30,14 @@ def _persist(topic: str, lines: str | list[dict[str, Any]]) -> dict[str, int]:
     return {"stored": outcome.stored, "dead_letters": len(outcome.dead)}
 
 
-@app.task(name=STORE_TASK[CUSTOMERS])
-def store_customers(lines: str | list[dict[str, Any]]) -> dict[str, int]:
-    return _persist(CUSTOMERS, lines)
+def _persistence_task(entity: Entity) -> Task:
+    def persist(lines: str | list[dict[str, Any]]) -> dict[str, int]:
+        return _persist(entity.topic, lines)
+
+    persist.__name__ = persist.__qualname__ = entity.task.rpartition(".")[2]
+    return app.task(name=entity.task)(persist)
 
 
-@app.task(name=STORE_TASK[BOOKS])
-def store_books(lines: str | list[dict[str, Any]]) -> dict[str, int]:
-    return _persist(BOOKS, lines)
-
-
-@app.task(name=STORE_TASK[ORDERS])
-def store_orders(lines: str | list[dict[str, Any]]) -> dict[str, int]:
-    return _persist(ORDERS, lines)
+# One task per entity of the table: store_customers, store_books, store_orders.
+for _entity in ENTITIES:
+    globals()[_entity.task.rpartition(".")[2]] = _persistence_task(_entity)

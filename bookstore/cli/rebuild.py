@@ -24,17 +24,15 @@ from bookstore.cli.common import (
     reporting_errors,
 )
 from bookstore.config import Settings, load_settings
+from bookstore.topics import ENTITIES
+
+# every entity's store (by its queue's name), the audit log, or all of them
+StoreChoice = StrEnum(
+    "StoreChoice", {**{e.queue: e.queue for e in ENTITIES}, "audit": "audit", "all": "all"}
+)
 
 
-class StoreChoice(StrEnum):
-    postgres = "postgres"
-    mongo = "mongo"
-    redis = "redis"
-    audit = "audit"
-    all = "all"
-
-
-STORE_OPTION = typer.Option(StoreChoice.all, "--store", help="which store")
+STORE_OPTION = typer.Option("all", "--store", help="which store")
 REDIS_DB_OPTION = typer.Option(
     None, "--redis-db", min=0, help="the namespace's Redis database (Redis numbers them)"
 )
@@ -43,7 +41,7 @@ REDIS_DB_OPTION = typer.Option(
 def _stores(choice: StoreChoice) -> list[str]:
     from bookstore.rebuild import STORES
 
-    return list(STORES) if choice is StoreChoice.all else [choice.value]
+    return list(STORES) if choice == "all" else [choice.value]
 
 
 def _namespace(live: Settings, name: str | None, redis_db: int | None) -> Settings:
@@ -152,7 +150,7 @@ def rebuild(
     summaries = []
     with reporting_errors():
         check_reachable(live)
-        if into is not None and store in (StoreChoice.postgres, StoreChoice.all):
+        if into is not None and "postgres" in _stores(store):
             create_postgres_database(live, into)
         with progress(disable=as_json) as bar:
             for name in _stores(store):

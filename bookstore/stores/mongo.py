@@ -11,8 +11,10 @@ from pymongo.errors import BulkWriteError, ConnectionFailure, OperationFailure, 
 
 from bookstore.errors import StoreUnavailable, Verdict, classify, mongo_code
 from bookstore.records import Record
+from bookstore.stores import Closing
 
 if TYPE_CHECKING:  # validation (pydantic) is the workers' part, not the readers'
+    from bookstore.config import Settings
     from bookstore.schemas import Book
 
 # FerretDB v1 (SQLite) holds one pooled connection per statement until an update command ends,
@@ -23,11 +25,15 @@ WRITE_CHUNK = 25
 DUPLICATE_KEY = 11000
 
 
-class BookStore:
+class BookStore(Closing):
     def __init__(self, uri: str, database: str):
         self.uri = uri
         self.database = database
         self._client: MongoClient | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> BookStore:
+        return cls(settings.mongo_uri, settings.mongo_db)
 
     @property
     def books(self):

@@ -18,8 +18,10 @@ from psycopg2.extras import execute_values
 
 from bookstore.errors import Refused, StoreUnavailable, Verdict, classify
 from bookstore.records import Record
+from bookstore.stores import Closing
 
 if TYPE_CHECKING:  # validation (pydantic) is the workers' part, not the readers'
+    from bookstore.config import Settings
     from bookstore.schemas import Customer
 
 SCHEMA = """
@@ -53,10 +55,14 @@ class CustomerRow:
     email: str
 
 
-class CustomerStore:
+class CustomerStore(Closing):
     def __init__(self, dsn: str):
         self.dsn = dsn
         self._conn: psycopg2.extensions.connection | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> CustomerStore:
+        return cls(settings.postgres_dsn)
 
     def _connection(self) -> psycopg2.extensions.connection:
         if self._conn is None or self._conn.closed:

@@ -18,8 +18,10 @@ import redis
 
 from bookstore.errors import StoreUnavailable, Verdict, classify
 from bookstore.records import Record
+from bookstore.stores import Closing
 
 if TYPE_CHECKING:  # validation (pydantic) is the workers' part, not the readers'
+    from bookstore.config import Settings
     from bookstore.schemas import Order
 
 ALL_ORDERS = "orders"  # set of every order id: counts and checks without SCAN (also in WRITE_ORDER)
@@ -74,10 +76,14 @@ return 1
 """
 
 
-class OrderStore:
+class OrderStore(Closing):
     def __init__(self, url: str):
         self.redis = redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5)
         self._write_order = self.redis.register_script(WRITE_ORDER)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> OrderStore:
+        return cls(settings.redis_url)
 
     def close(self) -> None:
         self.redis.close()
