@@ -101,10 +101,12 @@ def ensure_topics(settings: Settings, topics: tuple[str, ...] = ALL_TOPICS) -> l
             except TopicAlreadyExistsError:
                 pass  # another process created them first
         wanted = {t: wanted[t] for t in topics if t in wanted}
-        align_configs(admin, wanted)
+        # one reading for all that follows (fitting the dead letters compares with every topic)
+        now = current_configs(admin, ALL_TOPICS if DEAD_LETTERS in topics else topics)
+        align_configs(admin, wanted, now)
         if DEAD_LETTERS in topics:
-            _fit_dead_letters(admin)
-        return uncompacted(admin, wanted)
+            _fit_dead_letters(admin, now)
+        return uncompacted(now, wanted)  # alignment at start-up never changes the policy
     finally:
         admin.close()
 
@@ -137,9 +139,11 @@ def current_configs(admin: KafkaAdminClient, topics: Iterable[str]) -> dict[str,
 def align_configs(
     admin: KafkaAdminClient,
     wanted: dict[str, dict[str, str]],
+    now: dict[str, dict[str, str]],
     compact: bool = False,
 ) -> dict[str, dict[str, str]]:
-    """Set on existing topics what differs from `wanted`; returns what was set.
+    """Set on existing topics what differs from `wanted` (`now`: their `current_configs`);
+    returns what was set.
 
     Longer retention loses nothing, so processes do it at start-up. Turning compaction on makes
     Kafka discard every record without a key and, later, the records a newer one with the same
@@ -148,7 +152,6 @@ def align_configs(
     """
     from kafka.admin import ConfigResource
 
-    now = current_configs(admin, wanted)
     changes: dict[str, dict[str, str]] = {}
     for topic, configs in wanted.items():
         differ = {k: v for k, v in configs.items() if now.get(topic, {}).get(k) != v}
@@ -163,8 +166,8 @@ def align_configs(
     return changes
 
 
-def uncompacted(admin: KafkaAdminClient, wanted: dict[str, dict[str, str]]) -> list[str]:
-    now = current_configs(admin, wanted)
+def uncompacted(now: dict[str, dict[str, str]], wanted: dict[str, dict[str, str]]) -> list[str]:
+    """The topics `wanted` compacted that are not, by their configs `now`."""
     return [
         t
         for t, c in wanted.items()
@@ -223,10 +226,10 @@ def read_topics(
         consumer.close()
 
 
-def _fit_dead_letters(admin: KafkaAdminClient) -> None:
+def _fit_dead_letters(admin: KafkaAdminClient, now: dict[str, dict[str, str]]) -> None:
     from kafka.admin import ConfigResource
 
-    limits = {t: int(c[MAX_MESSAGE_BYTES]) for t, c in current_configs(admin, ALL_TOPICS).items()}
+    limits = {t: int(now[t][MAX_MESSAGE_BYTES]) for t in ALL_TOPICS}
     needed = max(limits[t] for t in ENTITY_TOPICS) + DEAD_LETTER_HEADROOM
     if limits[DEAD_LETTERS] < needed:
         admin.alter_configs(

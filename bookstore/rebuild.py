@@ -61,15 +61,17 @@ def rebuild(
     store: str,
     namespace: str,
     from_start: bool = False,
+    refused: set[tuple[str, int, int]] | None = None,
     on_start: Callable[[int], None] = lambda total: None,
     on_batch: Callable[[int], None] = lambda records: None,
 ) -> Summary:
     """Bring `store` (as `settings` locate it) up to the end its topics have now.
 
     A first run, or `from_start`, empties the store and reads from the first offset; otherwise
-    the run resumes from the group's committed offsets. `on_start(total)` gets the number of
-    records to read, `on_batch(n)` each batch's. Raises what a server that is away raises: the
-    rebuild can be run again once it is back.
+    the run resumes from the group's committed offsets. `refused`: the origins of the pipeline's
+    dead letters (read from their topic when not given: a run over several stores reads them
+    once). `on_start(total)` gets the number of records to read, `on_batch(n)` each batch's.
+    Raises what a server that is away raises: the rebuild can be run again once it is back.
     """
     from kafka import KafkaConsumer, TopicPartition
     from kafka.structs import OffsetAndMetadata
@@ -105,7 +107,10 @@ def rebuild(
         ends = consumer.end_offsets(partitions)
         on_start(sum(end - consumer.position(tp) for tp, end in ends.items()))
         audit = AuditLog(settings.audit_log_path)
-        refused = set() if store == "audit" else deadletters.origins(settings)
+        if store == "audit":
+            refused = set()
+        elif refused is None:
+            refused = deadletters.origins(settings)
         for batch in _in_kafka_order(consumer, ends, settings.bridge_batch_size):
             if store == "audit":
                 audit.append("".join(map(audit_line, batch)))

@@ -109,7 +109,6 @@ class LogView:
         default_factory=lambda: defaultdict(dict)
     )
     starts: dict[tuple[str, int], int] = field(default_factory=dict)
-    records: int = 0
 
 
 def read_log(settings: Settings, stores: Iterable[str]) -> LogView:
@@ -121,7 +120,6 @@ def read_log(settings: Settings, stores: Iterable[str]) -> LogView:
     for batch in read_topics(settings, topics, on_bounds=_bounds_into(view)):
         for message in batch:
             record = Record.from_kafka(message)
-            view.records += 1
             where = (record.topic, record.partition)
             if "audit" in stores:
                 view.values[where][record.offset] = _value_digest(record.value)

@@ -122,17 +122,14 @@ def settings():
 
 
 def create_database(settings, name: str) -> None:
-    """Create a PostgreSQL database if missing (the bookstore role may create databases)."""
-    import psycopg2
+    """Create a PostgreSQL database if missing, from the server's `bookstore` database (the
+    tests' own may not exist yet; the bookstore role may create databases)."""
+    import dataclasses
+
+    from bookstore.namespace import create_postgres_database
 
     admin_dsn = settings.postgres_dsn.rsplit("/", 1)[0] + "/bookstore"
-    conn = psycopg2.connect(admin_dsn, connect_timeout=5)
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
-        if cur.fetchone() is None:
-            cur.execute(f'CREATE DATABASE "{name}"')
-    conn.close()
+    create_postgres_database(dataclasses.replace(settings, postgres_dsn=admin_dsn), name)
 
 
 @pytest.fixture(scope="session", autouse=True)

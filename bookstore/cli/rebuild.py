@@ -65,7 +65,6 @@ def topics(
 ) -> None:
     """What each topic keeps (compaction, retention) against what a rebuild needs."""
     from bookstore.kafka import (
-        CLEANUP_POLICY,
         admin_client,
         align_configs,
         count_keyless,
@@ -78,16 +77,10 @@ def topics(
     wanted = topic_configs(settings)
     applied: dict[str, dict[str, str]] = {}
     with reporting_errors():
-        ensure_topics(settings)
+        compacting = ensure_topics(settings)
         admin = admin_client(settings)
         try:
             if apply:
-                now = current_configs(admin, wanted)
-                compacting = [
-                    t
-                    for t, c in wanted.items()
-                    if c.get(CLEANUP_POLICY) == "compact" and now[t][CLEANUP_POLICY] != "compact"
-                ]
                 keyless = {t: n for t in compacting if (n := count_keyless(settings, t))}
                 if keyless and not force:
                     held = ", ".join(f"{t}: {n}" for t, n in keyless.items())
@@ -97,7 +90,7 @@ def topics(
                         "keeps them)",
                         EXIT_INCONSISTENT,
                     )
-                applied = align_configs(admin, wanted, compact=True)
+                applied = align_configs(admin, wanted, current_configs(admin, wanted), compact=True)
             now = current_configs(admin, wanted)
         finally:
             admin.close()
@@ -139,6 +132,7 @@ def rebuild(
     as_json: bool = JsonOption,
 ) -> None:
     """Refill stores from the topics, through the workers' own code; resumable."""
+    from bookstore import deadletters
     from bookstore.kafka import check_reachable
     from bookstore.namespace import create_postgres_database
     from bookstore.rebuild import rebuild as run
@@ -152,6 +146,8 @@ def rebuild(
         check_reachable(live)
         if into is not None and "postgres" in _stores(store):
             create_postgres_database(live, into)
+        # what the pipeline dead-lettered, read once (the audit log keeps every record anyway)
+        refused = deadletters.origins(live) if _stores(store) != ["audit"] else set()
         with progress(disable=as_json) as bar:
             for name in _stores(store):
                 task = bar.add_task(name, total=None)
@@ -160,6 +156,7 @@ def rebuild(
                     name,
                     into or "live",
                     from_start,
+                    refused,
                     on_start=lambda total, t=task: bar.update(t, total=total),
                     on_batch=lambda n, t=task: bar.advance(t, n),
                 )
