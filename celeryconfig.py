@@ -2,7 +2,7 @@
 
 from beat_schedule import beat_schedule  # noqa: F401  (Celery reads it from this module)
 from bookstore.config import load_settings
-from bookstore.topics import (
+from bookstore.entities import (
     AUDIT_QUEUE,
     AUDIT_TASK,
     GENERATE_QUEUE,

@@ -27,12 +27,12 @@ import pymongo  # noqa: E402
 import redis  # noqa: E402
 
 from bookstore.config import load_settings  # noqa: E402
+from bookstore.entities import BOOKS, CUSTOMERS, ORDERS  # noqa: E402
 from bookstore.records import Record  # noqa: E402
 from bookstore.schemas import parse  # noqa: E402
 from bookstore.stores.mongo import BookStore  # noqa: E402
 from bookstore.stores.postgres import CustomerStore  # noqa: E402
 from bookstore.stores.redis_orders import OrderStore  # noqa: E402
-from bookstore.topics import BOOKS, CUSTOMERS, ORDERS  # noqa: E402
 
 NAME = "bench_cli"
 

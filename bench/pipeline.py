@@ -50,8 +50,7 @@ from kafka.structs import OffsetAndMetadata  # noqa: E402
 from kombu import Connection  # noqa: E402
 
 from bookstore.config import Settings, load_settings  # noqa: E402
-from bookstore.kafka import ensure_topics  # noqa: E402
-from bookstore.topics import (  # noqa: E402
+from bookstore.entities import (  # noqa: E402
     BOOKS,
     CELERY_QUEUES,
     CUSTOMERS,
@@ -59,6 +58,7 @@ from bookstore.topics import (  # noqa: E402
     ORDERS,
     STORE_QUEUE,
 )
+from bookstore.kafka import ensure_topics  # noqa: E402
 
 SERVERS = ("kafka", "postgres", "mongo", "redis", "rabbitmq")
 RUN_DIR = REPO / ".services" / "run"

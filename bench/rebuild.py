@@ -26,10 +26,10 @@ sys.path.insert(0, str(REPO))
 
 from bench.pipeline import producer, records  # noqa: E402
 from bookstore.config import load_settings  # noqa: E402
+from bookstore.entities import ENTITY_TOPICS  # noqa: E402
 from bookstore.kafka import ensure_topics, read_topics  # noqa: E402
 from bookstore.namespace import create_postgres_database, namespace_settings  # noqa: E402
 from bookstore.rebuild import STORES, rebuild  # noqa: E402
-from bookstore.topics import ENTITY_TOPICS  # noqa: E402
 from bookstore.verify import verify  # noqa: E402
 
 NAME, REDIS_DB = "bench_rebuild", 14

@@ -28,10 +28,10 @@ from kafka import KafkaConsumer, TopicPartition  # noqa: E402
 from kafka.structs import OffsetAndMetadata  # noqa: E402
 
 from bookstore.config import load_settings  # noqa: E402
-from bookstore.persist import Persister  # noqa: E402
+from bookstore.entities import ENTITY_TOPICS  # noqa: E402
+from bookstore.persister import Persister  # noqa: E402
 from bookstore.records import Record, audit_line  # noqa: E402
 from bookstore.stores.audit import AuditLog  # noqa: E402
-from bookstore.topics import ENTITY_TOPICS  # noqa: E402
 
 
 def report(event: str, **fields: object) -> None:

@@ -10,8 +10,8 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from bookstore.config import Settings
+from bookstore.entities import ALL_TOPICS, BOOKS, CUSTOMERS, DEAD_LETTERS, ENTITY_TOPICS, ORDERS
 from bookstore.errors import Unavailable
-from bookstore.topics import ALL_TOPICS, BOOKS, CUSTOMERS, DEAD_LETTERS, ENTITY_TOPICS, ORDERS
 
 if TYPE_CHECKING:  # kafka-python is imported where it is used: the CLI's --help needs none of it
     from kafka import KafkaAdminClient, KafkaProducer

@@ -1,6 +1,6 @@
 """Rebuild a store from the log: read its topics from the first offset, store as the workers do.
 
-The records go through the workers' own code (bookstore.persist: the same validation, the same
+The records go through the workers' own code (bookstore.persister: the same validation, the same
 idempotent writes, batches of at most BRIDGE_BATCH_SIZE records), so a rebuilt store is what
 the pipeline wrote. Records the pipeline dead-lettered (the dead-letter topic names them) are
 skipped: a store refusal depends on the store's state when the record came (an e-mail already
@@ -22,12 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bookstore import deadletters
+from bookstore import dead_letter_topic
 from bookstore.config import Settings
-from bookstore.persist import Outcome, Persister
+from bookstore.entities import ENTITIES, ENTITY_TOPICS
+from bookstore.persister import Outcome, Persister
 from bookstore.records import Record, audit_line
 from bookstore.stores.audit import AuditLog
-from bookstore.topics import ENTITIES, ENTITY_TOPICS
 
 # store -> the topics it is rebuilt from: each entity's store its topic, the audit log all
 STORE_TOPICS: dict[str, tuple[str, ...]] = {
@@ -110,7 +110,7 @@ def rebuild(
         if store == "audit":
             refused = set()
         elif refused is None:
-            refused = deadletters.origins(settings)
+            refused = dead_letter_topic.origins(settings)
         for batch in _in_kafka_order(consumer, ends, settings.bridge_batch_size):
             if store == "audit":
                 audit.append("".join(map(audit_line, batch)))

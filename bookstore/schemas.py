@@ -25,7 +25,7 @@ from pydantic import (
     field_validator,
 )
 
-from bookstore.topics import BOOKS, CUSTOMERS, ORDERS
+from bookstore.entities import BOOKS, CUSTOMERS, ORDERS
 
 RECORD_MAX_BYTES = 1024 * 1024  # default of the RECORD_MAX_BYTES setting
 MAX_DEPTH = 32  # objects and arrays, the value itself being level 1

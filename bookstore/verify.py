@@ -23,8 +23,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from bookstore import deadletters
+from bookstore import dead_letter_topic
 from bookstore.config import Settings
+from bookstore.entities import BOOKS, CUSTOMERS, ENTITIES, ENTITY_TOPICS, ORDERS
 from bookstore.kafka import read_topics
 from bookstore.records import Record
 from bookstore.schemas import Book, Customer, Order, Rejected, parse
@@ -32,7 +33,6 @@ from bookstore.stores.audit import AuditLog
 from bookstore.stores.mongo import BookStore, source_order
 from bookstore.stores.postgres import CustomerStore
 from bookstore.stores.redis_orders import OrderStore
-from bookstore.topics import BOOKS, CUSTOMERS, ENTITIES, ENTITY_TOPICS, ORDERS
 
 Order3 = tuple[int, int, int]  # (timestamp, partition, offset)
 STORE_TOPIC = {e.queue: e.topic for e in ENTITIES}
@@ -113,7 +113,7 @@ class LogView:
 
 def read_log(settings: Settings, stores: Iterable[str]) -> LogView:
     stores = set(stores)
-    dead = deadletters.origins(settings)
+    dead = dead_letter_topic.origins(settings)
     view = LogView()
     judged = stores_topics(stores)
     topics = ENTITY_TOPICS if "audit" in stores else [STORE_TOPIC[s] for s in sorted(stores)]

@@ -17,7 +17,7 @@ from bridge.fanout import Bridge
 from tasks.queues import QueueMigrationNeeded
 from tasks.queues import declare as declare_queues
 
-log = logging.getLogger("bridge")
+log = logging.getLogger(__name__)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,10 +12,10 @@ import time
 
 from celery import Celery
 
-from bookstore.topics import AUDIT_QUEUE, STORE_QUEUE
+from bookstore.entities import AUDIT_QUEUE, STORE_QUEUE
 from bridge import metrics
 
-log = logging.getLogger("bridge")
+log = logging.getLogger(__name__)
 
 WATCHED = (*STORE_QUEUE.values(), AUDIT_QUEUE)
 

@@ -20,9 +20,7 @@ from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
 from bookstore.config import Settings
-from bookstore.errors import retry_delay
-from bookstore.records import Record
-from bookstore.topics import (
+from bookstore.entities import (
     AUDIT_QUEUE,
     AUDIT_TASK,
     DEAD_LETTERS,
@@ -30,12 +28,14 @@ from bookstore.topics import (
     STORE_QUEUE,
     STORE_TASK,
 )
+from bookstore.errors import retry_delay
+from bookstore.records import Record
 from bridge import metrics
 from bridge.backpressure import QueueDepths
 from bridge.batching import Batcher
 from bridge.offsets import OffsetTracker, rewind_points
 
-log = logging.getLogger("bridge")
+log = logging.getLogger(__name__)
 
 
 COMMIT_EVERY = 0.2  # seconds: offsets are committed at most this often (and when stopping)

@@ -12,7 +12,7 @@ import logging
 
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
-log = logging.getLogger("bridge")
+log = logging.getLogger(__name__)
 
 CONSUMED = Counter(
     "bookstore_bridge_records_consumed", "Records the bridge took from Kafka.", ["topic"]

@@ -8,8 +8,8 @@ from __future__ import annotations
 from typing import Any
 
 from bookstore.config import load_settings
+from bookstore.entities import AUDIT_TASK
 from bookstore.stores.audit import AuditLog
-from bookstore.topics import AUDIT_TASK
 from tasks import app
 
 _audit = AuditLog(load_settings().audit_log_path)

@@ -6,7 +6,7 @@ with the one backoff until the tick expires (beat gives each one interval); see 
 
 from __future__ import annotations
 
-from bookstore.generate import shared_generator
+from bookstore.generator import shared_generator
 from tasks import app
 
 

@@ -1,7 +1,7 @@
 """Persistence tasks, one per store queue (`postgres`, `mongo`, `redis`).
 
 Each carries a batch of raw records of one topic, as lines (bookstore.records). Records that can
-never be stored are dead-lettered one by one (bookstore.persist); whatever else fails follows the
+never be stored are dead-lettered one by one (bookstore.persister); whatever else fails follows the
 error policy of tasks/policy.py: a server away is retried for as long as it takes, anything else
 is retried and then parked. Late acks make a task whose worker died run again.
 """
@@ -14,9 +14,9 @@ from typing import Any
 from celery import Task
 
 from bookstore.config import load_settings
-from bookstore.persist import Persister
+from bookstore.entities import ENTITIES, Entity
+from bookstore.persister import Persister
 from bookstore.records import from_lines
-from bookstore.topics import ENTITIES, Entity
 from tasks import app
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ from amqp.exceptions import PreconditionFailed
 from celery import Celery
 from kombu import Connection, Exchange, Queue
 
-from bookstore.topics import CELERY_QUEUES, PARKED_QUEUE
+from bookstore.entities import CELERY_QUEUES, PARKED_QUEUE
 
 log = logging.getLogger(__name__)
 

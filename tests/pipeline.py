@@ -24,8 +24,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
 from bookstore.config import Settings
-from bookstore.kafka import ensure_topics
-from bookstore.topics import (
+from bookstore.entities import (
     BOOKS,
     CELERY_QUEUES,
     CUSTOMERS,
@@ -34,6 +33,7 @@ from bookstore.topics import (
     ORDERS,
     PARKED_QUEUE,
 )
+from bookstore.kafka import ensure_topics
 from tests.conftest import REPO, Processes, create_database, wait_until
 
 Coord = tuple[str, int, int]

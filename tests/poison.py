@@ -12,7 +12,7 @@ import json
 import uuid
 from dataclasses import dataclass, field
 
-from bookstore.topics import BOOKS, CUSTOMERS, ORDERS
+from bookstore.entities import BOOKS, CUSTOMERS, ORDERS
 
 
 @dataclass(frozen=True)

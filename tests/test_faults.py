@@ -23,8 +23,8 @@ from dataclasses import dataclass
 import pytest
 import redis
 
+from bookstore.entities import CUSTOMERS, DEAD_LETTERS
 from bookstore.stores.redis_orders import ALL_ORDERS
-from bookstore.topics import CUSTOMERS, DEAD_LETTERS
 from tests import poison
 from tests.conftest import REPO, Processes, wait_until
 from tests.pipeline import (

@@ -17,8 +17,8 @@ import pytest
 import redis
 from kafka import KafkaConsumer, TopicPartition
 
-from bookstore import topics
-from bookstore.generate import BOOK_IDS, CUSTOMER_IDS
+from bookstore import entities
+from bookstore.generator import BOOK_IDS, CUSTOMER_IDS
 from bookstore.kafka import ensure_topics
 from bookstore.sources.fake import EMAIL_DOMAINS, isbn13_check_digit
 from tests.conftest import REPO, wait_until
@@ -62,7 +62,7 @@ def end_offsets(settings, topic: str) -> dict[TopicPartition, int]:
 
 
 def snapshot(settings) -> dict[str, dict[TopicPartition, int]]:
-    return {t: end_offsets(settings, t) for t in topics.ENTITY_TOPICS}
+    return {t: end_offsets(settings, t) for t in entities.ENTITY_TOPICS}
 
 
 def read_since(settings, start: dict[TopicPartition, int]) -> list:
@@ -159,11 +159,11 @@ def published(settings, start, registry: redis.Redis) -> tuple[dict, dict, list]
     """This test's customers and books (by id, as published) and its orders."""
     mine_c = {m.decode() for m in registry.smembers(CUSTOMER_IDS)}
     mine_b = {m.decode() for m in registry.smembers(BOOK_IDS)}
-    customers = [r for r in read_since(settings, start[topics.CUSTOMERS]) if _key(r) in mine_c]
-    books = [r for r in read_since(settings, start[topics.BOOKS]) if _key(r) in mine_b]
+    customers = [r for r in read_since(settings, start[entities.CUSTOMERS]) if _key(r) in mine_c]
+    books = [r for r in read_since(settings, start[entities.BOOKS]) if _key(r) in mine_b]
     orders = [
         r
-        for r in read_since(settings, start[topics.ORDERS])
+        for r in read_since(settings, start[entities.ORDERS])
         if _json(r.value).get("customer_id") in mine_c
     ]
     by_id_c = {check_customer(r)["id"]: r for r in customers}
@@ -250,7 +250,7 @@ def test_generation_tasks_route_to_the_generate_queue():
 
     for name in ("generate_customers", "generate_books", "generate_orders"):
         route = app.amqp.router.route({}, f"tasks.generate.{name}")
-        assert route["queue"].name == topics.GENERATE_QUEUE
+        assert route["queue"].name == entities.GENERATE_QUEUE
 
 
 @pytest.fixture
@@ -259,7 +259,7 @@ def private_queue() -> str:
     same RabbitMQ can neither take this test's tasks nor feed its worker."""
     from tasks import app
 
-    name = f"{topics.GENERATE_QUEUE}-test-{uuid.uuid4().hex[:8]}"
+    name = f"{entities.GENERATE_QUEUE}-test-{uuid.uuid4().hex[:8]}"
     yield name
     with app.connection_for_write() as conn:
         conn.default_channel.queue_delete(name)

@@ -11,7 +11,7 @@ import uuid
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from bookstore.topics import CUSTOMERS
+from bookstore.entities import CUSTOMERS
 from tests.conftest import REPO, wait_until
 from tests.pipeline import Pipeline, produce_each
 from tests.test_flower import free_port

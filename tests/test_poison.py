@@ -17,9 +17,9 @@ import psycopg2
 import pytest
 import redis
 
+from bookstore.entities import BOOKS, CUSTOMERS, DEAD_LETTERS, ENTITY_TOPICS, ORDERS
 from bookstore.records import Record
 from bookstore.schemas import Book
-from bookstore.topics import BOOKS, CUSTOMERS, DEAD_LETTERS, ENTITY_TOPICS, ORDERS
 from tests import poison
 from tests.conftest import Processes, wait_until
 from tests.pipeline import (

@@ -24,9 +24,9 @@ import redis
 from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource
 
+from bookstore.entities import ALL_TOPICS, BOOKS, CUSTOMERS, ORDERS
 from bookstore.kafka import ensure_topics, read_topics, topic_configs
 from bookstore.namespace import namespace_settings
-from bookstore.topics import ALL_TOPICS, BOOKS, CUSTOMERS, ORDERS
 from tests.conftest import REPO, Processes, wait_until
 from tests.pipeline import (
     Dataset,

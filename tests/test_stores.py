@@ -14,12 +14,12 @@ from collections.abc import Iterator
 import pymongo
 import pytest
 
+from bookstore.entities import BOOKS, CUSTOMERS, ORDERS
 from bookstore.records import Record
 from bookstore.schemas import parse
 from bookstore.stores.mongo import BookStore
 from bookstore.stores.postgres import CustomerStore
 from bookstore.stores.redis_orders import OrderStore
-from bookstore.topics import BOOKS, CUSTOMERS, ORDERS
 from tests.pipeline import Namespace, Stores
 
 NS = Namespace("bookstore_stores", redis_db=8)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from bookstore import topics
+from bookstore import entities
 from bookstore.config import Settings
 from bookstore.errors import Unavailable, raised_by
 from bookstore.kafka import check_reachable
@@ -216,7 +216,7 @@ def partition_offsets(settings: Settings) -> list[PartitionOffsets]:
     with kafka_consumer(settings) as consumer:
         tps = [
             TopicPartition(t, p)
-            for t in topics.ENTITY_TOPICS
+            for t in entities.ENTITY_TOPICS
             for p in sorted(consumer.partitions_for_topic(t))
         ]
         begins, ends = consumer.beginning_offsets(tps), consumer.end_offsets(tps)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from bookstore import topics
+from bookstore import entities
 from bookstore.cli.app import app
 from bookstore.cli.common import (
     EXIT_NOT_FOUND,
@@ -40,7 +40,7 @@ class DeadLetterView:
 
     @property
     def coordinates(self) -> str:
-        return f"{topics.DEAD_LETTERS}[{self.partition}]@{self.offset}"
+        return f"{entities.DEAD_LETTERS}[{self.partition}]@{self.offset}"
 
     @property
     def origin(self) -> str:
@@ -77,8 +77,8 @@ def _read_dead_letters(
     found: list[DeadLetterView] = []
     with kafka_consumer(settings) as consumer:
         tps = [
-            TopicPartition(topics.DEAD_LETTERS, p)
-            for p in sorted(consumer.partitions_for_topic(topics.DEAD_LETTERS))
+            TopicPartition(entities.DEAD_LETTERS, p)
+            for p in sorted(consumer.partitions_for_topic(entities.DEAD_LETTERS))
         ]
         if ranges is not None:
             tps = [tp for tp in tps if tp.partition in ranges]
@@ -106,7 +106,7 @@ def _read_dead_letters(
         waited = 0
         while stops:
             if waited > timeout_ms:
-                raise KafkaUnavailable(f"timed out reading {topics.DEAD_LETTERS}")
+                raise KafkaUnavailable(f"timed out reading {entities.DEAD_LETTERS}")
             batch = consumer.poll(timeout_ms=500)
             waited += 500
             for tp, records in batch.items():
@@ -140,7 +140,7 @@ class Stage(enum.StrEnum):
     store = "store"
 
 
-OriginTopic = enum.StrEnum("OriginTopic", {t: t for t in topics.ENTITY_TOPICS})
+OriginTopic = enum.StrEnum("OriginTopic", {t: t for t in entities.ENTITY_TOPICS})
 
 
 def _matches(dl: DeadLetterView, origin_topic: OriginTopic | None, stage: Stage | None) -> bool:
@@ -243,12 +243,12 @@ def dead_letters_replay(
         unknown = [f"{p}:{o}" for p, o in coords if (p, o) not in found]
         if unknown:
             raise CliError(f"no such dead letter: {', '.join(unknown)}", EXIT_NOT_FOUND)
-        bad = [dl for dl in letters if dl.headers.get("origin.topic") not in topics.ENTITY_TOPICS]
+        bad = [dl for dl in letters if dl.headers.get("origin.topic") not in entities.ENTITY_TOPICS]
         if bad:
             origin = bad[0].headers.get("origin.topic")
             raise CliError(
                 f"{bad[0].coordinates} has origin.topic {origin!r}, "
-                f"not one of {', '.join(topics.ENTITY_TOPICS)}; not replayed",
+                f"not one of {', '.join(entities.ENTITY_TOPICS)}; not replayed",
                 2,
             )
         compacted = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from bookstore import topics
+from bookstore import entities
 from bookstore.cli.app import app
 from bookstore.cli.common import (
     JsonOption,
@@ -25,7 +25,7 @@ def generate(
     as_json: bool = JsonOption,
 ) -> None:
     """Publish that many customers, then books, then orders to Kafka now (same code as beat)."""
-    from bookstore.generate import Generator
+    from bookstore.generator import Generator
 
     settings = load_settings()
     with reporting_errors():  # a server away: one line naming it, exit 4
@@ -33,9 +33,9 @@ def generate(
         gen.prepare()
         with progress(disable=as_json) as bar:
             ids = {
-                topics.CUSTOMERS: bar.add_task(topics.CUSTOMERS, total=customers),
-                topics.BOOKS: bar.add_task(topics.BOOKS, total=books),
-                topics.ORDERS: bar.add_task(topics.ORDERS, total=orders),
+                entities.CUSTOMERS: bar.add_task(entities.CUSTOMERS, total=customers),
+                entities.BOOKS: bar.add_task(entities.BOOKS, total=books),
+                entities.ORDERS: bar.add_task(entities.ORDERS, total=orders),
             }
 
             def advance(topic: str, n: int) -> None:
@@ -57,8 +57,8 @@ def generate(
         )
         return
     rows = [
-        [topics.CUSTOMERS, n_customers, ""],
-        [topics.BOOKS, google + faker, f"{google} from Google, {faker} fallback"],
-        [topics.ORDERS, n_orders, "no published customers or books yet" if waiting else ""],
+        [entities.CUSTOMERS, n_customers, ""],
+        [entities.BOOKS, google + faker, f"{google} from Google, {faker} fallback"],
+        [entities.ORDERS, n_orders, "no published customers or books yet" if waiting else ""],
     ]
     console().print(build_table("Published", ["topic", "messages", "detail"], rows))

@@ -24,7 +24,7 @@ from bookstore.cli.common import (
     reporting_errors,
 )
 from bookstore.config import Settings, load_settings
-from bookstore.topics import ENTITIES
+from bookstore.entities import ENTITIES
 
 # every entity's store (by its queue's name), the audit log, or all of them
 StoreChoice = StrEnum(
@@ -132,7 +132,7 @@ def rebuild(
     as_json: bool = JsonOption,
 ) -> None:
     """Refill stores from the topics, through the workers' own code; resumable."""
-    from bookstore import deadletters
+    from bookstore import dead_letter_topic
     from bookstore.kafka import check_reachable
     from bookstore.namespace import create_postgres_database
     from bookstore.rebuild import rebuild as run
@@ -147,7 +147,7 @@ def rebuild(
         if into is not None and "postgres" in _stores(store):
             create_postgres_database(live, into)
         # what the pipeline dead-lettered, read once (the audit log keeps every record anyway)
-        refused = deadletters.origins(live) if _stores(store) != ["audit"] else set()
+        refused = dead_letter_topic.origins(live) if _stores(store) != ["audit"] else set()
         with progress(disable=as_json) as bar:
             for name in _stores(store):
                 task = bar.add_task(name, total=None)

@@ -9,7 +9,7 @@ from typing import Any
 
 import typer
 
-from bookstore import topics
+from bookstore import entities
 from bookstore.cli.app import app
 from bookstore.cli.common import (
     EXIT_UNAVAILABLE,
@@ -32,8 +32,8 @@ def _dead_letter_count(settings: Settings) -> int:
 
     with kafka_consumer(settings) as consumer:
         tps = [
-            TopicPartition(topics.DEAD_LETTERS, p)
-            for p in consumer.partitions_for_topic(topics.DEAD_LETTERS)
+            TopicPartition(entities.DEAD_LETTERS, p)
+            for p in consumer.partitions_for_topic(entities.DEAD_LETTERS)
         ]
         if not tps:
             return 0
@@ -46,7 +46,7 @@ def _queue_depths(settings: Settings) -> dict[str, dict[str, int] | None]:
     passively."""
     depths: dict[str, dict[str, int] | None] = {}
     with rabbitmq(settings) as conn:
-        for queue in (*topics.CELERY_QUEUES, topics.PARKED_QUEUE):
+        for queue in (*entities.CELERY_QUEUES, entities.PARKED_QUEUE):
             channel = conn.channel()
             try:
                 _, messages, consumers = channel.queue_declare(queue, passive=True)

@@ -1,5 +1,5 @@
 """One module per store: each owns its schema, its idempotent batch write and its reads. Each
-entity's store (bookstore.topics.ENTITIES) is a `Store`."""
+entity's store (bookstore.entities.ENTITIES) is a `Store`."""
 
 from __future__ import annotations
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bookstore.config import Settings
+from bookstore.entities import DEAD_LETTERS
 from bookstore.kafka import read_topics, send_confirmed
 from bookstore.records import Record
-from bookstore.topics import DEAD_LETTERS
 
 
 @dataclass(frozen=True)

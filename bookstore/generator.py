@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 
 import redis
 
-from bookstore import topics
+from bookstore import entities
 from bookstore.config import Settings, load_settings
 from bookstore.kafka import ensure_topics, send_confirmed
 from bookstore.sources.fake import fake_book, fake_customer, make_faker
@@ -86,24 +86,24 @@ class Generator:
         self.redis.ping()
         self._ready = True
 
-    def _publish(self, topic: str, entities: list[tuple[dict, str]], registry: str | None) -> None:
+    def _publish(self, topic: str, made: list[tuple[dict, str]], registry: str | None) -> None:
         send_confirmed(
             self.settings,
             topic,
-            [(e["id"].encode(), encode(e), _headers(source)) for e, source in entities],
+            [(e["id"].encode(), encode(e), _headers(source)) for e, source in made],
         )
         if registry:  # only now: the ids are durably in Kafka
-            self.redis.sadd(registry, *(e["id"] for e, _ in entities))
+            self.redis.sadd(registry, *(e["id"] for e, _ in made))
 
     def customers(self, n: int, progress: Progress | None = None) -> int:
         self.prepare()
         done = 0
         for size in _chunks(n):
             batch = [(fake_customer(self.fake), "faker") for _ in range(size)]
-            self._publish(topics.CUSTOMERS, batch, CUSTOMER_IDS)
+            self._publish(entities.CUSTOMERS, batch, CUSTOMER_IDS)
             done += size
             if progress:
-                progress(topics.CUSTOMERS, size)
+                progress(entities.CUSTOMERS, size)
         return done
 
     def books(self, n: int, progress: Progress | None = None) -> tuple[int, int]:
@@ -114,11 +114,11 @@ class Generator:
             found = self.google.fetch_new(size, exclude=self.published_books)
             batch = [(b, "google") for b in found]
             batch += [(fake_book(self.fake), "faker") for _ in range(size - len(found))]
-            self._publish(topics.BOOKS, batch, BOOK_IDS)
+            self._publish(entities.BOOKS, batch, BOOK_IDS)
             self.published_books.update(b["id"] for b in found)
             google, faker = google + len(found), faker + size - len(found)
             if progress:
-                progress(topics.BOOKS, size)
+                progress(entities.BOOKS, size)
         return google, faker
 
     def orders(self, n: int, progress: Progress | None = None) -> int:
@@ -144,10 +144,10 @@ class Generator:
                 )
                 for c, b in zip(customers, books, strict=True)
             ]
-            self._publish(topics.ORDERS, batch, None)
+            self._publish(entities.ORDERS, batch, None)
             done += size
             if progress:
-                progress(topics.ORDERS, size)
+                progress(entities.ORDERS, size)
         return done
 
 

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from bookstore import deadletters
+from bookstore import dead_letter_topic
 from bookstore.config import Settings
-from bookstore.deadletters import DeadLetter
+from bookstore.dead_letter_topic import DeadLetter
+from bookstore.entities import BY_TOPIC
 from bookstore.errors import Unexplained, describe
 from bookstore.isolation import write_isolating
 from bookstore.records import Record
 from bookstore.schemas import Rejected, parse
 from bookstore.stores import Store
-from bookstore.topics import BY_TOPIC
 
 
 @dataclass
@@ -47,7 +47,7 @@ class Persister:
         or `Unexplained` when the batch fails for a reason about none of its records.
         """
         outcome = self.store(topic, records)
-        deadletters.publish(self.settings, outcome.dead)
+        dead_letter_topic.publish(self.settings, outcome.dead)
         return outcome
 
     def store(self, topic: str, records: list[Record]) -> Outcome:
