@@ -1,33 +1,33 @@
 """Periodic generation tasks run by `celery -A tasks beat` (exactly one beat may run: a second
-beat would double every rate). Rates come from GENERATE_* environment variables.
+beat would double every rate). Rates come from the GENERATE_* settings.
 
 Each entry expires after one interval: ticks missed while no `generate` worker was consuming
 are dropped instead of arriving as a burst later.
 """
 
-from bookstore.config import load_settings
+from __future__ import annotations
 
-_s = load_settings()
-_every = _s.generate_interval_seconds
-_opts = {"expires": _every}
+from typing import Any
 
-beat_schedule: dict = {
-    "generate-customers": {
-        "task": "tasks.generate.generate_customers",
-        "schedule": _every,
-        "args": (_s.generate_customers_per_tick,),
-        "options": _opts,
-    },
-    "generate-books": {
-        "task": "tasks.generate.generate_books",
-        "schedule": _every,
-        "args": (_s.generate_books_per_tick,),
-        "options": _opts,
-    },
-    "generate-orders": {
-        "task": "tasks.generate.generate_orders",
-        "schedule": _every,
-        "args": (_s.generate_orders_per_tick,),
-        "options": _opts,
-    },
-}
+from bookstore.config import Settings
+
+GENERATE_TASKS = "tasks.generate.generate_"  # + customers | books | orders (tasks/generate.py)
+
+
+def schedule(settings: Settings) -> dict[str, dict[str, Any]]:
+    """Celery's `beat_schedule`: one entry per generated entity, at its rate per tick."""
+    every = settings.generate_interval_seconds
+    per_tick = {
+        "customers": settings.generate_customers_per_tick,
+        "books": settings.generate_books_per_tick,
+        "orders": settings.generate_orders_per_tick,
+    }
+    return {
+        f"generate-{what}": {
+            "task": GENERATE_TASKS + what,
+            "schedule": every,
+            "args": (n,),
+            "options": {"expires": every},
+        }
+        for what, n in per_tick.items()
+    }

@@ -1,7 +1,13 @@
-"""Celery configuration: at-least-once execution, one durable queue per store, JSON only."""
+"""Celery configuration: at-least-once execution, one durable queue per store, JSON only.
 
-from beat_schedule import beat_schedule  # noqa: F401  (Celery reads it from this module)
-from bookstore.config import load_settings
+The one module that reads the environment when imported: every Celery process (worker, beat,
+Flower, the bridge's publisher) gets its settings here, and the tasks take them from the app
+(`tasks.settings()`; a private name, so `celery inspect conf` never shows them). A bad value
+stops the process with one line naming it.
+"""
+
+from beat_schedule import schedule
+from bookstore.config import ConfigError, load_settings
 from bookstore.entities import (
     AUDIT_QUEUE,
     AUDIT_TASK,
@@ -11,9 +17,12 @@ from bookstore.entities import (
 )
 from tasks.queues import TASK_QUEUES
 
-_settings = load_settings()
+try:
+    _bookstore_settings = load_settings()
+except ConfigError as exc:
+    raise SystemExit(str(exc)) from None
 
-broker_url = _settings.celery_broker_url
+broker_url = _bookstore_settings.celery_broker_url
 # Publisher confirms: a publish returns only after RabbitMQ took responsibility for the message.
 broker_transport_options = {"confirm_publish": True}
 broker_connection_retry_on_startup = True
@@ -49,6 +58,8 @@ result_backend = None
 # Events for Flower: tasks per queue, live.
 worker_send_task_events = True
 task_send_sent_event = True
+
+beat_schedule = schedule(_bookstore_settings)
 
 timezone = "UTC"
 enable_utc = True

@@ -6,6 +6,7 @@ import os
 import sys
 
 from bookstore.cli import app
+from bookstore.config import ConfigError
 
 
 def main() -> None:
@@ -16,6 +17,9 @@ def main() -> None:
     try:
         app()
         code = 0
+    except ConfigError as exc:  # a user's mistake: one line, never a traceback
+        print(f"error: {exc}", file=sys.stderr)
+        code = 2
     except SystemExit as exit_:
         code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
         if isinstance(exit_.code, str):

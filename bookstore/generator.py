@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import random
 import time
 import uuid
@@ -20,7 +19,7 @@ from datetime import UTC, datetime
 import redis
 
 from bookstore import entities
-from bookstore.config import Settings, load_settings
+from bookstore.config import Settings
 from bookstore.kafka import ensure_topics, send_confirmed
 from bookstore.sources.fake import fake_book, fake_customer, make_faker
 from bookstore.sources.google_books import GoogleBooks
@@ -149,15 +148,3 @@ class Generator:
             if progress:
                 progress(entities.ORDERS, size)
         return done
-
-
-_shared: Generator | None = None
-_shared_pid: int | None = None
-
-
-def shared_generator() -> Generator:
-    """This process's Generator, built after any fork (Celery prefork children get their own)."""
-    global _shared, _shared_pid
-    if _shared is None or _shared_pid != os.getpid():
-        _shared, _shared_pid = Generator(load_settings()), os.getpid()
-    return _shared

@@ -7,7 +7,6 @@ numbered, not named) and the audit log `messages.NAME.log` beside the live one.
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -34,8 +33,7 @@ def namespace_settings(live: Settings, name: str, redis_db: int | None) -> Setti
     if redis_db == _redis_db(live.redis_url):
         raise NamespaceError(f"Redis database {redis_db} is the live one (REDIS_URL)")
     audit = Path(live.audit_log_path)
-    return dataclasses.replace(
-        live,
+    return live.replace(
         postgres_dsn=_with_path(live.postgres_dsn, name),
         mongo_db=name,
         redis_url=_with_path(live.redis_url, str(redis_db)),

@@ -10,7 +10,7 @@ import sys
 from kafka import KafkaConsumer
 from kafka.errors import KafkaTimeoutError
 
-from bookstore.config import load_settings
+from bookstore.config import ConfigError, load_settings
 from bookstore.kafka import KafkaUnavailable, ensure_topics
 from bridge import metrics
 from bridge.fanout import Bridge
@@ -38,7 +38,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     logging.getLogger("kafka").setLevel(logging.WARNING)
     logging.getLogger("kafka.net.selector").setLevel(logging.ERROR)  # "task ran for 0.1s" noise
-    settings = load_settings()
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        return fail(str(exc))
     warn_if_slow_checksums()
 
     from tasks import app  # the product's Celery app: same broker, queues and confirms

@@ -7,15 +7,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from bookstore.config import load_settings
 from bookstore.entities import AUDIT_TASK
 from bookstore.stores.audit import AuditLog
-from tasks import app
+from tasks import app, per_process
 
-_audit = AuditLog(load_settings().audit_log_path)
+_audit = per_process(lambda settings: AuditLog(settings.audit_log_path))
 
 
 @app.task(name=AUDIT_TASK)
 def record_messages(lines: str | list[dict[str, Any]]) -> int:
     """The batch's lines go to the file as the bridge encoded them."""
-    return _audit.append(lines)
+    return _audit().append(lines)

@@ -6,21 +6,23 @@ with the one backoff until the tick expires (beat gives each one interval); see 
 
 from __future__ import annotations
 
-from bookstore.generator import shared_generator
-from tasks import app
+from bookstore.generator import Generator
+from tasks import app, per_process
+
+_generator = per_process(Generator)
 
 
 @app.task
 def generate_customers(n: int) -> int:
-    return shared_generator().customers(n)
+    return _generator().customers(n)
 
 
 @app.task
 def generate_books(n: int) -> dict[str, int]:
-    google, faker = shared_generator().books(n)
+    google, faker = _generator().books(n)
     return {"google": google, "faker": faker}
 
 
 @app.task
 def generate_orders(n: int) -> int:
-    return shared_generator().orders(n)
+    return _generator().orders(n)

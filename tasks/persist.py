@@ -13,18 +13,17 @@ from typing import Any
 
 from celery import Task
 
-from bookstore.config import load_settings
 from bookstore.entities import ENTITIES, Entity
 from bookstore.persister import Persister
 from bookstore.records import from_lines
-from tasks import app
+from tasks import app, per_process
 
 log = logging.getLogger(__name__)
-_persister = Persister(load_settings())  # connections open lazily, in each worker process
+_persister = per_process(Persister)
 
 
 def _persist(topic: str, lines: str | list[dict[str, Any]]) -> dict[str, int]:
-    outcome = _persister.persist(topic, from_lines(lines))
+    outcome = _persister().persist(topic, from_lines(lines))
     for dl in outcome.dead:
         log.warning("dead letter %s (%s): %s", dl.record.coordinates, dl.stage, dl.reason)
     return {"stored": outcome.stored, "dead_letters": len(outcome.dead)}

@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import logging
 import time
-from functools import cache
 
 from celery import Task
 from celery.exceptions import Reject
 
-from bookstore.config import Settings, load_settings
+import tasks
 from bookstore.errors import Verdict, classify, describe, retry_delay
 from tasks.queues import declare_parked
 
@@ -26,11 +25,6 @@ log = logging.getLogger(__name__)
 
 class Parked(RuntimeError):
     """Why a task was parked (shown by Flower and in the worker's log)."""
-
-
-@cache
-def _settings() -> Settings:
-    return load_settings()
 
 
 class PolicyTask(Task):
@@ -48,7 +42,7 @@ class PolicyTask(Task):
 
     def _after(self, exc: Exception) -> Exception:
         """The Retry to raise, or the Reject that parks the task."""
-        settings = _settings()
+        settings = tasks.settings()
         attempt = self.request.retries
         delay = retry_delay(attempt, settings.retry_max_seconds)
         why = describe(exc)

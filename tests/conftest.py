@@ -124,12 +124,11 @@ def settings():
 def create_database(settings, name: str) -> None:
     """Create a PostgreSQL database if missing, from the server's `bookstore` database (the
     tests' own may not exist yet; the bookstore role may create databases)."""
-    import dataclasses
 
     from bookstore.namespace import create_postgres_database
 
     admin_dsn = settings.postgres_dsn.rsplit("/", 1)[0] + "/bookstore"
-    create_postgres_database(dataclasses.replace(settings, postgres_dsn=admin_dsn), name)
+    create_postgres_database(settings.replace(postgres_dsn=admin_dsn), name)
 
 
 @pytest.fixture(scope="session", autouse=True)

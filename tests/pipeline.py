@@ -4,7 +4,6 @@ group starts at the current end of the topics (the topics are shared with other 
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import subprocess
@@ -264,8 +263,7 @@ class Namespace:
 
     def settings(self, settings: Settings) -> Settings:
         env = self.env(settings)
-        return dataclasses.replace(
-            settings,
+        return settings.replace(
             postgres_dsn=env["POSTGRES_DSN"],
             mongo_db=env["MONGO_DB"],
             redis_url=env["REDIS_URL"],

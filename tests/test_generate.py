@@ -291,14 +291,18 @@ def test_worker_orders_reference_only_published_ids_across_restart(
     assert (len(customers), len(books), len(orders)) == (4, 3, 12)
 
 
-def test_beat_schedule_expires_missed_ticks():
-    from beat_schedule import beat_schedule
+def test_beat_schedule_expires_missed_ticks(settings):
+    from beat_schedule import schedule
+    from tasks import app
 
+    beat_schedule = schedule(settings)
     assert {e["task"] for e in beat_schedule.values()} == {
         "tasks.generate.generate_customers",
         "tasks.generate.generate_books",
         "tasks.generate.generate_orders",
     }
+    assert app.conf.beat_schedule == beat_schedule
+    assert {e["task"] for e in beat_schedule.values()} <= set(app.tasks)
     for entry in beat_schedule.values():
         assert 0 < entry["options"]["expires"] <= entry["schedule"]
         assert entry["args"][0] >= 0
@@ -317,12 +321,14 @@ def test_task_retries_with_backoff_when_kafka_is_down(processes, private_queue, 
     )
 
 
-def test_a_tick_that_waited_past_its_expiry_is_dropped(processes, private_queue, gen_env, registry):
+def test_a_tick_that_waited_past_its_expiry_is_dropped(
+    processes, private_queue, gen_env, registry, settings
+):
     """What beat's `expires` buys: ticks queued while no worker ran do not burst out later."""
-    from beat_schedule import beat_schedule
+    from beat_schedule import schedule
     from tasks.generate import generate_books, generate_customers
 
-    options = beat_schedule["generate-customers"]["options"]
+    options = schedule(settings)["generate-customers"]["options"]
     stale = generate_customers.apply_async((3,), queue=private_queue, **{**options, "expires": 1})
     time.sleep(2)  # the tick expires while no worker is running
     worker = processes.worker(private_queue, env=gen_env)

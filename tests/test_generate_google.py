@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 
 import pytest
@@ -20,7 +19,7 @@ def client_for(settings, google):  # noqa: F811
             "google_books_timeout_seconds": 5.0,
             **overrides,
         }
-        return GoogleBooks(dataclasses.replace(settings, **fields))
+        return GoogleBooks(settings.replace(**fields))
 
     return make
 
@@ -108,7 +107,7 @@ def test_a_hanging_server_times_out(google, client_for):  # noqa: F811
 
 
 def test_unreachable_server_gives_no_books(settings):
-    s = dataclasses.replace(settings, google_books_base_url="http://127.0.0.1:9/books/v1")
+    s = settings.replace(google_books_base_url="http://127.0.0.1:9/books/v1")
     assert GoogleBooks(s).fetch_new(3, exclude=set()) == []
 
 

@@ -1,0 +1,106 @@
+"""Settings: typed and range-checked, one line naming a bad variable, from every entry point."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from bookstore.config import ConfigError, Settings, load_settings
+from tests.conftest import REPO
+
+
+@pytest.fixture
+def env(monkeypatch):
+    for name in Settings.model_fields:
+        monkeypatch.delenv(name.upper(), raising=False)
+    monkeypatch.delenv("STORE_RETRY_MAX_SECONDS", raising=False)
+    return monkeypatch
+
+
+def test_defaults_point_at_the_local_stack(env):
+    s = load_settings()
+    assert s.kafka_bootstrap_servers == "localhost:9092"
+    assert (s.bridge_batch_size, s.bridge_flush_when_idle, s.retry_max_seconds) == (500, True, 30)
+
+
+def test_values_are_parsed_and_an_empty_one_means_the_default(env):
+    env.setenv("BRIDGE_BATCH_SIZE", "750")
+    env.setenv("BRIDGE_FLUSH_WHEN_IDLE", "off")
+    env.setenv("KAFKA_PARTITIONS", "")
+    env.setenv("GOOGLE_BOOKS_BASE_URL", "http://127.0.0.1:9/books/v1/")
+    s = load_settings()
+    assert (s.bridge_batch_size, s.bridge_flush_when_idle, s.kafka_partitions) == (750, False, 3)
+    assert s.google_books_base_url == "http://127.0.0.1:9/books/v1"
+
+
+def test_the_former_name_of_the_retry_limit_is_still_read(env):
+    env.setenv("STORE_RETRY_MAX_SECONDS", "5")
+    assert load_settings().retry_max_seconds == 5
+    env.setenv("RETRY_MAX_SECONDS", "7")
+    assert load_settings().retry_max_seconds == 7
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("BRIDGE_BATCH_SIZE", "0"),
+        ("BRIDGE_BATCH_MAX_BYTES", str(65 * 1024 * 1024)),
+        ("BRIDGE_METRICS_PORT", "70000"),
+        ("BRIDGE_SESSION_TIMEOUT_MS", "999"),
+        ("ORDERS_RETENTION_MS", "-2"),
+        ("RETRY_MAX_SECONDS", "0"),
+        ("GENERATE_INTERVAL_SECONDS", "0"),
+        ("GENERATE_ORDERS_PER_TICK", "-1"),
+        ("GOOGLE_BOOKS_MAX_ATTEMPTS", "0"),
+        ("KAFKA_PARTITIONS", "three"),
+        ("BRIDGE_FLUSH_WHEN_IDLE", "maybe"),
+    ],
+)
+def test_a_value_out_of_range_names_the_variable_and_the_value(env, name, value):
+    env.setenv(name, value)
+    with pytest.raises(ConfigError) as raised:
+        load_settings()
+    message = str(raised.value)
+    assert message.startswith(f"configuration error: {name}={value!r}: "), message
+    assert "\n" not in message
+
+
+def test_every_numeric_setting_has_a_range():
+    for name, field in Settings.model_fields.items():
+        if field.annotation in (int, float):
+            bounds = [m for m in field.metadata if hasattr(m, "ge") or hasattr(m, "gt")]
+            assert bounds, f"{name} has no lower bound"
+
+
+def test_a_copy_with_changes_is_validated_too():
+    s = load_settings()
+    assert s.replace(bridge_batch_size=9).bridge_batch_size == 9
+    with pytest.raises(ValueError):
+        s.replace(bridge_batch_size=0)
+
+
+ENTRY_POINTS = {
+    "the CLI": (["-m", "bookstore", "stats"], 2, "error: configuration error: "),
+    "the bridge": (["-m", "bridge"], 1, "bridge: configuration error: "),
+    "a worker": (["-m", "celery", "-A", "tasks", "worker", "-Q", "audit"], 1, "configuration "),
+}
+
+
+@pytest.mark.parametrize("entry", ENTRY_POINTS)
+def test_every_process_stops_at_start_with_one_line(tmp_path, entry):
+    args, code, prefix = ENTRY_POINTS[entry]
+    result = subprocess.run(
+        [sys.executable, *args],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(REPO), "BRIDGE_BATCH_SIZE": "0"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == code, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(prefix), result.stderr
+    assert "BRIDGE_BATCH_SIZE='0'" in lines[0]
