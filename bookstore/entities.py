@@ -1,13 +1,25 @@
-"""The entity table: each entity's Kafka topic, the Celery queue and task that persist it, and its
-store. Celery's routes and queues, the persistence tasks, the bridge, `rebuild` and `verify`
-derive from it; adding an entity starts with a row here (README, "Add an entity").
+"""The entity table: each entity's Kafka topic, the schema of its records, the Celery queue and
+task that persist it, and its store. Celery's routes and queues, the persistence tasks, the
+bridge, the topics' configuration, validation, `stats`, `rebuild` and `verify` derive from it.
+
+An entity is added by a row here, or by an installed package declaring one (an entry point in
+the group `bookstore.entities` whose object is an `Entity`): README, "Add an entity".
 """
 
 from __future__ import annotations
 
 import importlib
+import os
+import sys
+from collections.abc import Iterable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from typing import Any
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bookstore.config import Settings
+    from bookstore.stores import Store
 
 CUSTOMERS = "customers"
 BOOKS = "books"
@@ -20,24 +32,86 @@ class Entity:
     topic: str
     queue: str  # the Celery queue of its store; also the store's name in `rebuild`/`verify`
     task: str  # its persistence task; the bridge sends by name, without importing the tasks
-    store: str  # "module:Class" of its store, imported when first used (`--help` loads no driver)
+    store: str  # "module:Class" of its `Store`, imported when first used (`--help` loads none)
+    model: str  # "module:Class" of the pydantic model its records must match
+    # Entities (the latest record per key is the truth) are compacted topics; events (orders)
+    # are kept whole for ORDERS_RETENTION_MS.
+    compacted: bool = True
 
     def store_class(self) -> Any:
-        module, _, name = self.store.partition(":")
-        return getattr(importlib.import_module(module), name)
+        return _load(self.store)
+
+    def model_class(self) -> Any:
+        return _load(self.model)
+
+    def open_store(self, settings: Settings) -> Store:
+        return self.store_class().from_settings(settings)
 
 
-ENTITIES = (
+@cache
+def _load(path: str) -> Any:
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+GROUP = "bookstore.entities"
+
+
+def _installed() -> tuple[Entity, ...]:
+    """Rows declared by installed packages (entry points of the group `bookstore.entities`).
+
+    importlib.metadata costs the CLI's `--help` ~50-80 ms to import, so it is imported only when
+    some package's entry_points.txt on sys.path names the group."""
+    if not any(_declares_group(entry) for entry in sys.path):
+        return ()
+    from importlib.metadata import entry_points
+
+    rows = tuple(point.load() for point in entry_points(group=GROUP))
+    for row in rows:
+        if not isinstance(row, Entity):
+            raise TypeError(f"entry point {GROUP} gave {row!r}, not an Entity")
+    return rows
+
+
+def _declares_group(path_entry: str) -> bool:
+    try:
+        folders = [e.path for e in os.scandir(path_entry or ".") if e.name.endswith("-info")]
+    except OSError:  # not a folder (a zip archive: rows come from installed folders only)
+        return False
+    for folder in folders:
+        try:
+            with open(os.path.join(folder, "entry_points.txt"), encoding="utf-8") as f:
+                if f"[{GROUP}]" in f.read():
+                    return True
+        except OSError:
+            continue
+    return False
+
+
+ENTITIES: tuple[Entity, ...] = (
     Entity(
         CUSTOMERS,
         "postgres",
         "tasks.persist.store_customers",
         "bookstore.stores.postgres:CustomerStore",
+        "bookstore.schemas:Customer",
     ),
-    Entity(BOOKS, "mongo", "tasks.persist.store_books", "bookstore.stores.mongo:BookStore"),
     Entity(
-        ORDERS, "redis", "tasks.persist.store_orders", "bookstore.stores.redis_orders:OrderStore"
+        BOOKS,
+        "mongo",
+        "tasks.persist.store_books",
+        "bookstore.stores.mongo:BookStore",
+        "bookstore.schemas:Book",
     ),
+    Entity(
+        ORDERS,
+        "redis",
+        "tasks.persist.store_orders",
+        "bookstore.stores.redis_orders:OrderStore",
+        "bookstore.schemas:Order",
+        compacted=False,
+    ),
+    *_installed(),
 )
 BY_TOPIC = {e.topic: e for e in ENTITIES}
 
@@ -51,3 +125,10 @@ AUDIT_TASK = "tasks.audit.record_messages"
 GENERATE_QUEUE = "generate"
 CELERY_QUEUES = (*STORE_QUEUE.values(), AUDIT_QUEUE, GENERATE_QUEUE)
 PARKED_QUEUE = "parked"  # tasks that must not run again until an operator requeues them
+
+
+@contextmanager
+def open_stores(settings: Settings, topics: Iterable[str] = ENTITY_TOPICS) -> Iterator[dict]:
+    """topic -> its store, each closed when the block ends (however it ends)."""
+    with ExitStack() as stack:
+        yield {t: stack.enter_context(BY_TOPIC[t].open_store(settings)) for t in topics}

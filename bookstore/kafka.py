@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from bookstore.config import Settings
-from bookstore.entities import ALL_TOPICS, BOOKS, CUSTOMERS, DEAD_LETTERS, ENTITY_TOPICS, ORDERS
+from bookstore.entities import ALL_TOPICS, DEAD_LETTERS, ENTITIES, ENTITY_TOPICS
 from bookstore.errors import Unavailable
 
 if TYPE_CHECKING:  # kafka-python is imported where it is used: the CLI's --help needs none of it
@@ -50,17 +50,16 @@ CLEANUP_POLICY = "cleanup.policy"
 
 def topic_configs(settings: Settings) -> dict[str, dict[str, str]]:
     """What each topic must keep for the log to rebuild the stores (README, "The log is the
-    source of truth"): the entity topics `customers` and `books` are compacted (the latest record
-    per key survives, all of them for `TOPIC_COMPACTION_LAG_MS`); `orders` are events, kept for
-    `ORDERS_RETENTION_MS`; dead letters for `DEAD_LETTERS_RETENTION_MS` (-1: forever)."""
+    source of truth"): the topics of entities (`customers`, `books`) are compacted (the latest
+    record per key survives, all of them for `TOPIC_COMPACTION_LAG_MS`); events (`orders`) are
+    kept for `ORDERS_RETENTION_MS`; dead letters for `DEAD_LETTERS_RETENTION_MS` (-1: forever)."""
     compacted = {
         CLEANUP_POLICY: "compact",
         "min.compaction.lag.ms": str(settings.topic_compaction_lag_ms),
     }
+    events = {CLEANUP_POLICY: "delete", "retention.ms": str(settings.orders_retention_ms)}
     return {
-        CUSTOMERS: compacted,
-        BOOKS: compacted,
-        ORDERS: {CLEANUP_POLICY: "delete", "retention.ms": str(settings.orders_retention_ms)},
+        **{e.topic: compacted if e.compacted else events for e in ENTITIES},
         DEAD_LETTERS: {
             CLEANUP_POLICY: "delete",
             "retention.ms": str(settings.dead_letters_retention_ms),

@@ -37,7 +37,7 @@ class Persister:
 
     def store_for(self, topic: str) -> Store:
         if topic not in self._stores:
-            self._stores[topic] = BY_TOPIC[topic].store_class().from_settings(self.settings)
+            self._stores[topic] = BY_TOPIC[topic].open_store(self.settings)
         return self._stores[topic]
 
     def persist(self, topic: str, records: list[Record]) -> Outcome:

@@ -25,7 +25,7 @@ from pydantic import (
     field_validator,
 )
 
-from bookstore.entities import BOOKS, CUSTOMERS, ORDERS
+from bookstore.entities import BY_TOPIC
 
 RECORD_MAX_BYTES = 1024 * 1024  # default of the RECORD_MAX_BYTES setting
 MAX_DEPTH = 32  # objects and arrays, the value itself being level 1
@@ -135,9 +135,6 @@ class Order(BaseModel):
         return self.timestamp.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-MODELS: dict[str, type[BaseModel]] = {CUSTOMERS: Customer, BOOKS: Book, ORDERS: Order}
-
-
 RESERVED = ("_id", "_source")  # book fields the store sets itself
 
 
@@ -173,7 +170,7 @@ def parse(topic: str, raw: bytes | None, max_bytes: int = RECORD_MAX_BYTES) -> B
     if not isinstance(data, dict):
         raise Rejected("validate", f"value must be a JSON object, got {type(data).__name__}")
     try:
-        return MODELS[topic].model_validate(data)
+        return BY_TOPIC[topic].model_class().model_validate(data)
     except ValidationError as exc:
         raise Rejected("validate", _reason(exc)) from None
 

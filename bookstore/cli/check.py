@@ -20,6 +20,7 @@ from bookstore.cli.common import (
     reporting_errors,
 )
 from bookstore.config import Settings, load_settings
+from bookstore.entities import BOOKS, CUSTOMERS, ORDERS, open_stores
 
 EXAMPLES = 5  # ids shown per problem
 BATCH = 1000
@@ -32,22 +33,12 @@ def _chunks(items: list[str], size: int = BATCH) -> Iterator[list[str]]:
 
 def _order_gaps(settings: Settings) -> dict[str, Any]:
     """Orders whose customer is not in PostgreSQL or whose book is not in MongoDB."""
-    from bookstore.stores.mongo import BookStore
-    from bookstore.stores.postgres import CustomerStore
-    from bookstore.stores.redis_orders import OrderStore
-
-    orders = OrderStore(settings.redis_url)
-    customers = CustomerStore(settings.postgres_dsn)
-    books = BookStore(settings.mongo_uri, settings.mongo_db)
-    try:
-        refs = {order_id: (cid, bid) for order_id, cid, bid in orders.references(BATCH)}
+    with open_stores(settings, (ORDERS, CUSTOMERS, BOOKS)) as stores:
+        refs = {order_id: (cid, bid) for order_id, cid, bid in stores[ORDERS].references(BATCH)}
         known_customers: set[str] = set()
         for chunk in _chunks(sorted({c for c, _ in refs.values()})):
-            known_customers |= customers.existing_ids(chunk)
-        known_books = books.existing_ids({b for _, b in refs.values()})
-    finally:
-        for store in (orders, customers, books):
-            store.close()
+            known_customers |= stores[CUSTOMERS].existing_ids(chunk)
+        known_books = stores[BOOKS].existing_ids({b for _, b in refs.values()})
     no_customer = sorted(o for o, (c, _) in refs.items() if c not in known_customers)
     no_book = sorted(o for o, (_, b) in refs.items() if b not in known_books)
     return {

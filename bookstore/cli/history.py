@@ -17,6 +17,7 @@ from bookstore.cli.common import (
     reporting_errors,
 )
 from bookstore.config import load_settings
+from bookstore.entities import BOOKS, CUSTOMERS, ORDERS, open_stores
 
 
 def _customer_id(raw: str) -> str:
@@ -33,27 +34,14 @@ def history(
     as_json: bool = JsonOption,
 ) -> None:
     """A customer (PostgreSQL), their orders newest first (Redis), each book (MongoDB)."""
-    from bookstore.stores.mongo import BookStore
-    from bookstore.stores.postgres import CustomerStore
-    from bookstore.stores.redis_orders import OrderStore
-
     settings = load_settings()
     cid = _customer_id(customer_id)
-    customers = CustomerStore(settings.postgres_dsn)
-    books = BookStore(settings.mongo_uri, settings.mongo_db)
-    orders = OrderStore(settings.redis_url)
-    with reporting_errors():
-        try:
-            customer = customers.get(cid)
-            placed = orders.history(cid, limit)
-            if customer is None and not placed:
-                raise CliError(
-                    f"unknown customer {cid}: not in PostgreSQL, no orders", EXIT_NOT_FOUND
-                )
-            titles = books.get_many({o.book_id for o in placed}) if placed else {}
-        finally:
-            for store in (customers, books, orders):
-                store.close()
+    with reporting_errors(), open_stores(settings, (CUSTOMERS, ORDERS, BOOKS)) as stores:
+        customer = stores[CUSTOMERS].get(cid)
+        placed = stores[ORDERS].history(cid, limit)
+        if customer is None and not placed:
+            raise CliError(f"unknown customer {cid}: not in PostgreSQL, no orders", EXIT_NOT_FOUND)
+        titles = stores[BOOKS].get_many({o.book_id for o in placed}) if placed else {}
 
     rows = []
     for o in placed:

@@ -38,10 +38,9 @@ REDIS_DB_OPTION = typer.Option(
 )
 
 
-def _stores(choice: StoreChoice) -> list[str]:
-    from bookstore.rebuild import STORES
-
-    return list(STORES) if choice == "all" else [choice.value]
+def _stores(choice: StoreChoice, every: tuple[str, ...]) -> list[str]:
+    """The stores chosen; `all`: `every` store the command knows."""
+    return list(every) if choice == "all" else [choice.value]
 
 
 def _namespace(live: Settings, name: str | None, redis_db: int | None) -> Settings:
@@ -135,8 +134,10 @@ def rebuild(
     from bookstore import dead_letter_topic
     from bookstore.kafka import check_reachable
     from bookstore.namespace import create_postgres_database
+    from bookstore.rebuild import STORES
     from bookstore.rebuild import rebuild as run
 
+    stores = _stores(store, STORES)
     if (into is None) == (not yes):
         raise typer.BadParameter("either --into NAME (a namespace) or --yes (the live stores)")
     live = load_settings()
@@ -144,12 +145,12 @@ def rebuild(
     summaries = []
     with reporting_errors():
         check_reachable(live)
-        if into is not None and "postgres" in _stores(store):
+        if into is not None and "postgres" in stores:
             create_postgres_database(live, into)
         # what the pipeline dead-lettered, read once (the audit log keeps every record anyway)
-        refused = dead_letter_topic.origins(live) if _stores(store) != ["audit"] else set()
+        refused = dead_letter_topic.origins(live) if stores != ["audit"] else set()
         with progress(disable=as_json) as bar:
-            for name in _stores(store):
+            for name in stores:
                 task = bar.add_task(name, total=None)
                 summary = run(
                     target,
@@ -196,12 +197,18 @@ def verify(
 ) -> None:
     """Compare stores with the log: missing, extra, different entries (exit 1 if any)."""
     from bookstore.kafka import check_reachable
+    from bookstore.verify import STORES
     from bookstore.verify import verify as run
 
+    stores = _stores(store, STORES)
+    if not set(stores) <= set(STORES):
+        raise typer.BadParameter(
+            f"verify compares {', '.join(STORES)} (or all)", param_hint="--store"
+        )
     target = _namespace(load_settings(), namespace, redis_db)
     with reporting_errors():
         check_reachable(target)
-        reports = run(target, _stores(store), examples)
+        reports = run(target, stores, examples)
     differences = sum(r.differences for r in reports)
     if as_json:
         print_json({"stores": [vars(r) for r in reports], "differences": differences})

@@ -90,31 +90,18 @@ def _gather(sections: dict[str, Callable[[], Any]]) -> tuple[dict[str, Any], dic
 @app.command()
 def stats(as_json: bool = JsonOption) -> None:
     """Counts per store, dead letters, audit lines, consumer lag per partition, queue depths."""
-    from bookstore.stores.mongo import BookStore
-    from bookstore.stores.postgres import CustomerStore
-    from bookstore.stores.redis_orders import OrderStore
-
     settings = load_settings()
-    customers, books, orders = (
-        CustomerStore(settings.postgres_dsn),
-        BookStore(settings.mongo_uri, settings.mongo_db),
-        OrderStore(settings.redis_url),
-    )
-    try:
+    with entities.open_stores(settings) as stores:
         results, errors = _gather(
             {
-                "customers": customers.count,
-                "books": books.count,
-                "orders": orders.count,
+                **{topic: store.count for topic, store in stores.items()},
                 "audit_lines": lambda: _audit_lines(settings),
                 "dead_letters": lambda: _dead_letter_count(settings),
                 "lag": lambda: partition_offsets(settings),
                 "queues": lambda: _queue_depths(settings),
             }
         )
-    finally:
-        for store in (customers, books, orders):
-            store.close()
+        servers = {topic: store.server for topic, store in stores.items()}
 
     lag: list[PartitionOffsets] = results.get("lag", [])
     if as_json:
@@ -136,9 +123,7 @@ def stats(as_json: bool = JsonOption) -> None:
     else:
         out = console()
         counts = [
-            ["customers (PostgreSQL)", results.get("customers")],
-            ["books (MongoDB)", results.get("books")],
-            ["orders (Redis)", results.get("orders")],
+            *([f"{topic} ({server})", results.get(topic)] for topic, server in servers.items()),
             ["audit lines", results.get("audit_lines")],
             ["dead letters (Kafka)", results.get("dead_letters")],
         ]

@@ -3,7 +3,7 @@ entity's store (bookstore.entities.ENTITIES) is a `Store`."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self
 
 if TYPE_CHECKING:
     from bookstore.config import Settings
@@ -15,6 +15,8 @@ class Store(Protocol):
     process may fork after building one); the first use creates what the store needs (table,
     index). Usable as a context manager (`Closing`)."""
 
+    server: ClassVar[str]  # what holds it, as `stats` names it ("PostgreSQL")
+
     @classmethod
     def from_settings(cls, settings: Settings) -> Self: ...
 
@@ -22,6 +24,10 @@ class Store(Protocol):
         """Store validated (entity, record) pairs idempotently, last write wins in Kafka order;
         return the records refused for a reason about themselves alone (with the reason); raise
         for anything else (the error policy decides)."""
+        ...
+
+    def count(self) -> int:
+        """How many entities it holds."""
         ...
 
     def clear(self) -> None:

@@ -26,6 +26,8 @@ DUPLICATE_KEY = 11000
 
 
 class BookStore(Closing):
+    server = "MongoDB"
+
     def __init__(self, uri: str, database: str):
         self.uri = uri
         self.database = database

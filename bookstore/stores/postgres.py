@@ -56,6 +56,8 @@ class CustomerRow:
 
 
 class CustomerStore(Closing):
+    server = "PostgreSQL"
+
     def __init__(self, dsn: str):
         self.dsn = dsn
         self._conn: psycopg2.extensions.connection | None = None

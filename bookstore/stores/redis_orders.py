@@ -77,6 +77,8 @@ return 1
 
 
 class OrderStore(Closing):
+    server = "Redis"
+
     def __init__(self, url: str):
         self.redis = redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5)
         self._write_order = self.redis.register_script(WRITE_ORDER)

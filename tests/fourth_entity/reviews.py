@@ -1,0 +1,78 @@
+"""A throw-away fourth entity, added through the entity table alone: book reviews on a topic of
+their own, validated by their own schema, persisted by a tiny SQLite store from their own Celery
+queue. tests/test_fourth_entity.py installs it (an entry point in `bookstore.entities`) for the
+processes it starts; nothing in the product names it."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from bookstore.entities import Entity
+from bookstore.stores import Closing
+
+QUEUE = "reviews"
+
+
+class Review(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    id: str = Field(min_length=1)
+    book_id: str = Field(min_length=1)
+    stars: int = Field(ge=1, le=5)
+
+
+class ReviewStore(Closing):
+    """One SQLite table; a record of a later offset replaces an earlier one (idempotent)."""
+
+    server = "SQLite"
+
+    def __init__(self, path: str):
+        self.path = path
+        self._db: sqlite3.Connection | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> ReviewStore:
+        return cls(os.environ["REVIEWS_DB"])  # the test's file
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._db is None:
+            self._db = sqlite3.connect(self.path, timeout=30)
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS reviews "
+                "(id TEXT PRIMARY KEY, book_id TEXT, stars INTEGER, source TEXT)"
+            )
+        return self._db
+
+    def write(self, batch: list[tuple[Review, Any]]) -> list[tuple[Any, str]]:
+        with self._conn() as db:
+            db.executemany(
+                "INSERT INTO reviews VALUES (?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
+                "book_id = excluded.book_id, stars = excluded.stars, source = excluded.source",
+                [(r.id, r.book_id, r.stars, str(rec.coordinates)) for r, rec in batch],
+            )
+        return []
+
+    def count(self) -> int:
+        return self._conn().execute("SELECT count(*) FROM reviews").fetchone()[0]
+
+    def clear(self) -> None:
+        with self._conn() as db:
+            db.execute("DELETE FROM reviews")
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+
+REVIEWS = Entity(
+    topic=os.environ.get("REVIEWS_TOPIC", "reviews"),
+    queue=QUEUE,
+    task="tasks.persist.store_reviews",
+    store=f"{__name__}:ReviewStore",
+    model=f"{__name__}:Review",
+)
