@@ -1,6 +1,6 @@
 """How fast the operator CLI answers: wall time of whole `python -m bookstore` processes.
 
-    .venv/bin/python bench/cli.py [--repeat 7]
+    .venv/bin/python -m bench.cli [--repeat 7]
 
 Times `--help`, and `history` of a customer with 20 orders (seeded through the stores' own writes
 into databases of its own, `bench_cli`, Redis db 4), each run as a fresh process, as an operator
@@ -19,20 +19,19 @@ import time
 import uuid
 from pathlib import Path
 
+import psycopg2
+import pymongo
+import redis
+
+from bookstore.config import load_settings
+from bookstore.entities import BOOKS, CUSTOMERS, ORDERS
+from bookstore.records import Record
+from bookstore.schemas import parse
+from bookstore.stores.mongo import BookStore
+from bookstore.stores.postgres import CustomerStore
+from bookstore.stores.redis_orders import OrderStore
+
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-import psycopg2  # noqa: E402
-import pymongo  # noqa: E402
-import redis  # noqa: E402
-
-from bookstore.config import load_settings  # noqa: E402
-from bookstore.entities import BOOKS, CUSTOMERS, ORDERS  # noqa: E402
-from bookstore.records import Record  # noqa: E402
-from bookstore.schemas import parse  # noqa: E402
-from bookstore.stores.mongo import BookStore  # noqa: E402
-from bookstore.stores.postgres import CustomerStore  # noqa: E402
-from bookstore.stores.redis_orders import OrderStore  # noqa: E402
 
 NAME = "bench_cli"
 

@@ -1,7 +1,7 @@
 """Benchmark: the pipeline against a naive per-record sink (the floor a user comes from) and a
 parallel direct sink (the ceiling), on one backlog, the same servers, in the same run.
 
-    .venv/bin/python bench/pipeline.py [--records 30000] [--repeat 3] [--batch-size 500]
+    .venv/bin/python -m bench.pipeline [--records 30000] [--repeat 3] [--batch-size 500]
                                        [--naive-records 2000] [--latency 0.1,0.5] [--seconds 12]
 
 Throughput: a backlog of valid records (a third per topic) is produced once; every run drains it
@@ -38,19 +38,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+import psutil
+import psycopg2
+import pymongo
+import redis
+from kafka import KafkaProducer
+from kombu import Connection
 
-import psutil  # noqa: E402
-import psycopg2  # noqa: E402
-import pymongo  # noqa: E402
-import redis  # noqa: E402
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition  # noqa: E402
-from kafka.structs import OffsetAndMetadata  # noqa: E402
-from kombu import Connection  # noqa: E402
-
-from bookstore.config import Settings, load_settings  # noqa: E402
-from bookstore.entities import (  # noqa: E402
+from bookstore.config import Settings, load_settings
+from bookstore.entities import (
     BOOKS,
     CELERY_QUEUES,
     CUSTOMERS,
@@ -58,7 +54,9 @@ from bookstore.entities import (  # noqa: E402
     ORDERS,
     STORE_QUEUE,
 )
-from bookstore.kafka import ensure_topics  # noqa: E402
+from bookstore.kafka import commit_group_offsets, ensure_topics, offsets
+
+REPO = Path(__file__).resolve().parent.parent
 
 SERVERS = ("kafka", "postgres", "mongo", "redis", "rabbitmq")
 RUN_DIR = REPO / ".services" / "run"
@@ -98,22 +96,6 @@ def producer(settings: Settings) -> KafkaProducer:
     return KafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", linger_ms=5
     )
-
-
-def end_offsets(settings: Settings) -> dict[TopicPartition, int]:
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers)
-    tps = [TopicPartition(t, p) for t in ENTITY_TOPICS for p in consumer.partitions_for_topic(t)]
-    ends = consumer.end_offsets(tps)
-    consumer.close()
-    return ends
-
-
-def commit(settings: Settings, group: str, offsets: dict[TopicPartition, int]) -> None:
-    consumer = KafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers, group_id=group, enable_auto_commit=False
-    )
-    consumer.commit({tp: OffsetAndMetadata(o, "", -1) for tp, o in offsets.items()})
-    consumer.close()
 
 
 # --- a run's own stores --------------------------------------------------------------------------
@@ -278,7 +260,7 @@ def run_sinks(settings: Settings, start: dict, roles: dict[str, int], label: str
     """Naive ({"naive": n}) or parallel direct ({role: records}) sink processes."""
     ns = Namespace(settings)
     for role in roles:
-        commit(settings, f"{ns.name}-{role}", start)
+        commit_group_offsets(settings, f"{ns.name}-{role}", start)
     procs = Processes(ns.dir, ns.env)
     for role, expect in roles.items():
         procs.env["EXPECT"] = str(expect)
@@ -315,7 +297,7 @@ def _log_time(stamp: str) -> float:
 
 def run_pipeline(settings: Settings, start: dict, per_topic: dict[str, int], batch: int) -> Run:
     ns = Namespace(settings)
-    commit(settings, ns.name, start)
+    commit_group_offsets(settings, ns.name, start)
     purge_task_queues(settings)
     procs = Processes(ns.dir, {**ns.env, "BRIDGE_BATCH_SIZE": str(batch)})
     queues = {**{q: t for t, q in STORE_QUEUE.items()}, "audit": None}
@@ -513,12 +495,12 @@ class Probe:
 def latency(settings: Settings, peer: str, rate: float, seconds: float, batch: int) -> list[float]:
     """Run `peer` on fresh stores; produce `rate` records/s for `seconds`; sampled latencies."""
     ns = Namespace(settings)
-    start = end_offsets(settings)
+    _, start = offsets(settings, ENTITY_TOPICS)
     env = {**ns.env, "BRIDGE_BATCH_SIZE": str(batch)}
     procs = Processes(ns.dir, env)
     n = int(rate * seconds)
     if peer == "pipeline":
-        commit(settings, ns.name, start)
+        commit_group_offsets(settings, ns.name, start)
         purge_task_queues(settings)
         for queue in (*STORE_QUEUE.values(), "audit"):
             procs.worker(queue)
@@ -529,7 +511,7 @@ def latency(settings: Settings, peer: str, rate: float, seconds: float, batch: i
             time.sleep(0.05)
     else:
         for role in (*ENTITY_TOPICS, "audit"):
-            commit(settings, f"{ns.name}-{role}", start)
+            commit_group_offsets(settings, f"{ns.name}-{role}", start)
             procs.env["EXPECT"] = str(n // 3 if role != "audit" else n)
             procs.start(role, str(REPO / "bench/sinks.py"), "direct", role)
         while not all(events(procs.log(r), "ready") for r in (*ENTITY_TOPICS, "audit")):
@@ -663,7 +645,7 @@ def main() -> None:
     ensure_topics(settings)
     sizes = [int(b) for b in args.batch_sizes.split(",")]
 
-    start = end_offsets(settings)
+    _, start = offsets(settings, ENTITY_TOPICS)
     workload = records(args.records, uuid.uuid4().hex[:6])
     kafka = producer(settings)
     for topic, key, value in workload:

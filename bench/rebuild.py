@@ -1,6 +1,6 @@
 """What a rebuild and a verification cost: seconds per million records, on this machine.
 
-    .venv/bin/python bench/rebuild.py [--records 300000]
+    .venv/bin/python -m bench.rebuild [--records 300000]
 
 Appends `--records` valid records (a third per entity topic) to the topics, then, in this one
 process, with the library code the CLI runs: reads the whole log without storing anything (the
@@ -15,22 +15,20 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import resource
-import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from bench.pipeline import producer, records
+from bookstore.config import load_settings
+from bookstore.entities import ENTITY_TOPICS
+from bookstore.kafka import ensure_topics, read_topics
+from bookstore.namespace import create_postgres_database, namespace_settings
+from bookstore.rebuild import STORES, rebuild
+from bookstore.verify import verify
 
-from bench.pipeline import producer, records  # noqa: E402
-from bookstore.config import load_settings  # noqa: E402
-from bookstore.entities import ENTITY_TOPICS  # noqa: E402
-from bookstore.kafka import ensure_topics, read_topics  # noqa: E402
-from bookstore.namespace import create_postgres_database, namespace_settings  # noqa: E402
-from bookstore.rebuild import STORES, rebuild  # noqa: E402
-from bookstore.verify import verify  # noqa: E402
+REPO = Path(__file__).resolve().parent.parent
 
 NAME, REDIS_DB = "bench_rebuild", 14
 

@@ -22,16 +22,14 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from kafka import KafkaConsumer, TopicPartition
+from kafka.structs import OffsetAndMetadata
 
-from kafka import KafkaConsumer, TopicPartition  # noqa: E402
-from kafka.structs import OffsetAndMetadata  # noqa: E402
-
-from bookstore.config import load_settings  # noqa: E402
-from bookstore.entities import ENTITY_TOPICS  # noqa: E402
-from bookstore.persister import Persister  # noqa: E402
-from bookstore.records import Record, audit_line  # noqa: E402
-from bookstore.stores.audit import AuditLog  # noqa: E402
+from bookstore.config import load_settings
+from bookstore.entities import ENTITY_TOPICS
+from bookstore.persister import Persister
+from bookstore.records import Record, audit_line
+from bookstore.stores.audit import AuditLog
 
 
 def report(event: str, **fields: object) -> None:

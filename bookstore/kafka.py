@@ -14,7 +14,7 @@ from bookstore.entities import ALL_TOPICS, DEAD_LETTERS, ENTITIES, ENTITY_TOPICS
 from bookstore.errors import Unavailable
 
 if TYPE_CHECKING:  # kafka-python is imported where it is used: the CLI's --help needs none of it
-    from kafka import KafkaAdminClient, KafkaProducer
+    from kafka import KafkaAdminClient, KafkaProducer, TopicPartition
     from kafka.consumer.fetcher import ConsumerRecord
 
 log = logging.getLogger(__name__)
@@ -172,6 +172,45 @@ def uncompacted(now: dict[str, dict[str, str]], wanted: dict[str, dict[str, str]
         for t, c in wanted.items()
         if c.get(CLEANUP_POLICY) == "compact" and now[t][CLEANUP_POLICY] != "compact"
     ]
+
+
+def offsets(
+    settings: Settings, topics: Iterable[str]
+) -> tuple[dict[TopicPartition, int], dict[TopicPartition, int]]:
+    """Each partition's first offset and end offset (the next record's), now."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers, group_id=None)
+    try:
+        tps = [
+            TopicPartition(t, p)
+            for t in topics
+            for p in sorted(consumer.partitions_for_topic(t) or ())
+        ]
+        return consumer.beginning_offsets(tps), consumer.end_offsets(tps)
+    finally:
+        consumer.close()
+
+
+def group_offsets(settings: Settings, group: str) -> dict[TopicPartition, int]:
+    """The offsets a consumer group has committed (none: {})."""
+    admin = admin_client(settings)
+    try:
+        committed = admin.list_group_offsets(group).get(group, {})
+    finally:
+        admin.close()
+    return {tp: om.offset for tp, om in committed.items()}
+
+
+def commit_group_offsets(settings: Settings, group: str, at: dict[TopicPartition, int]) -> None:
+    """Set a consumer group's committed offsets (a group with no running member)."""
+    from kafka.structs import OffsetAndMetadata
+
+    admin = admin_client(settings)
+    try:
+        admin.alter_group_offsets(group, {tp: OffsetAndMetadata(o, "", -1) for tp, o in at.items()})
+    finally:
+        admin.close()
 
 
 def count_keyless(settings: Settings, topic: str) -> int:

@@ -202,31 +202,17 @@ class PartitionOffsets:
 
 def partition_offsets(settings: Settings) -> list[PartitionOffsets]:
     """Every entity-topic partition: log start/end and the bridge group's committed offset."""
-    from kafka import KafkaAdminClient, TopicPartition
+    from bookstore.kafka import group_offsets, offsets
 
-    check_reachable(settings)
-    admin = KafkaAdminClient(
-        bootstrap_servers=settings.kafka_bootstrap_servers, client_id="bookstore-cli"
-    )
-    try:
-        group = settings.bridge_group_id
-        committed = admin.list_group_offsets(group).get(group, {})
-    finally:
-        admin.close()
-    with kafka_consumer(settings) as consumer:
-        tps = [
-            TopicPartition(t, p)
-            for t in entities.ENTITY_TOPICS
-            for p in sorted(consumer.partitions_for_topic(t))
-        ]
-        begins, ends = consumer.beginning_offsets(tps), consumer.end_offsets(tps)
+    committed = group_offsets(settings, settings.bridge_group_id)  # reachable, or a clear error
+    begins, ends = offsets(settings, entities.ENTITY_TOPICS)
     return [
         PartitionOffsets(
             tp.topic,
             tp.partition,
             begins[tp],
             ends[tp],
-            committed[tp].offset if tp in committed and committed[tp].offset >= 0 else None,
+            committed[tp] if committed.get(tp, -1) >= 0 else None,
         )
-        for tp in tps
+        for tp in sorted(begins, key=lambda tp: (entities.ENTITY_TOPICS.index(tp.topic), tp))
     ]
