@@ -49,7 +49,8 @@ class Settings(BaseSettings):
     # Publish a batch as soon as Kafka has nothing more for it (lowest latency at low load); off:
     # every batch waits until full or BRIDGE_BATCH_WAIT_MS (fewer, larger tasks).
     bridge_flush_when_idle: bool = True
-    bridge_max_queue_depth: int = Field(200, ge=1, le=1_000_000)
+    # Backpressure: a store's queue deeper than this pauses the partitions feeding it (0: off).
+    bridge_max_queue_depth: int = Field(200, ge=0, le=1_000_000)
     # How long the group waits for a bridge that stopped answering before its partitions move on
     # (kafka-python's default, 45 s, is how long consumption stalled after a bridge was killed);
     # 6 s is the least a broker accepts by default (group.min.session.timeout.ms), 30 min the most.
