@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # Prometheus from Debian on 127.0.0.1:9090, optional (`scripts/services up prometheus`): scrapes a
 # bridge on 127.0.0.1:9108 and Flower on 127.0.0.1:5555 every 5 s, as the compose `monitoring`
-# profile does on its network. The tests run their own instance of the binary (tests/test_metrics.py).
+# profile does on its network. The tests run their own instance of the binary (tests/integration/test_metrics.py).
 # shellcheck disable=SC2034  # read as ${!NAME_ADDR} by scripts/services
 PROMETHEUS_ADDR="127.0.0.1:9090"
 

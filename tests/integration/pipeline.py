@@ -5,9 +5,7 @@ group starts at the current end of the topics (the topics are shared with other 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -19,8 +17,7 @@ import psycopg2
 import psycopg2.errors
 import pymongo
 import redis
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.structs import OffsetAndMetadata
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from bookstore.config import Settings
 from bookstore.entities import (
@@ -32,8 +29,17 @@ from bookstore.entities import (
     ORDERS,
     PARKED_QUEUE,
 )
-from bookstore.kafka import ensure_topics
-from tests.conftest import REPO, Processes, create_database, wait_until
+from bookstore.kafka import commit_group_offsets, ensure_topics, group_offsets, offsets
+from tests.support import (
+    Processes,
+    create_database,
+    free_port,
+    run,
+    total,
+    try_scrape,
+    wait_assigned,
+    wait_until,
+)
 
 Coord = tuple[str, int, int]
 ORDER_FIELDS = ("customer_id", "book_id", "quantity", "timestamp")
@@ -224,13 +230,7 @@ class Stream:
 def start_group_at_end(settings: Settings, group: str) -> None:
     """Commit the current end offsets for a new group, so it sees only what comes next."""
     ensure_topics(settings)
-    consumer = KafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers, group_id=group, enable_auto_commit=False
-    )
-    tps = [TopicPartition(t, p) for t in ENTITY_TOPICS for p in consumer.partitions_for_topic(t)]
-    ends = consumer.end_offsets(tps)
-    consumer.commit({tp: OffsetAndMetadata(off, "", -1) for tp, off in ends.items()})
-    consumer.close()
+    commit_group_offsets(settings, group, offsets(settings, ENTITY_TOPICS)[1])
 
 
 def purge_task_queues() -> None:
@@ -291,7 +291,13 @@ class Pipeline:
         self.settings = settings
         self.audit_path = tmp_path / "messages.log"
         self.group = f"test-bridge-{uuid.uuid4().hex[:8]}"
-        self.env = {"AUDIT_LOG_PATH": str(self.audit_path), "BRIDGE_GROUP_ID": self.group, **env}
+        self.metrics_port = int(env.get("BRIDGE_METRICS_PORT") or free_port())  # its bridge's
+        self.env = {
+            "AUDIT_LOG_PATH": str(self.audit_path),
+            "BRIDGE_GROUP_ID": self.group,
+            "BRIDGE_METRICS_PORT": str(self.metrics_port),
+            **env,
+        }
         self.workers: dict[str, object] = {}
         start_group_at_end(settings, self.group)
         purge_task_queues()
@@ -303,6 +309,16 @@ class Pipeline:
     def start_bridge(self):
         self.bridge = self.processes.start("bridge", "-m", "bridge", env=self.env)
         return self.bridge
+
+    def metric(self, name: str, **labels: str) -> float | None:
+        """A metric of this pipeline's bridge (summed over other labels); None while it does not
+        answer."""
+        samples = try_scrape(self.metrics_port)
+        return None if samples is None else total(samples, name, **labels)
+
+    def wait_assigned(self, members: int = 1) -> None:
+        """Until `members` bridges of this pipeline's group hold partitions."""
+        wait_assigned(self.settings, self.group, members)
 
     def audit_coords(self) -> list[Coord]:
         if not self.audit_path.exists():
@@ -321,38 +337,18 @@ class Pipeline:
 
     def committed(self) -> dict[tuple[str, int], int]:
         """The bridge group's committed offsets."""
-        admin = KafkaAdminClient(bootstrap_servers=self.settings.kafka_bootstrap_servers)
-        try:
-            offsets = admin.list_group_offsets(self.group).get(self.group, {})
-        finally:
-            admin.close()
-        return {(tp.topic, tp.partition): om.offset for tp, om in offsets.items()}
+        committed = group_offsets(self.settings, self.group)
+        return {(tp.topic, tp.partition): offset for tp, offset in committed.items()}
 
     def lag(self) -> int:
         """Records on the entity topics that the bridge group has not committed yet."""
-        consumer = KafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap_servers)
-        try:
-            tps = [
-                TopicPartition(topic, p)
-                for topic in ENTITY_TOPICS
-                for p in consumer.partitions_for_topic(topic)
-            ]
-            ends = consumer.end_offsets(tps)
-        finally:
-            consumer.close()
+        _, ends = offsets(self.settings, ENTITY_TOPICS)
         committed = self.committed()
         return sum(end - committed.get((tp.topic, tp.partition), 0) for tp, end in ends.items())
 
     def cli(self, *args: str) -> subprocess.CompletedProcess:
         """`python -m bookstore ARGS` with this pipeline's configuration."""
-        return subprocess.run(
-            [sys.executable, "-m", "bookstore", *args],
-            cwd=REPO,
-            env={**os.environ, **self.env},
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        return run("-m", "bookstore", *args, env=self.env)
 
     def check(self) -> dict:
         """`check --json`, which must pass (exit 0)."""
@@ -495,12 +491,7 @@ def dead_letters_of(
 
 def end_offsets(settings: Settings, topic: str) -> dict[int, int]:
     """partition -> the offset the next record of `topic` will get."""
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers)
-    try:
-        tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
-        return {tp.partition: offset for tp, offset in consumer.end_offsets(tps).items()}
-    finally:
-        consumer.close()
+    return {tp.partition: offset for tp, offset in offsets(settings, [topic])[1].items()}
 
 
 def dead_letters(settings: Settings, values: set[bytes], timeout: float = 120) -> dict[bytes, dict]:

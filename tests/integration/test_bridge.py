@@ -2,28 +2,15 @@
 
 from __future__ import annotations
 
-import re
 import signal
 import subprocess
-import sys
 
-from kafka import KafkaAdminClient
-
-from tests.conftest import REPO, Processes, wait_until
-from tests.pipeline import Pipeline, Stores, build_dataset, produce
+from tests.integration.pipeline import Pipeline, Stores, build_dataset, produce
+from tests.support import Processes, run, wait_until
 
 
 def run_bridge(**env: str) -> subprocess.CompletedProcess:
-    import os
-
-    return subprocess.run(
-        [sys.executable, "-m", "bridge"],
-        cwd=REPO,
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return run("-m", "bridge", env=env, timeout=60)
 
 
 def test_unreachable_kafka_is_named_without_a_traceback():
@@ -52,19 +39,24 @@ def test_sigterm_finishes_in_flight_commits_and_exits_0(processes, settings, tmp
         BRIDGE_FLUSH_WHEN_IDLE="false",
     )
     pipeline.start_workers("audit")
-    bridge = processes.start("bridge", "-m", "bridge", "--log-level=DEBUG", env=pipeline.env)
-    wait_until(lambda: b"assigned" in bridge.log_path.read_bytes(), 60, "partition assignment")
+    bridge = pipeline.start_bridge()
+    pipeline.wait_assigned()
     coords = produce(settings, ds.messages)
-    wait_until(lambda: _buffered(bridge) >= len(coords), 60, "the bridge to buffer every record")
+    wait_until(
+        lambda: (pipeline.metric("bookstore_bridge_records_consumed_total") or 0) >= len(coords),
+        60,
+        "the bridge to buffer every record",
+    )
     assert not pipeline.audit_coords()
     # SIGTERM must flush the buffered records, then commit them, not drop them
     assert Processes.stop(bridge, signal.SIGTERM) == 0
     pipeline.wait_audited(coords, timeout=60)
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
-    committed = admin.list_group_offsets(pipeline.group)[pipeline.group]
-    admin.close()
+    committed = pipeline.committed()
     for topic, partition, offset in coords:
-        assert committed[_tp(topic, partition)].offset > offset
+        assert committed[(topic, partition)] > offset
+
+
+PAUSED = "bookstore_bridge_paused_partitions"
 
 
 def test_backpressure_pauses_only_the_store_whose_queue_is_deep(processes, settings, tmp_path):
@@ -79,7 +71,7 @@ def test_backpressure_pauses_only_the_store_whose_queue_is_deep(processes, setti
     )
     pipeline.start_workers("postgres", "redis", "audit")  # no mongo worker: its queue backs up
     before = _queue_depth("mongo")  # tasks left by an earlier, interrupted run
-    bridge = pipeline.start_bridge()
+    pipeline.start_bridge()
     produce(settings, ds.messages)
     stores = Stores(settings)
     try:
@@ -88,11 +80,7 @@ def test_backpressure_pauses_only_the_store_whose_queue_is_deep(processes, setti
             120,
             "orders to keep flowing while the books queue is deep",
         )
-        wait_until(
-            lambda: b"queue mongo is deep" in bridge.log_path.read_bytes(),
-            30,
-            "the bridge to pause the books partitions",
-        )
+        wait_until(lambda: (pipeline.metric(PAUSED) or 0) > 0, 30, "the books partitions paused")
         added = _queue_depth("mongo") - before
         assert added <= 30, f"{added} of 60 book tasks queued: the bridge did not hold back"
         assert len(stores.books(ds.books)) == 0
@@ -103,15 +91,9 @@ def test_backpressure_pauses_only_the_store_whose_queue_is_deep(processes, setti
             180,
             "every book once the queue drained",
         )
-        assert b"queue mongo drained; resuming" in bridge.log_path.read_bytes()
+        wait_until(lambda: pipeline.metric(PAUSED) == 0, 30, "the books partitions resumed")
     finally:
         stores.close()
-
-
-def _buffered(bridge) -> int:
-    """Records the bridge has taken from Kafka, from its debug log."""
-    log = bridge.log_path.read_text(errors="replace")
-    return sum(int(n) for n in re.findall(r"buffered (\d+) records of", log))
 
 
 def _queue_depth(queue: str) -> int:
@@ -119,9 +101,3 @@ def _queue_depth(queue: str) -> int:
 
     with app.connection_for_read() as conn:
         return conn.default_channel.queue_declare(queue, passive=True).message_count
-
-
-def _tp(topic: str, partition: int):
-    from kafka import TopicPartition
-
-    return TopicPartition(topic, partition)

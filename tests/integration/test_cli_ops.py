@@ -9,9 +9,7 @@ a fresh consumer group and audit log per test. Server outages are simulated with
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,14 +18,13 @@ import psycopg2
 import pymongo
 import pytest
 import redis
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.structs import OffsetAndMetadata
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from bookstore.config import load_settings
-from bookstore.kafka import ensure_topics
+from bookstore.kafka import commit_group_offsets, ensure_topics, offsets
 from bookstore.stores.postgres import SCHEMA
 from bookstore.stores.redis_orders import ALL_ORDERS, history_key, order_key
-from tests.conftest import REPO, create_database, wait_until
+from tests.support import create_database, run, wait_until
 
 DB = "bookstore_cli_test"
 CLI_ENV = {
@@ -99,14 +96,7 @@ def env(cli_database, tmp_path: Path) -> dict[str, str]:
 
 
 def cli(env: dict[str, str], *args: str, **overrides: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "bookstore", *args],
-        cwd=REPO,
-        env={**os.environ, **env, **overrides},
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
+    return run("-m", "bookstore", *args, env={**env, **overrides}, timeout=180)
 
 
 def assert_clean_failure(result: subprocess.CompletedProcess, code: int, *words: str) -> None:
@@ -175,30 +165,16 @@ def test_history_with_a_server_down_fails_clearly(env, variable, value, server):
 # --- stats -------------------------------------------------------------------------------------
 
 
-def commit(group: str, offsets: dict[TopicPartition, int]) -> None:
-    admin = KafkaAdminClient(bootstrap_servers=load_settings().kafka_bootstrap_servers)
-    try:
-        admin.alter_group_offsets(
-            group, {tp: OffsetAndMetadata(o, "", -1) for tp, o in offsets.items()}
-        )
-    finally:
-        admin.close()
-
-
-def offsets(tp: TopicPartition) -> tuple[int, int]:
-    consumer = KafkaConsumer(bootstrap_servers=load_settings().kafka_bootstrap_servers)
-    try:
-        return consumer.beginning_offsets([tp])[tp], consumer.end_offsets([tp])[tp]
-    finally:
-        consumer.close()
+def first_offset(tp: TopicPartition) -> int:
+    return offsets(load_settings(), [tp.topic])[0][tp]
 
 
 def test_stats_counts_every_store_lag_and_queues(env, tmp_path):
     ensure_topics(load_settings())
     Path(env["AUDIT_LOG_PATH"]).write_text('{"a":1}\n{"a":2}\n\n{"a":3}\n')
     tp = TopicPartition("customers", 0)
-    begin, _ = offsets(tp)
-    commit(env["BRIDGE_GROUP_ID"], {tp: begin})
+    begin = first_offset(tp)
+    commit_group_offsets(load_settings(), env["BRIDGE_GROUP_ID"], {tp: begin})
 
     result = cli(env, "stats", "--json")
     assert result.returncode == 0, result.stderr
@@ -264,13 +240,13 @@ def test_check_finds_orders_without_customer_or_book(env):
 def test_check_finds_committed_records_missing_from_the_audit_log(env):
     ensure_topics(load_settings())
     tp = TopicPartition("books", 1)
-    begin, _ = offsets(tp)
+    begin = first_offset(tp)
     audit = Path(env["AUDIT_LOG_PATH"])
     line = {"topic": "books", "partition": 1, "key": None, "timestamp": 0, "value": "{}"}
     audit.write_text(
         "".join(json.dumps({**line, "offset": o}) + "\n" for o in (begin, begin + 2, begin + 2))
     )
-    commit(env["BRIDGE_GROUP_ID"], {tp: begin + 3})
+    commit_group_offsets(load_settings(), env["BRIDGE_GROUP_ID"], {tp: begin + 3})
 
     data = json.loads(cli(env, "check", "--json").stdout)
     assert data["ok"] is False

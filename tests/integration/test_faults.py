@@ -26,8 +26,7 @@ import redis
 from bookstore.entities import CUSTOMERS, DEAD_LETTERS
 from bookstore.stores.redis_orders import ALL_ORDERS
 from tests import poison
-from tests.conftest import REPO, Processes, wait_until
-from tests.pipeline import (
+from tests.integration.pipeline import (
     Coord,
     Dataset,
     Namespace,
@@ -40,6 +39,7 @@ from tests.pipeline import (
     end_offsets,
     produce_each,
 )
+from tests.support import REPO, Processes, wait_until
 
 NS = Namespace("bookstore_faults", redis_db=2)
 RESUME_BOUND = 10.0  # seconds (issue: "consumption resumes within 10 s")
@@ -147,8 +147,8 @@ def run(settings, tmp_path) -> Iterator[Run]:
     since = end_offsets(settings, DEAD_LETTERS)
     try:
         pipeline.start_workers()
-        bridge = pipeline.start_bridge()
-        wait_until(lambda: b"assigned" in bridge.log_path.read_bytes(), 60, "partition assignment")
+        pipeline.start_bridge()
+        pipeline.wait_assigned()
         yield Run(pipeline, NS.settings(settings), ds, bad, stream, since, [])
     finally:
         processes.stop_all()

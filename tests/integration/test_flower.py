@@ -2,38 +2,13 @@
 
 from __future__ import annotations
 
-import base64
-import socket
 import subprocess
-import urllib.error
-import urllib.request
 
 import pytest
 
-from tests.conftest import wait_until
+from tests.support import free_port, status, wait_until
 
 CREDENTIALS = "ops:correct-horse"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def status(url: str, credentials: str | None = None) -> int | None:
-    """HTTP status of a GET, or None while nothing answers yet."""
-    request = urllib.request.Request(url)
-    if credentials:
-        token = base64.b64encode(credentials.encode()).decode()
-        request.add_header("Authorization", f"Basic {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status
-    except urllib.error.HTTPError as exc:
-        return exc.code
-    except OSError:
-        return None
 
 
 def start_flower(processes, port: int, env: dict[str, str]) -> subprocess.Popen:

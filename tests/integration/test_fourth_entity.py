@@ -1,8 +1,8 @@
 """An entity added through the entity table alone flows end to end (README, "Add an entity").
 
-The fourth entity (tests/fourth_entity/reviews.py: a topic, a schema, a queue, a tiny SQLite
-store) is installed for the processes this test starts by an entry point in the group
-`bookstore.entities`, as a package of its own would declare it. Nothing else is touched: the
+The fourth entity (fourth_entity/reviews.py: a topic, a schema, a queue, a tiny SQLite store) is
+installed for the processes this test starts by an entry point in the group `bookstore.entities`,
+as a package of its own would declare it. Nothing else is touched: the
 worker's task and queue, the bridge's subscription and routing, the topic's creation, validation,
 dead letters, the audit log and `stats` all come from the table."""
 
@@ -15,9 +15,9 @@ import uuid
 
 from kafka import KafkaAdminClient
 
-from tests.conftest import REPO, wait_until
-from tests.fourth_entity.reviews import QUEUE
-from tests.pipeline import Pipeline, dead_letters_of, produce_each
+from tests.integration.fourth_entity.reviews import QUEUE
+from tests.integration.pipeline import Pipeline, dead_letters_of, produce_each
+from tests.support import REPO, wait_until
 
 
 def install(site: str) -> None:
@@ -27,7 +27,7 @@ def install(site: str) -> None:
     with open(f"{info}/METADATA", "w") as f:
         f.write("Metadata-Version: 2.1\nName: fourth-entity\nVersion: 0\n")
     with open(f"{info}/entry_points.txt", "w") as f:
-        f.write("[bookstore.entities]\nreviews = tests.fourth_entity.reviews:REVIEWS\n")
+        f.write("[bookstore.entities]\nreviews = tests.integration.fourth_entity.reviews:REVIEWS\n")
 
 
 def topic_exists(settings, topic: str) -> bool:

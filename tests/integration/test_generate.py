@@ -5,10 +5,8 @@ offsets present before the test and keeps only the entities this test's generato
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
 import time
 import uuid
 from datetime import datetime
@@ -19,10 +17,10 @@ from kafka import KafkaConsumer, TopicPartition
 
 from bookstore import entities
 from bookstore.generator import BOOK_IDS, CUSTOMER_IDS
-from bookstore.kafka import ensure_topics
+from bookstore.kafka import ensure_topics, offsets
 from bookstore.sources.fake import EMAIL_DOMAINS, isbn13_check_digit
-from tests.conftest import REPO, wait_until
-from tests.google_books_fake import Reply, google  # noqa: F401 (fixture)
+from tests.integration.google_books_fake import Reply, google  # noqa: F401 (fixture)
+from tests.support import run, wait_until
 
 # The generator's id registry lives in its own Redis db here, so the sets hold exactly what
 # this test produced (db 1, the tests' usual one, is shared with the bridge tests).
@@ -52,17 +50,12 @@ def _consumer(settings) -> KafkaConsumer:
     return KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers, group_id=None)
 
 
-def end_offsets(settings, topic: str) -> dict[TopicPartition, int]:
-    consumer = _consumer(settings)
-    try:
-        parts = wait_until(lambda: consumer.partitions_for_topic(topic), 60, f"{topic} metadata")
-        return consumer.end_offsets([TopicPartition(topic, p) for p in parts])
-    finally:
-        consumer.close()
-
-
 def snapshot(settings) -> dict[str, dict[TopicPartition, int]]:
-    return {t: end_offsets(settings, t) for t in entities.ENTITY_TOPICS}
+    """Each entity topic's end offsets (waiting for a topic just created to have partitions)."""
+    return {
+        t: wait_until(lambda t=t: offsets(settings, [t])[1], 60, f"{t} metadata")
+        for t in entities.ENTITY_TOPICS
+    }
 
 
 def read_since(settings, start: dict[TopicPartition, int]) -> list:
@@ -177,14 +170,7 @@ def published(settings, start, registry: redis.Redis) -> tuple[dict, dict, list]
 
 
 def burst(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "bookstore", "generate", *args],
-        cwd=REPO,
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return run("-m", "bookstore", "generate", *args, env=env)
 
 
 def test_burst_publishes_exactly_the_requested_counts(settings, registry, gen_env):

@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from bookstore.sources.google_books import GoogleBooks, parse_volume
-from tests.google_books_fake import Reply, google, page, volume  # noqa: F401 (fixture)
+from tests.integration.google_books_fake import Reply, google, page, volume  # noqa: F401 (fixture)
 
 
 @pytest.fixture

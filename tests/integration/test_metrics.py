@@ -9,37 +9,18 @@ import urllib.parse
 import urllib.request
 import uuid
 
-from prometheus_client.parser import text_string_to_metric_families
-
 from bookstore.entities import CUSTOMERS
-from tests.conftest import REPO, wait_until
-from tests.pipeline import Pipeline, produce_each
-from tests.test_flower import free_port
-
-
-def scrape(port: int) -> dict[tuple[str, tuple], float]:
-    """(sample name, sorted labels) -> value."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-        text = response.read().decode()
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
-
-
-def total(samples: dict, name: str, **labels: str) -> float:
-    want = set(labels.items())
-    return sum(v for (n, ls), v in samples.items() if n == name and want <= set(ls))
+from tests.integration.pipeline import Pipeline, produce_each
+from tests.support import REPO, free_port, scrape, total, try_scrape, wait_until
 
 
 def test_the_metrics_follow_the_records_through_the_bridge(processes, settings, tmp_path):
     port = free_port()
     pipeline = Pipeline(processes, settings, tmp_path, BRIDGE_METRICS_PORT=str(port))
     pipeline.start_workers()
-    bridge = pipeline.start_bridge()
-    wait_until(lambda: b"assigned" in bridge.log_path.read_bytes(), 60, "partition assignment")
-    before = wait_until(lambda: _try_scrape(port), 30, "the metrics endpoint")
+    pipeline.start_bridge()
+    pipeline.wait_assigned()
+    before = wait_until(lambda: try_scrape(port), 30, "the metrics endpoint")
     assert total(before, "bookstore_bridge_records_consumed_total", topic=CUSTOMERS) == 0
 
     customers = [
@@ -73,13 +54,6 @@ def test_the_metrics_follow_the_records_through_the_bridge(processes, settings, 
         "the customers' lag to come back to 0",
     )
     assert ("bookstore_queue_messages", (("queue", "postgres"),)) in after
-
-
-def _try_scrape(port: int) -> dict | None:
-    try:
-        return scrape(port)
-    except OSError:
-        return None
 
 
 def test_a_real_prometheus_scrapes_the_bridge(processes, settings, tmp_path):

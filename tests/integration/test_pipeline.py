@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import json
 import signal
-import time
 
 import psycopg2
 import pytest
 
 from bookstore.stores.postgres import SCHEMA
-from tests.conftest import Processes, wait_until
-from tests.pipeline import (
+from tests.integration.pipeline import (
     Namespace,
     Pipeline,
     Stores,
@@ -22,6 +20,7 @@ from tests.pipeline import (
     dead_letters,
     produce,
 )
+from tests.support import Processes, wait_drained, wait_until
 
 
 @pytest.fixture
@@ -70,7 +69,7 @@ def test_end_to_end_valid_stored_once_malformed_dead_lettered_all_audited(
     before = stores.snapshot(ds)
     again = produce(settings, ds.messages)
     pipeline.wait_audited(again)
-    time.sleep(2)  # let the store tasks that ran alongside the audit finish
+    wait_drained(("postgres", "mongo", "redis"))  # the store tasks that ran alongside the audit
     assert stores.snapshot(ds) == before
 
 
@@ -134,5 +133,5 @@ def test_two_bridges_share_the_partitions_and_lose_nothing_across_the_rebalance(
     pipeline.wait_audited(coords)
     wait_until(lambda: stores.complete(ds), 240, "every valid record in the stores")
     assert_stored_exactly(stores, ds)
-    wait_until(lambda: b"assigned" in second.log_path.read_bytes(), 60, "the second bridge's share")
+    pipeline.wait_assigned(members=2)  # the second bridge took a share
     assert first.poll() is None and second.poll() is None

@@ -21,8 +21,7 @@ from bookstore.entities import BOOKS, CUSTOMERS, DEAD_LETTERS, ENTITY_TOPICS, OR
 from bookstore.records import Record
 from bookstore.schemas import Book
 from tests import poison
-from tests.conftest import Processes, wait_until
-from tests.pipeline import (
+from tests.integration.pipeline import (
     Coord,
     Message,
     Namespace,
@@ -33,6 +32,7 @@ from tests.pipeline import (
     produce_each,
 )
 from tests.poison import Bad
+from tests.support import Processes, wait_until
 
 NS = Namespace("bookstore_poison", redis_db=6)
 VALID_AROUND = 4  # valid records before, between and after the bad ones

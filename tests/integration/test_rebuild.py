@@ -12,7 +12,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,10 +24,9 @@ from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource
 
 from bookstore.entities import ALL_TOPICS, BOOKS, CUSTOMERS, ORDERS
-from bookstore.kafka import ensure_topics, read_topics, topic_configs
+from bookstore.kafka import ensure_topics, group_offsets, read_topics, topic_configs
 from bookstore.namespace import namespace_settings
-from tests.conftest import REPO, Processes, wait_until
-from tests.pipeline import (
+from tests.integration.pipeline import (
     Dataset,
     Namespace,
     Pipeline,
@@ -37,6 +35,7 @@ from tests.pipeline import (
     build_dataset,
     produce_each,
 )
+from tests.support import REPO, Processes, run, wait_drained, wait_until
 
 LIVE = Namespace("bookstore_truth", redis_db=10)
 REBUILT = ("truth_rebuilt", "11")
@@ -108,7 +107,7 @@ def truth(settings, tmp_path_factory) -> Iterator[Truth]:
         pipeline.wait_audited(coords)
         wait_until(lambda: pipeline.lag() == 0, 120, "the bridge group's lag to be 0")
         wait_until(lambda: _dead_letter_count(settings) >= len(ds.malformed), 120, "dead letters")
-        time.sleep(2)  # the last tasks' acks
+        wait_drained(("postgres", "mongo", "redis", "audit"))  # every task done and acked
         yield Truth(pipeline, ds, processes)
     finally:
         processes.stop_all()
@@ -267,21 +266,11 @@ def test_a_rebuild_killed_midway_resumes_where_it_stopped(truth, settings):
     env = {**os.environ, **truth.pipeline.env, "BRIDGE_BATCH_SIZE": "5"}  # many small commits
     args = ["rebuild", "--into", name, "--redis-db", redis_db, "--store", "redis", "--json"]
     first = subprocess.Popen([sys.executable, "-m", "bookstore", *args], cwd=REPO, env=env)
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
-    try:
-        wait_until(lambda: admin.list_group_offsets(group).get(group), 60, "a first commit")
-    finally:
-        admin.close()
+    wait_until(lambda: group_offsets(settings, group), 60, "a first commit")
     first.send_signal(signal.SIGKILL)
     first.wait(10)
 
-    result = subprocess.run(
-        [sys.executable, "-m", "bookstore", *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
+    result = run("-m", "bookstore", *args, env=env)
     assert result.returncode == 0, result.stderr
     [summary] = json.loads(result.stdout)
     on_the_topic = sum(len(batch) for batch in read_topics(settings, [ORDERS]))

@@ -13,8 +13,7 @@ import subprocess
 import uuid
 from pathlib import Path
 
-from tests.conftest import REPO, wait_until
-from tests.test_flower import free_port, status
+from tests.support import REPO, free_port, status, wait_until
 
 PROCESSES = (
     "worker-postgres",

@@ -10,7 +10,7 @@ import redis
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
 
-from tests.conftest import wait_until
+from tests.support import wait_until
 
 
 def test_kafka_produce_then_consumer_group_commits_and_resumes(settings):
@@ -96,14 +96,14 @@ def test_redis_round_trip(settings):
 
 
 def test_celery_task_runs_on_a_real_worker_through_rabbitmq(processes, tmp_path):
-    from tests.smoke_app import touch
+    from tests.integration.smoke_app import touch
 
     processes.start(
         "worker-smoke",
         "-m",
         "celery",
         "-A",
-        "tests.smoke_app",
+        "tests.integration.smoke_app",
         "worker",
         "-Q",
         "smoke",

@@ -20,7 +20,7 @@ from bookstore.schemas import parse
 from bookstore.stores.mongo import BookStore
 from bookstore.stores.postgres import CustomerStore
 from bookstore.stores.redis_orders import OrderStore
-from tests.pipeline import Namespace, Stores
+from tests.integration.pipeline import Namespace, Stores
 
 NS = Namespace("bookstore_stores", redis_db=8)
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPO
+from tests.support import REPO
 
 SERVERS = ("kafka", "postgres", "mongo", "redis", "rabbitmq")
 QUEUES = ("postgres", "mongo", "redis", "audit", "generate")

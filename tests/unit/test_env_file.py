@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import REPO
+from tests.support import REPO
 
 
 def topics(cwd: Path, **env: str) -> subprocess.CompletedProcess:

@@ -1,6 +1,6 @@
 """The monitoring profile's files, without a server: the scrape jobs reach what compose runs, and
 every dashboard query names a metric that really exists. (Prometheus's own `promtool` checks the
-configuration in tests/test_metrics.py, where Debian's Prometheus is installed.)"""
+configuration in tests/integration/test_metrics.py, where Debian's Prometheus is installed.)"""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import yaml
 from prometheus_client.metrics import MetricWrapperBase
 
 from bridge import metrics
-from tests.conftest import REPO
+from tests.support import REPO
 
 MONITORING = REPO / "monitoring"
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())["services"]

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
 
 from bookstore.config import ConfigError, Settings, load_settings
-from tests.conftest import REPO
+from tests.support import REPO, run
 
 
 @pytest.fixture
@@ -92,14 +88,7 @@ ENTRY_POINTS = {
 @pytest.mark.parametrize("entry", ENTRY_POINTS)
 def test_every_process_stops_at_start_with_one_line(tmp_path, entry):
     args, code, prefix = ENTRY_POINTS[entry]
-    result = subprocess.run(
-        [sys.executable, *args],
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(REPO), "BRIDGE_BATCH_SIZE": "0"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run(*args, env={"PYTHONPATH": str(REPO), "BRIDGE_BATCH_SIZE": "0"}, cwd=tmp_path)
     assert result.returncode == code, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(prefix), result.stderr

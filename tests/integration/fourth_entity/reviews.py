@@ -1,7 +1,7 @@
 """A throw-away fourth entity, added through the entity table alone: book reviews on a topic of
 their own, validated by their own schema, persisted by a tiny SQLite store from their own Celery
-queue. tests/test_fourth_entity.py installs it (an entry point in `bookstore.entities`) for the
-processes it starts; nothing in the product names it."""
+queue. tests/integration/test_fourth_entity.py installs it (an entry point in the group
+`bookstore.entities`) for the processes it starts; nothing in the product names it."""
 
 from __future__ import annotations
 

@@ -1,0 +1,31 @@
+"""The integration tier: real servers (started by scripts/services), isolated test namespaces,
+and real processes (workers, bridge) started and reaped by the tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support import Processes, create_database
+
+
+@pytest.fixture
+def processes(tmp_path: Path) -> Iterator[Processes]:
+    procs = Processes(tmp_path)
+    yield procs
+    procs.stop_all()
+
+
+@pytest.fixture(scope="session")
+def settings():
+    from bookstore.config import load_settings
+
+    return load_settings()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _test_database(settings) -> None:
+    """The tests' own PostgreSQL database, apart from a running stack's."""
+    create_database(settings, settings.postgres_dsn.rsplit("/", 1)[1])
