@@ -123,7 +123,8 @@ STORE_TASK = {e.topic: e.task for e in ENTITIES}  # topic -> name of its persist
 AUDIT_QUEUE = "audit"
 AUDIT_TASK = "tasks.audit.record_messages"
 GENERATE_QUEUE = "generate"
-CELERY_QUEUES = (*STORE_QUEUE.values(), AUDIT_QUEUE, GENERATE_QUEUE)
+BRIDGE_QUEUES = (*STORE_QUEUE.values(), AUDIT_QUEUE)  # what the bridge publishes to
+CELERY_QUEUES = (*BRIDGE_QUEUES, GENERATE_QUEUE)
 PARKED_QUEUE = "parked"  # tasks that must not run again until an operator requeues them
 
 

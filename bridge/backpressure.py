@@ -12,12 +12,12 @@ import time
 
 from celery import Celery
 
-from bookstore.entities import AUDIT_QUEUE, STORE_QUEUE
+from bookstore.entities import AUDIT_QUEUE, BRIDGE_QUEUES, STORE_QUEUE
 from bridge import metrics
 
 log = logging.getLogger(__name__)
 
-WATCHED = (*STORE_QUEUE.values(), AUDIT_QUEUE)
+WATCHED = BRIDGE_QUEUES
 
 
 class Holds:

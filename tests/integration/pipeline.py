@@ -22,6 +22,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from bookstore.config import Settings
 from bookstore.entities import (
     BOOKS,
+    BRIDGE_QUEUES,
     CELERY_QUEUES,
     CUSTOMERS,
     DEAD_LETTERS,
@@ -303,7 +304,7 @@ class Pipeline:
         purge_task_queues()
 
     def start_workers(self, *queues: str) -> None:
-        for q in queues or ("postgres", "mongo", "redis", "audit"):
+        for q in queues or BRIDGE_QUEUES:
             self.workers[q] = self.processes.worker(q, env=self.env)
 
     def start_bridge(self):

@@ -10,6 +10,7 @@ import signal
 import psycopg2
 import pytest
 
+from bookstore.entities import BRIDGE_QUEUES
 from bookstore.stores.postgres import SCHEMA
 from tests.integration.pipeline import (
     Namespace,
@@ -69,7 +70,7 @@ def test_end_to_end_valid_stored_once_malformed_dead_lettered_all_audited(
     before = stores.snapshot(ds)
     again = produce(settings, ds.messages)
     pipeline.wait_audited(again)
-    wait_drained(("postgres", "mongo", "redis"))  # the store tasks that ran alongside the audit
+    wait_drained(BRIDGE_QUEUES)  # the store tasks that ran alongside the audit
     assert stores.snapshot(ds) == before
 
 

@@ -23,7 +23,7 @@ import redis
 from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource
 
-from bookstore.entities import ALL_TOPICS, BOOKS, CUSTOMERS, ORDERS
+from bookstore.entities import ALL_TOPICS, BOOKS, BRIDGE_QUEUES, CUSTOMERS, ORDERS
 from bookstore.kafka import ensure_topics, group_offsets, read_topics, topic_configs
 from bookstore.namespace import namespace_settings
 from tests.integration.pipeline import (
@@ -107,7 +107,7 @@ def truth(settings, tmp_path_factory) -> Iterator[Truth]:
         pipeline.wait_audited(coords)
         wait_until(lambda: pipeline.lag() == 0, 120, "the bridge group's lag to be 0")
         wait_until(lambda: _dead_letter_count(settings) >= len(ds.malformed), 120, "dead letters")
-        wait_drained(("postgres", "mongo", "redis", "audit"))  # every task done and acked
+        wait_drained(BRIDGE_QUEUES)  # every task done and acked
         yield Truth(pipeline, ds, processes)
     finally:
         processes.stop_all()

@@ -13,19 +13,15 @@ import subprocess
 import uuid
 from pathlib import Path
 
+from bookstore.entities import CELERY_QUEUES
 from tests.support import REPO, free_port, status, wait_until
 
 PROCESSES = (
-    "worker-postgres",
-    "worker-mongo",
-    "worker-redis",
-    "worker-audit",
-    "worker-generate",
+    *(f"worker-{queue}" for queue in CELERY_QUEUES),  # the Procfile: a worker per queue
     "beat",
     "bridge",
     "flower",
 )
-QUEUES = ("postgres", "mongo", "redis", "audit", "generate")
 MARKER = "LIVROS_RUN_TEST_MARKER"
 
 
@@ -91,7 +87,7 @@ def test_scripts_run_starts_everything_and_sigterm_stops_everything(tmp_path):
         def everything_up() -> bool:
             text = output()
             return (
-                all(re.search(rf"{q}@\S+ ready\.", text) for q in QUEUES)
+                all(re.search(rf"{q}@\S+ ready\.", text) for q in CELERY_QUEUES)
                 and "beat: Starting..." in text
                 and re.search(r"bridge\.1\s*\|.*assigned", text)
                 and status(f"http://127.0.0.1:{port}/", f"admin:{password[1]}") == 200

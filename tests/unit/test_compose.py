@@ -17,10 +17,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from bookstore.entities import CELERY_QUEUES
 from tests.support import REPO
 
 SERVERS = ("kafka", "postgres", "mongo", "redis", "rabbitmq")
-QUEUES = ("postgres", "mongo", "redis", "audit", "generate")
+QUEUES = CELERY_QUEUES  # a worker service per queue of the entity table
 WORKERS = tuple(f"worker-{q}" for q in QUEUES)
 PRODUCT = (*WORKERS, "beat", "bridge", "flower")
 SCALABLE = (*WORKERS, "bridge")
