@@ -74,7 +74,8 @@ def rebuild(
     Raises what a server that is away raises: the rebuild can be run again once it is back.
     """
     from kafka import KafkaConsumer, TopicPartition
-    from kafka.structs import OffsetAndMetadata
+
+    from bookstore.offsets import OffsetTracker, for_commit
 
     summary = Summary(store)
     started = time.monotonic()
@@ -86,6 +87,7 @@ def rebuild(
         auto_offset_reset="earliest",
     )
     persister = Persister(settings)
+    tracker = OffsetTracker()
     try:
         partitions = [
             TopicPartition(t, p)
@@ -123,10 +125,10 @@ def rebuild(
                 summary.dead_letters += len(outcome.dead)
                 for dl in outcome.dead[: max(0, 5 - len(summary.examples))]:
                     summary.examples.append(f"{dl.record.coordinates} ({dl.stage}): {dl.reason}")
-            last: dict[TopicPartition, int] = {}
-            for r in batch:
-                last[TopicPartition(r.topic, r.partition)] = r.offset
-            consumer.commit({tp: OffsetAndMetadata(o + 1, "", -1) for tp, o in last.items()})
+            tracker.confirm(batch)
+            done = tracker.to_commit()
+            consumer.commit(for_commit(done))
+            tracker.committed_now(done)
             summary.read += len(batch)
             on_batch(len(batch))
     finally:

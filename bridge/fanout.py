@@ -1,5 +1,5 @@
 """Kafka -> Celery fan-out with at-least-once delivery: the loop that wires Kafka and Celery to
-the bridge's pure parts (bridge.batching, bridge.offsets, bridge.backpressure).
+the bridge's pure parts (bridge.batching, bookstore.offsets, bridge.backpressure).
 
 Records are buffered per topic and flushed as two tasks (the store's persistence task and the
 audit task, carrying the same lines, encoded once) when a batch is due (bridge.batching).
@@ -17,7 +17,6 @@ import time
 from celery import Celery
 from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
-from kafka.structs import OffsetAndMetadata
 
 from bookstore.config import Settings
 from bookstore.entities import (
@@ -29,11 +28,11 @@ from bookstore.entities import (
     STORE_TASK,
 )
 from bookstore.errors import retry_delay
+from bookstore.offsets import OffsetTracker, for_commit, rewind_points
 from bookstore.records import Record
 from bridge import metrics
 from bridge.backpressure import QueueDepths
 from bridge.batching import Batcher
-from bridge.offsets import OffsetTracker, rewind_points
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +169,7 @@ class Bridge:
         if not pending:
             return
         try:
-            self.consumer.commit(offsets=_kafka_offsets(pending))
+            self.consumer.commit(offsets=for_commit(pending))
         except KafkaError as exc:  # e.g. a rebalance in progress: the next commit covers it
             metrics.COMMIT_FAILURES.inc()
             log.warning("offset commit failed (%s); will retry", exc)
@@ -183,7 +182,7 @@ class Bridge:
             pending = self.offsets.to_commit(partitions)
             if pending:
                 self.consumer.commit_async(
-                    offsets=_kafka_offsets(pending), callback=_log_failed_commit
+                    offsets=for_commit(pending), callback=_log_failed_commit
                 )
         self.batcher.drop(partitions)
         self.offsets.forget(partitions)
@@ -236,10 +235,6 @@ def _log_failed_commit(offsets, result) -> None:
             "read some records again",
             result,
         )
-
-
-def _kafka_offsets(offsets: dict[TopicPartition, int]) -> dict[TopicPartition, OffsetAndMetadata]:
-    return {tp: OffsetAndMetadata(offset, "", -1) for tp, offset in offsets.items()}
 
 
 def _unpark_resumed(consumer: KafkaConsumer) -> None:

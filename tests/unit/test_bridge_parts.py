@@ -6,10 +6,10 @@ import json
 
 from kafka.structs import TopicPartition
 
+from bookstore.offsets import OffsetTracker, rewind_points
 from bookstore.records import Record, audit_line, from_lines
 from bridge.backpressure import Holds
 from bridge.batching import Batcher
-from bridge.offsets import OffsetTracker, rewind_points
 
 
 def record(partition: int, offset: int, value: str = "{}", topic: str = "customers") -> Record:

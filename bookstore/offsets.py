@@ -1,15 +1,16 @@
 """Offset bookkeeping, without Kafka: what may be committed, and where to read again.
 
-Per partition, `confirmed` is the next offset below which RabbitMQ confirmed the tasks of every
-record, `committed` the last offset Kafka accepted. Only confirmed offsets are ever committed
-(at-least-once). A publish that failed rewinds each partition to the first record not confirmed.
+Per partition, `confirmed` is the next offset below which every record is done (the bridge:
+RabbitMQ confirmed its tasks; a rebuild: its store wrote it), `committed` the last offset Kafka
+accepted. Only confirmed offsets are ever committed (at-least-once). A publish that failed
+rewinds each partition to the first record not confirmed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from kafka.structs import TopicPartition
+from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from bookstore.records import Record
 
@@ -24,7 +25,7 @@ class OffsetTracker:
         self.committed: dict[TopicPartition, int] = {}
 
     def confirm(self, records: Iterable[Record]) -> None:
-        """These records' tasks are in RabbitMQ (records of a partition arrive in order)."""
+        """These records are done (records of a partition arrive in order)."""
         for r in records:
             tp = _tp(r)
             self.confirmed[tp] = max(self.confirmed.get(tp, 0), r.offset + 1)
@@ -58,3 +59,8 @@ def rewind_points(unconfirmed: Iterable[Record]) -> dict[TopicPartition, int]:
         tp = _tp(r)
         first[tp] = min(first.get(tp, r.offset), r.offset)
     return first
+
+
+def for_commit(offsets: dict[TopicPartition, int]) -> dict[TopicPartition, OffsetAndMetadata]:
+    """{partition: offset} as kafka-python's `commit` takes it."""
+    return {tp: OffsetAndMetadata(offset, "", -1) for tp, offset in offsets.items()}
