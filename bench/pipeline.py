@@ -288,7 +288,7 @@ def run_sinks(settings: Settings, start: dict, roles: dict[str, int], label: str
 
 
 _RESULT = re.compile(r"^\[(\S+ \S+?): INFO/\w+(?:-\d+)?\] Task \S+ succeeded in \S+: (.*)$", re.M)
-_ASSIGNED = re.compile(r"^(\S+ \S+) INFO bridge: assigned \S", re.M)
+_ASSIGNED = re.compile(r"^(\S+ \S+) INFO bridge\.fanout: assigned \S", re.M)
 
 
 def _log_time(stamp: str) -> float:

@@ -128,6 +128,25 @@ CELERY_QUEUES = (*BRIDGE_QUEUES, GENERATE_QUEUE)
 PARKED_QUEUE = "parked"  # tasks that must not run again until an operator requeues them
 
 
+def _check(rows: tuple[Entity, ...]) -> None:
+    """Two rows sharing a topic, a queue or a task would silently route one entity's records
+    into the other's store: refuse the table instead."""
+    taken = {
+        "topic": {DEAD_LETTERS},
+        "queue": {AUDIT_QUEUE, GENERATE_QUEUE, PARKED_QUEUE},
+        "task": {AUDIT_TASK},
+    }
+    for row in rows:
+        for kind, names in taken.items():
+            name = getattr(row, kind)
+            if name in names:
+                raise ValueError(f"entity table: the {kind} {name!r} of {row} is already taken")
+            names.add(name)
+
+
+_check(ENTITIES)
+
+
 @contextmanager
 def open_stores(settings: Settings, topics: Iterable[str] = ENTITY_TOPICS) -> Iterator[dict]:
     """topic -> its store, each closed when the block ends (however it ends)."""
