@@ -181,9 +181,7 @@ class Bridge:
         if commit:
             pending = self.offsets.to_commit(partitions)
             if pending:
-                self.consumer.commit_async(
-                    offsets=for_commit(pending), callback=_log_failed_commit
-                )
+                self.consumer.commit_async(offsets=for_commit(pending), callback=_log_failed_commit)
         self.batcher.drop(partitions)
         self.offsets.forget(partitions)
         for tp in partitions:
