@@ -6,8 +6,9 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from bookstore.config import Settings
 from bookstore.entities import ALL_TOPICS, DEAD_LETTERS, ENTITIES, ENTITY_TOPICS
@@ -18,6 +19,7 @@ if TYPE_CHECKING:  # kafka-python is imported where it is used: the CLI's --help
     from kafka.consumer.fetcher import ConsumerRecord
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class KafkaUnavailable(Unavailable):
@@ -196,7 +198,7 @@ def group_offsets(settings: Settings, group: str) -> dict[TopicPartition, int]:
     """The offsets a consumer group has committed (none: {})."""
     admin = admin_client(settings)
     try:
-        committed = admin.list_group_offsets(group).get(group, {})
+        committed = _retrying(lambda: admin.list_group_offsets(group).get(group, {}))
     finally:
         admin.close()
     return {tp: om.offset for tp, om in committed.items()}
@@ -207,10 +209,27 @@ def commit_group_offsets(settings: Settings, group: str, at: dict[TopicPartition
     from kafka.structs import OffsetAndMetadata
 
     admin = admin_client(settings)
+    offsets = {tp: OffsetAndMetadata(o, "", -1) for tp, o in at.items()}
     try:
-        admin.alter_group_offsets(group, {tp: OffsetAndMetadata(o, "", -1) for tp, o in at.items()})
+        _retrying(lambda: admin.alter_group_offsets(group, offsets))
     finally:
         admin.close()
+
+
+def _retrying(call: Callable[[], T], seconds: float = 30.0) -> T:
+    """`call()`, again while Kafka answers with a retriable error: a broker just started has no
+    group coordinator until it created its offsets topic (kafka-python's admin client does not
+    retry that, its consumer does)."""
+    from kafka.errors import KafkaError
+
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return call()
+        except KafkaError as exc:
+            if not exc.retriable or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 def count_keyless(settings: Settings, topic: str) -> int:

@@ -141,10 +141,15 @@ def group_members(settings, group: str) -> list[set[tuple[str, int]]]:
     """The partitions each member of a consumer group holds, once the group is stable (a group
     rebalancing, empty or unknown has none)."""
     from kafka import KafkaAdminClient
+    from kafka.errors import KafkaError
 
     admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
     try:
         described = admin.describe_groups([group])[group]
+    except KafkaError as exc:  # e.g. no coordinator yet on a broker just started
+        if exc.retriable:
+            return []
+        raise
     finally:
         admin.close()
     if described["group_state"] != "Stable":
