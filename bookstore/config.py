@@ -122,13 +122,12 @@ def read_env_file() -> None:
             os.environ.setdefault(key, value)
 
 
-def load_settings(**overrides: object) -> Settings:
-    """Read the environment (and `.env`) now; `overrides` (field names) win over both.
-
-    Raises `ConfigError`, one line per bad variable, never pydantic's report."""
+def load_settings() -> Settings:
+    """Read the environment (and `.env`) now. Raises `ConfigError`, one line per bad variable,
+    never pydantic's report."""
     read_env_file()
     try:
-        return Settings(**overrides)
+        return Settings()
     except ValidationError as exc:
         raise ConfigError(_explain(exc)) from None
 

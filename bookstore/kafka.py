@@ -182,6 +182,7 @@ def offsets(
     """Each partition's first offset and end offset (the next record's), now."""
     from kafka import KafkaConsumer, TopicPartition
 
+    check_reachable(settings)
     consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers, group_id=None)
     try:
         tps = [

@@ -22,7 +22,7 @@ from bookstore.cli.common import (
     reporting_errors,
 )
 from bookstore.config import Settings, load_settings
-from bookstore.kafka import CLEANUP_POLICY, KafkaUnavailable, send_confirmed, topic_configs
+from bookstore.kafka import KafkaUnavailable, send_confirmed
 from bookstore.records import put_text
 
 if TYPE_CHECKING:
@@ -251,9 +251,7 @@ def dead_letters_replay(
                 f"not one of {', '.join(entities.ENTITY_TOPICS)}; not replayed",
                 2,
             )
-        compacted = {
-            t for t, c in topic_configs(settings).items() if c.get(CLEANUP_POLICY) == "compact"
-        }
+        compacted = {e.topic for e in entities.ENTITIES if e.compacted}
         keyless = [
             dl for dl in letters if dl.key is None and dl.headers["origin.topic"] in compacted
         ]

@@ -18,7 +18,6 @@ from bookstore.cli.common import (
     PartitionOffsets,
     build_table,
     console,
-    kafka_consumer,
     partition_offsets,
     print_json,
     rabbitmq,
@@ -28,17 +27,10 @@ from bookstore.config import Settings, load_settings
 
 
 def _dead_letter_count(settings: Settings) -> int:
-    from kafka import TopicPartition
+    from bookstore.kafka import offsets
 
-    with kafka_consumer(settings) as consumer:
-        tps = [
-            TopicPartition(entities.DEAD_LETTERS, p)
-            for p in consumer.partitions_for_topic(entities.DEAD_LETTERS)
-        ]
-        if not tps:
-            return 0
-        begins, ends = consumer.beginning_offsets(tps), consumer.end_offsets(tps)
-    return sum(ends[tp] - begins[tp] for tp in tps)
+    begins, ends = offsets(settings, [entities.DEAD_LETTERS])
+    return sum(ends[tp] - begins[tp] for tp in ends)
 
 
 def _queue_depths(settings: Settings) -> dict[str, dict[str, int] | None]:
