@@ -8,13 +8,7 @@ stops the process with one line naming it.
 
 from beat_schedule import schedule
 from bookstore.config import ConfigError, load_settings
-from bookstore.entities import (
-    AUDIT_QUEUE,
-    AUDIT_TASK,
-    GENERATE_QUEUE,
-    STORE_QUEUE,
-    STORE_TASK,
-)
+from bookstore.entities import AUDIT_QUEUE, AUDIT_TASK, ENTITIES, GENERATE_QUEUE
 from tasks.queues import TASK_QUEUES
 
 try:
@@ -31,10 +25,7 @@ broker_connection_retry_on_startup = True
 task_queues = TASK_QUEUES
 task_default_queue = GENERATE_QUEUE
 task_routes = {
-    **{
-        task: {"queue": STORE_QUEUE[topic], "routing_key": STORE_QUEUE[topic]}
-        for topic, task in STORE_TASK.items()
-    },
+    **{e.task: {"queue": e.queue, "routing_key": e.queue} for e in ENTITIES},
     AUDIT_TASK: {"queue": AUDIT_QUEUE, "routing_key": AUDIT_QUEUE},
     "tasks.generate.*": {"queue": GENERATE_QUEUE, "routing_key": GENERATE_QUEUE},
 }

@@ -24,7 +24,7 @@ import pymongo
 import redis
 
 from bookstore.config import load_settings
-from bookstore.entities import BOOKS, CUSTOMERS, ORDERS
+from bookstore.entities import BOOKS, BY_NAME, CUSTOMERS, ORDERS
 from bookstore.records import Record
 from bookstore.schemas import parse
 from bookstore.stores.mongo import BookStore
@@ -74,12 +74,13 @@ def seed(orders: int = 20) -> tuple[dict[str, str], str]:
         BOOKS: BookStore(base.mongo_uri, NAME),
         ORDERS: OrderStore(env["REDIS_URL"]),
     }
-    for topic, values in entities.items():
+    for name, values in entities.items():
         records = [
-            Record(topic, 0, i, None, 0, json.dumps(v).encode()) for i, v in enumerate(values)
+            Record(name, 0, i, None, 0, json.dumps(v).encode()) for i, v in enumerate(values)
         ]
-        stores[topic].write([(parse(topic, r.value), r) for r in records])
-        stores[topic].close()
+        model = BY_NAME[name].model_class()
+        stores[name].write([(parse(model, r.value), r) for r in records])
+        stores[name].close()
     return env, cid
 
 

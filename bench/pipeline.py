@@ -15,7 +15,8 @@ every server (psutil): stable on a noisy machine, where msg/s is not.
 Latency: records produced at a fixed fraction of the pipeline's measured maximum; produce ->
 stored for a sample of them (looked up by key in their store every 10 ms), per peer.
 
-The benchmark produces to the real topics: a running bridge of the default group stores them too.
+The benchmark has topics of its own (KAFKA_TOPIC_PREFIX `bench.` unless set): a running stack's
+bridge never sees them.
 """
 
 from __future__ import annotations
@@ -45,15 +46,9 @@ import redis
 from kafka import KafkaProducer
 from kombu import Connection
 
+from bookstore import entities
 from bookstore.config import Settings, load_settings
-from bookstore.entities import (
-    BOOKS,
-    CELERY_QUEUES,
-    CUSTOMERS,
-    ENTITY_TOPICS,
-    ORDERS,
-    STORE_QUEUE,
-)
+from bookstore.entities import BOOKS, CELERY_QUEUES, CUSTOMERS, ORDERS, STORE_QUEUE, topics
 from bookstore.kafka import commit_group_offsets, ensure_topics, offsets
 
 REPO = Path(__file__).resolve().parent.parent
@@ -68,7 +63,8 @@ BENCH_VHOST_QUEUES = (*CELERY_QUEUES,)
 
 
 def records(n: int, tag: str) -> list[tuple[str, bytes, bytes]]:
-    """n valid records in the original format, a third per topic; orders reference the others."""
+    """n valid (entity, key, value) records in the original format, a third per entity; orders
+    reference the others."""
     third = n // 3
     out: list[tuple[str, bytes, bytes]] = []
     customers = [str(uuid.uuid4()) for _ in range(third)]
@@ -495,7 +491,8 @@ class Probe:
 def latency(settings: Settings, peer: str, rate: float, seconds: float, batch: int) -> list[float]:
     """Run `peer` on fresh stores; produce `rate` records/s for `seconds`; sampled latencies."""
     ns = Namespace(settings)
-    _, start = offsets(settings, ENTITY_TOPICS)
+    names = topics(settings)
+    _, start = offsets(settings, names.entities)
     env = {**ns.env, "BRIDGE_BATCH_SIZE": str(batch)}
     procs = Processes(ns.dir, env)
     n = int(rate * seconds)
@@ -510,11 +507,11 @@ def latency(settings: Settings, peer: str, rate: float, seconds: float, batch: i
         while not _ASSIGNED.search(procs.log("bridge")):
             time.sleep(0.05)
     else:
-        for role in (*ENTITY_TOPICS, "audit"):
+        for role in (*entities.NAMES, "audit"):
             commit_group_offsets(settings, f"{ns.name}-{role}", start)
             procs.env["EXPECT"] = str(n // 3 if role != "audit" else n)
             procs.start(role, str(REPO / "bench/sinks.py"), "direct", role)
-        while not all(events(procs.log(r), "ready") for r in (*ENTITY_TOPICS, "audit")):
+        while not all(events(procs.log(r), "ready") for r in (*entities.NAMES, "audit")):
             time.sleep(0.05)
         (ns.dir / "go").touch()
     probe = Probe(ns)
@@ -525,13 +522,13 @@ def latency(settings: Settings, peer: str, rate: float, seconds: float, batch: i
     order = [workload[i // 3 + (i % 3) * (n // 3)] for i in range(3 * (n // 3))]  # interleaved
     began = time.time()
     try:
-        for i, (topic, key, value) in enumerate(order):
+        for i, (entity, key, value) in enumerate(order):
             due = began + i / rate
             if (wait := due - time.time()) > 0:
                 time.sleep(wait)
-            kafka.send(topic, key=key, value=value)
+            kafka.send(names.of(entity), key=key, value=value)
             if i % 10 == 0:
-                probe.sent(topic, key.decode(), time.time())
+                probe.sent(entity, key.decode(), time.time())
         kafka.flush()
         deadline = time.time() + 60
         while probe.pending and time.time() < deadline:
@@ -641,18 +638,20 @@ def main() -> None:
     args = parser.parse_args()
     global PROFILE_DIR
     PROFILE_DIR = Path(args.profile) if args.profile else None
+    os.environ.setdefault("KAFKA_TOPIC_PREFIX", "bench.")  # every process it starts too
     settings = load_settings()
     ensure_topics(settings)
+    names = topics(settings)
     sizes = [int(b) for b in args.batch_sizes.split(",")]
 
-    _, start = offsets(settings, ENTITY_TOPICS)
+    _, start = offsets(settings, names.entities)
     workload = records(args.records, uuid.uuid4().hex[:6])
     kafka = producer(settings)
-    for topic, key, value in workload:
-        kafka.send(topic, key=key, value=value)
+    for entity, key, value in workload:
+        kafka.send(names.of(entity), key=key, value=value)
     kafka.flush()
     kafka.close()
-    per_topic = {t: sum(1 for w in workload if w[0] == t) for t in ENTITY_TOPICS}
+    per_topic = {e: sum(1 for w in workload if w[0] == e) for e in entities.NAMES}
     roles = {**per_topic, "audit": len(workload)}
     print(f"backlog: {len(workload):,} records; {args.repeat} interleaved runs per peer")
 

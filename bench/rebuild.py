@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import resource
 import tempfile
 import time
@@ -22,7 +23,7 @@ from pathlib import Path
 
 from bench.pipeline import producer, records
 from bookstore.config import load_settings
-from bookstore.entities import ENTITY_TOPICS
+from bookstore.entities import topics
 from bookstore.kafka import ensure_topics, read_topics
 from bookstore.namespace import create_postgres_database, namespace_settings
 from bookstore.rebuild import STORES, rebuild
@@ -37,11 +38,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--records", type=int, default=300_000, help="records to append")
     args = parser.parse_args()
+    os.environ.setdefault("KAFKA_TOPIC_PREFIX", "bench.")  # the benchmark's own topics
     live = load_settings()
     ensure_topics(live)
+    names = topics(live)
     kafka = producer(live)
-    for topic, key, value in records(args.records, uuid.uuid4().hex[:6]):
-        kafka.send(topic, key=key, value=value)
+    for entity, key, value in records(args.records, uuid.uuid4().hex[:6]):
+        kafka.send(names.of(entity), key=key, value=value)
     kafka.flush()
     kafka.close()
     scratch = tempfile.mkdtemp(prefix="bench-rebuild-")  # the namespace's audit log
@@ -51,7 +54,7 @@ def main() -> None:
     create_postgres_database(live, NAME)
 
     began = time.monotonic()
-    in_log = sum(len(batch) for batch in read_topics(live, ENTITY_TOPICS))
+    in_log = sum(len(batch) for batch in read_topics(live, names.entities))
     baseline = in_log / (time.monotonic() - began)
     print(f"log: {in_log:,} records on the entity topics; reading them alone: {baseline:,.0f}/s")
 

@@ -4,7 +4,7 @@
                                        topics, and per record one store write, one audit append
                                        and one offset commit (as the original system stored data)
     python bench/sinks.py direct ROLE  the ceiling: one process per store (ROLE customers, books,
-                                       orders, or audit for all three topics), each consuming its
+                                       orders, or audit for all three entities), each consuming its
                                        own topic(s) and writing batches with the workers' own code,
                                        no Celery in between
 
@@ -26,7 +26,7 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
 from bookstore.config import load_settings
-from bookstore.entities import ENTITY_TOPICS
+from bookstore.entities import topics
 from bookstore.persister import Persister
 from bookstore.records import Record, audit_line
 from bookstore.stores.audit import AuditLog
@@ -60,13 +60,14 @@ def consumer(topics: tuple[str, ...], group: str, batch: int) -> KafkaConsumer:
 def naive(expect: int) -> None:
     settings = load_settings()
     persister, audit = Persister(settings), AuditLog(settings.audit_log_path)
-    kafka = consumer(ENTITY_TOPICS, f"{settings.bridge_group_id}-naive", 1)
+    names = topics(settings)
+    kafka = consumer(names.entities, f"{settings.bridge_group_id}-naive", 1)
     done = 0
     while done < expect:
         for tp, messages in kafka.poll(timeout_ms=500, max_records=1).items():
             for message in messages:
                 record = Record.from_kafka(message)
-                persister.persist(tp.topic, [record])
+                persister.persist(names.entity(tp.topic).name, [record])
                 audit.append(audit_line(record))
                 kafka.commit({tp: OffsetAndMetadata(message.offset + 1, "", -1)})
                 done += 1
@@ -83,8 +84,9 @@ def finish(kafka: KafkaConsumer, done: int) -> None:
 
 def direct(role: str, expect: int) -> None:
     settings = load_settings()
-    topics = ENTITY_TOPICS if role == "audit" else (role,)
-    kafka = consumer(topics, f"{settings.bridge_group_id}-{role}", settings.bridge_batch_size)
+    names = topics(settings)
+    read = names.entities if role == "audit" else (names.of(role),)
+    kafka = consumer(read, f"{settings.bridge_group_id}-{role}", settings.bridge_batch_size)
     persister, audit = Persister(settings), AuditLog(settings.audit_log_path)
     done = 0
     while done < expect:

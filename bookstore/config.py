@@ -34,6 +34,9 @@ class Settings(BaseSettings):
 
     kafka_bootstrap_servers: str = "localhost:9092"
     kafka_partitions: int = Field(3, ge=1, le=10_000)
+    # Put before every topic's name (`test.` -> test.customers, test.dead-letters): a second
+    # deployment, or the test suite, shares one Kafka without sharing its data.
+    kafka_topic_prefix: str = Field("", pattern=r"^[A-Za-z0-9._-]{0,200}$")
     postgres_dsn: str = "postgresql://bookstore:bookstore@localhost:5432/bookstore"
     mongo_uri: str = "mongodb://localhost:27017"
     mongo_db: str = "bookstore"
@@ -62,8 +65,12 @@ class Settings(BaseSettings):
     # Optional static group membership: a bridge restarted with the same id takes its partitions
     # back at once, without a rebalance. Must be unique per running bridge.
     bridge_instance_id: str = ""
-    # What the topics keep (bookstore.kafka.topic_configs): -1 is forever. Compacted topics
-    # keep every record for at least the lag, then the latest per key.
+    # What the topics keep (bookstore.kafka.topic_configs): -1 is forever. Off (the default),
+    # every record of customers and books is kept forever and records without a key are
+    # accepted, as the original system sends them. On, those topics are compacted: Kafka keeps
+    # every record for TOPIC_COMPACTION_LAG_MS, then the latest per key, and **refuses every
+    # record without a key**: only for deployments whose producers all key by id.
+    topic_compaction: bool = False
     orders_retention_ms: Retention = -1
     dead_letters_retention_ms: Retention = -1
     topic_compaction_lag_ms: int = Field(7 * 24 * 3600 * 1000, ge=0)

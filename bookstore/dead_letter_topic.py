@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bookstore.config import Settings
-from bookstore.entities import DEAD_LETTERS
+from bookstore.entities import topics
 from bookstore.kafka import read_topics, send_confirmed
 from bookstore.records import Record
 
@@ -42,7 +42,7 @@ def publish(settings: Settings, letters: list[DeadLetter]) -> None:
     if letters:
         send_confirmed(
             settings,
-            DEAD_LETTERS,
+            topics(settings).dead_letters,
             [(dl.record.key, dl.record.value, dl.headers()) for dl in letters],
         )
 
@@ -50,7 +50,7 @@ def publish(settings: Settings, letters: list[DeadLetter]) -> None:
 def origins(settings: Settings) -> set[tuple[str, int, int]]:
     """The origin (topic, partition, offset) of every dead letter the topic holds."""
     origins = set()
-    for batch in read_topics(settings, [DEAD_LETTERS]):
+    for batch in read_topics(settings, [topics(settings).dead_letters]):
         for message in batch:
             h = {k: v.decode("utf-8", "replace") for k, v in message.headers or ()}
             try:

@@ -2,6 +2,9 @@
 task that persist it, and its store. Celery's routes and queues, the persistence tasks, the
 bridge, the topics' configuration, validation, `stats`, `rebuild` and `verify` derive from it.
 
+An entity's name is its topic's name; in Kafka the topic is called KAFKA_TOPIC_PREFIX + name
+(`Topics`), so that a second deployment, or the test suite, shares one Kafka without sharing data.
+
 An entity is added by a row here, or by an installed package declaring one (an entry point in
 the group `bookstore.entities` whose object is an `Entity`): README, "Add an entity".
 """
@@ -29,14 +32,14 @@ DEAD_LETTERS = "dead-letters"
 
 @dataclass(frozen=True)
 class Entity:
-    topic: str
+    name: str  # also its topic's name in Kafka, after KAFKA_TOPIC_PREFIX
     queue: str  # the Celery queue of its store; also the store's name in `rebuild`/`verify`
     task: str  # its persistence task; the bridge sends by name, without importing the tasks
     store: str  # "module:Class" of its `Store`, imported when first used (`--help` loads none)
     model: str  # "module:Class" of the pydantic model its records must match
-    # Entities (the latest record per key is the truth) are compacted topics; events (orders)
-    # are kept whole for ORDERS_RETENTION_MS.
-    compacted: bool = True
+    # Entities (the latest record per key is the truth) are compacted when TOPIC_COMPACTION is
+    # on, kept whole otherwise; events (orders) are kept whole for ORDERS_RETENTION_MS.
+    compactable: bool = True
 
     def store_class(self) -> Any:
         return _load(self.store)
@@ -109,17 +112,14 @@ ENTITIES: tuple[Entity, ...] = (
         "tasks.persist.store_orders",
         "bookstore.stores.redis_orders:OrderStore",
         "bookstore.schemas:Order",
-        compacted=False,
+        compactable=False,
     ),
     *_installed(),
 )
-BY_TOPIC = {e.topic: e for e in ENTITIES}
+BY_NAME = {e.name: e for e in ENTITIES}
+NAMES = tuple(BY_NAME)
 
-ENTITY_TOPICS = tuple(e.topic for e in ENTITIES)
-ALL_TOPICS = (*ENTITY_TOPICS, DEAD_LETTERS)
-
-STORE_QUEUE = {e.topic: e.queue for e in ENTITIES}  # topic -> Celery queue of its store
-STORE_TASK = {e.topic: e.task for e in ENTITIES}  # topic -> name of its persistence task
+STORE_QUEUE = {e.name: e.queue for e in ENTITIES}  # entity -> Celery queue of its store
 AUDIT_QUEUE = "audit"
 AUDIT_TASK = "tasks.audit.record_messages"
 GENERATE_QUEUE = "generate"
@@ -132,7 +132,7 @@ def _check(rows: tuple[Entity, ...]) -> None:
     """Two rows sharing a topic, a queue or a task would silently route one entity's records
     into the other's store: refuse the table instead."""
     taken = {
-        "topic": {DEAD_LETTERS},
+        "name": {DEAD_LETTERS},
         "queue": {AUDIT_QUEUE, GENERATE_QUEUE, PARKED_QUEUE},
         "task": {AUDIT_TASK},
     }
@@ -147,8 +147,42 @@ def _check(rows: tuple[Entity, ...]) -> None:
 _check(ENTITIES)
 
 
+@dataclass(frozen=True)
+class Topics:
+    """The Kafka topics of one deployment: KAFKA_TOPIC_PREFIX + each entity's name, and the
+    dead letters'. Records carry these names (the audit log, dead-letter origins)."""
+
+    prefix: str = ""
+
+    def of(self, name: str) -> str:
+        """The topic of an entity (or of the dead letters), by name."""
+        return self.prefix + name
+
+    @property
+    def entities(self) -> tuple[str, ...]:
+        return tuple(self.of(name) for name in NAMES)
+
+    @property
+    def dead_letters(self) -> str:
+        return self.of(DEAD_LETTERS)
+
+    @property
+    def all(self) -> tuple[str, ...]:
+        return (*self.entities, self.dead_letters)
+
+    def entity(self, topic: str) -> Entity:
+        """The entity whose records `topic` holds (KeyError: not an entity topic of ours)."""
+        if not topic.startswith(self.prefix):
+            raise KeyError(topic)
+        return BY_NAME[topic[len(self.prefix) :]]
+
+
+def topics(settings: Settings) -> Topics:
+    return Topics(settings.kafka_topic_prefix)
+
+
 @contextmanager
-def open_stores(settings: Settings, topics: Iterable[str] = ENTITY_TOPICS) -> Iterator[dict]:
-    """topic -> its store, each closed when the block ends (however it ends)."""
+def open_stores(settings: Settings, names: Iterable[str] = NAMES) -> Iterator[dict]:
+    """entity name -> its store, each closed when the block ends (however it ends)."""
     with ExitStack() as stack:
-        yield {t: stack.enter_context(BY_TOPIC[t].open_store(settings)) for t in topics}
+        yield {n: stack.enter_context(BY_NAME[n].open_store(settings)) for n in names}

@@ -31,7 +31,7 @@ BOOK_IDS = "generator:book_ids"
 SCHEMA_VERSION = b"1"
 CHUNK = 100  # messages per confirmed send: bounded memory and a moving progress bar
 
-Progress = Callable[[str, int], None]  # (topic, messages just confirmed)
+Progress = Callable[[str, int], None]  # (entity, messages just confirmed)
 
 
 @dataclass
@@ -85,10 +85,10 @@ class Generator:
         self.redis.ping()
         self._ready = True
 
-    def _publish(self, topic: str, made: list[tuple[dict, str]], registry: str | None) -> None:
+    def _publish(self, entity: str, made: list[tuple[dict, str]], registry: str | None) -> None:
         send_confirmed(
             self.settings,
-            topic,
+            entities.topics(self.settings).of(entity),
             [(e["id"].encode(), encode(e), _headers(source)) for e, source in made],
         )
         if registry:  # only now: the ids are durably in Kafka

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, TypeVar
 
 from bookstore.config import Settings
-from bookstore.entities import ALL_TOPICS, DEAD_LETTERS, ENTITIES, ENTITY_TOPICS
+from bookstore.entities import ENTITIES, Topics, topics
 from bookstore.errors import Unavailable
 
 if TYPE_CHECKING:  # kafka-python is imported where it is used: the CLI's --help needs none of it
@@ -51,29 +51,35 @@ CLEANUP_POLICY = "cleanup.policy"
 
 
 def topic_configs(settings: Settings) -> dict[str, dict[str, str]]:
-    """What each topic must keep for the log to rebuild the stores (README, "The log is the
-    source of truth"): the topics of entities (`customers`, `books`) are compacted (the latest
-    record per key survives, all of them for `TOPIC_COMPACTION_LAG_MS`); events (`orders`) are
-    kept for `ORDERS_RETENTION_MS`; dead letters for `DEAD_LETTERS_RETENTION_MS` (-1: forever)."""
+    """What each topic must keep for the log to stay the source of truth of `rebuild` and
+    `verify` (README, "The log is the source of truth"), by topic: the topics of entities
+    (`customers`, `books`) keep every record forever, or, with TOPIC_COMPACTION, are compacted
+    (every record kept for TOPIC_COMPACTION_LAG_MS, then the latest per key; records without a
+    key refused); events (`orders`) are kept for ORDERS_RETENTION_MS; dead letters for
+    DEAD_LETTERS_RETENTION_MS (-1: forever)."""
+    names = topics(settings)
+    whole = {CLEANUP_POLICY: "delete", "retention.ms": "-1"}
     compacted = {
         CLEANUP_POLICY: "compact",
         "min.compaction.lag.ms": str(settings.topic_compaction_lag_ms),
     }
     events = {CLEANUP_POLICY: "delete", "retention.ms": str(settings.orders_retention_ms)}
+    entity = compacted if settings.topic_compaction else whole
     return {
-        **{e.topic: compacted if e.compacted else events for e in ENTITIES},
-        DEAD_LETTERS: {
+        **{names.of(e.name): entity if e.compactable else events for e in ENTITIES},
+        names.dead_letters: {
             CLEANUP_POLICY: "delete",
             "retention.ms": str(settings.dead_letters_retention_ms),
         },
     }
 
 
-def ensure_topics(settings: Settings, topics: tuple[str, ...] = ALL_TOPICS) -> list[str]:
+def ensure_topics(settings: Settings, only: tuple[str, ...] | None = None) -> list[str]:
     """Create the topics explicitly (never rely on broker auto-create), configured as
-    `topic_configs` says; existing topics are brought to that configuration (idempotent).
+    `topic_configs` says; existing topics are brought to that configuration (idempotent), as
+    far as it keeps every record they hold (`align_configs`). `only`: some of the topics.
 
-    The `dead-letters` topic must accept any record its origin topics accepted (a dead letter
+    The dead-letter topic must accept any record its origin topics accepted (a dead letter
     keeps the original bytes): its `max.message.bytes` is raised to the origin topics' largest
     plus headroom, at creation and whenever an origin topic allows more than it does.
 
@@ -82,10 +88,12 @@ def ensure_topics(settings: Settings, topics: tuple[str, ...] = ALL_TOPICS) -> l
     from kafka.admin import NewTopic
     from kafka.errors import TopicAlreadyExistsError
 
+    names = topics(settings)
     wanted = topic_configs(settings)
+    chosen = names.all if only is None else only
     admin = admin_client(settings)
     try:
-        missing = set(topics) - set(admin.list_topics())
+        missing = set(chosen) - set(admin.list_topics())
         if missing:
             new = [
                 NewTopic(
@@ -101,13 +109,14 @@ def ensure_topics(settings: Settings, topics: tuple[str, ...] = ALL_TOPICS) -> l
                 log.info("created Kafka topics %s", ", ".join(sorted(missing)))
             except TopicAlreadyExistsError:
                 pass  # another process created them first
-        wanted = {t: wanted[t] for t in topics if t in wanted}
+        wanted = {t: wanted[t] for t in chosen if t in wanted}
         # one reading for all that follows (fitting the dead letters compares with every topic)
-        now = current_configs(admin, ALL_TOPICS if DEAD_LETTERS in topics else topics)
+        fit = names.dead_letters in chosen
+        now = current_configs(admin, names.all if fit else chosen)
         align_configs(admin, wanted, now)
-        if DEAD_LETTERS in topics:
-            _fit_dead_letters(admin, now)
-        return uncompacted(now, wanted)  # alignment at start-up never changes the policy
+        if fit:
+            _fit_dead_letters(admin, names, now)
+        return uncompacted(now, wanted)  # alignment at start-up never turns compaction on
     finally:
         admin.close()
 
@@ -146,10 +155,12 @@ def align_configs(
     """Set on existing topics what differs from `wanted` (`now`: their `current_configs`);
     returns what was set.
 
-    Longer retention loses nothing, so processes do it at start-up. Turning compaction on makes
-    Kafka discard every record without a key and, later, the records a newer one with the same
-    key supersedes: only `python -m bookstore topics --apply` does it (`compact=True`), after
-    counting the records without a key.
+    Longer retention loses nothing, so processes do it at start-up; so does turning compaction
+    off (a compacted topic of an earlier release becomes one that keeps every record and
+    accepts records without a key). Turning compaction on makes Kafka discard every record
+    without a key and, later, the records a newer one with the same key supersedes: only
+    `python -m bookstore topics --apply` does it (`compact=True`), after counting the records
+    without a key.
     """
     from kafka.admin import ConfigResource
 
@@ -163,6 +174,13 @@ def align_configs(
     if changes:
         admin.alter_configs([ConfigResource("TOPIC", t, configs=c) for t, c in changes.items()])
         for topic, differ in changes.items():
+            was = now.get(topic, {}).get(CLEANUP_POLICY, "")
+            if differ.get(CLEANUP_POLICY) == "delete" and "compact" in was:
+                log.warning(
+                    "topic %s is no longer compacted: it keeps every record and accepts records "
+                    "without a key (TOPIC_COMPACTION is off)",
+                    topic,
+                )
             log.info("topic %s: set %s", topic, differ)
     return changes
 
@@ -284,16 +302,16 @@ def read_topics(
         consumer.close()
 
 
-def _fit_dead_letters(admin: KafkaAdminClient, now: dict[str, dict[str, str]]) -> None:
+def _fit_dead_letters(admin: KafkaAdminClient, names: Topics, now: dict[str, dict[str, str]]):
     from kafka.admin import ConfigResource
 
-    limits = {t: int(now[t][MAX_MESSAGE_BYTES]) for t in ALL_TOPICS}
-    needed = max(limits[t] for t in ENTITY_TOPICS) + DEAD_LETTER_HEADROOM
-    if limits[DEAD_LETTERS] < needed:
+    limits = {t: int(now[t][MAX_MESSAGE_BYTES]) for t in names.all}
+    needed = max(limits[t] for t in names.entities) + DEAD_LETTER_HEADROOM
+    if limits[names.dead_letters] < needed:
         admin.alter_configs(
-            [ConfigResource("TOPIC", DEAD_LETTERS, configs={MAX_MESSAGE_BYTES: str(needed)})]
+            [ConfigResource("TOPIC", names.dead_letters, configs={MAX_MESSAGE_BYTES: str(needed)})]
         )
-        log.info("%s now accepts records up to %d bytes", DEAD_LETTERS, needed)
+        log.info("%s now accepts records up to %d bytes", names.dead_letters, needed)
 
 
 _producer: KafkaProducer | None = None

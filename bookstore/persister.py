@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from bookstore import dead_letter_topic
 from bookstore.config import Settings
 from bookstore.dead_letter_topic import DeadLetter
-from bookstore.entities import BY_TOPIC
+from bookstore.entities import BY_NAME
 from bookstore.errors import Unexplained, describe
 from bookstore.isolation import write_isolating
 from bookstore.records import Record
@@ -35,30 +35,32 @@ class Persister:
             store.close()
         self._stores.clear()
 
-    def store_for(self, topic: str) -> Store:
-        if topic not in self._stores:
-            self._stores[topic] = BY_TOPIC[topic].open_store(self.settings)
-        return self._stores[topic]
+    def store_for(self, entity: str) -> Store:
+        if entity not in self._stores:
+            self._stores[entity] = BY_NAME[entity].open_store(self.settings)
+        return self._stores[entity]
 
-    def persist(self, topic: str, records: list[Record]) -> Outcome:
-        """Store every valid record of one topic and dead-letter the others, each judged alone.
+    def persist(self, entity: str, records: list[Record]) -> Outcome:
+        """Store every valid record of one entity (by name) and dead-letter the others, each
+        judged alone.
 
         Raises when retrying the whole batch is the answer: a transient failure (a server away),
         or `Unexplained` when the batch fails for a reason about none of its records.
         """
-        outcome = self.store(topic, records)
+        outcome = self.store(entity, records)
         dead_letter_topic.publish(self.settings, outcome.dead)
         return outcome
 
-    def store(self, topic: str, records: list[Record]) -> Outcome:
+    def store(self, entity: str, records: list[Record]) -> Outcome:
         """`persist` without publishing the dead letters: a rebuild judges the records again
         but leaves the dead-letter topic as the pipeline wrote it."""
         outcome = Outcome()
+        model = BY_NAME[entity].model_class()
         valid = []
         crashed: list[tuple[Record, Exception]] = []
         for record in records:
             try:
-                valid.append((parse(topic, record.value, self.settings.record_max_bytes), record))
+                valid.append((parse(model, record.value, self.settings.record_max_bytes), record))
             except Rejected as why:
                 outcome.dead.append(DeadLetter(record, why.stage, why.reason))
             except Exception as exc:  # the validator itself failed on this record
@@ -68,7 +70,7 @@ class Persister:
                 raise Unexplained(f"validation failed on every record: {describe(crashed[0][1])}")
             outcome.dead.extend(DeadLetter(r, "validate", describe(exc)) for r, exc in crashed)
         if valid:
-            refused = write_isolating(self.store_for(topic).write, valid)
+            refused = write_isolating(self.store_for(entity).write, valid)
             outcome.dead.extend(DeadLetter(record, "store", reason) for record, reason in refused)
             outcome.stored = len(valid) - len(refused)
         return outcome

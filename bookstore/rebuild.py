@@ -24,17 +24,17 @@ from typing import Any
 
 from bookstore import dead_letter_topic
 from bookstore.config import Settings
-from bookstore.entities import ENTITIES, ENTITY_TOPICS
+from bookstore.entities import ENTITIES, NAMES, topics
 from bookstore.persister import Outcome, Persister
 from bookstore.records import Record, audit_line
 from bookstore.stores.audit import AuditLog
 
-# store -> the topics it is rebuilt from: each entity's store its topic, the audit log all
-STORE_TOPICS: dict[str, tuple[str, ...]] = {
-    **{e.queue: (e.topic,) for e in ENTITIES},
-    "audit": ENTITY_TOPICS,
+# store -> the entities it is rebuilt from: each entity's store its own, the audit log all
+STORE_ENTITIES: dict[str, tuple[str, ...]] = {
+    **{e.queue: (e.name,) for e in ENTITIES},
+    "audit": NAMES,
 }
-STORES = tuple(STORE_TOPICS)
+STORES = tuple(STORE_ENTITIES)
 
 
 @dataclass
@@ -52,8 +52,9 @@ class Summary:
         return self.read / self.seconds if self.seconds else 0.0
 
 
-def group_id(namespace: str, store: str) -> str:
-    return f"bookstore-rebuild.{namespace}.{store}"
+def group_id(settings: Settings, namespace: str, store: str) -> str:
+    """The rebuild's consumer group; the topic prefix keeps deployments sharing a Kafka apart."""
+    return f"{settings.kafka_topic_prefix}bookstore-rebuild.{namespace}.{store}"
 
 
 def rebuild(
@@ -81,7 +82,7 @@ def rebuild(
     started = time.monotonic()
     consumer = KafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap_servers,
-        group_id=group_id(namespace, store),
+        group_id=group_id(settings, namespace, store),
         client_id="bookstore-rebuild",
         enable_auto_commit=False,
         auto_offset_reset="earliest",
@@ -91,7 +92,7 @@ def rebuild(
     try:
         partitions = [
             TopicPartition(t, p)
-            for t in STORE_TOPICS[store]
+            for t in map(topics(settings).of, STORE_ENTITIES[store])
             for p in sorted(consumer.partitions_for_topic(t) or ())
         ]
         consumer.assign(partitions)
@@ -109,6 +110,7 @@ def rebuild(
         ends = consumer.end_offsets(partitions)
         on_start(sum(end - consumer.position(tp) for tp, end in ends.items()))
         audit = AuditLog(settings.audit_log_path)
+        entity = STORE_ENTITIES[store][0]  # whose records a store of an entity holds
         if store == "audit":
             refused = set()
         elif refused is None:
@@ -120,7 +122,7 @@ def rebuild(
             else:
                 judged = [r for r in batch if (r.topic, r.partition, r.offset) not in refused]
                 summary.dead_letters += len(batch) - len(judged)
-                outcome = persister.store(batch[0].topic, judged) if judged else Outcome()
+                outcome = persister.store(entity, judged) if judged else Outcome()
                 summary.stored += outcome.stored
                 summary.dead_letters += len(outcome.dead)
                 for dl in outcome.dead[: max(0, 5 - len(summary.examples))]:
@@ -175,5 +177,4 @@ def _clear(settings: Settings, store: str, persister: Persister) -> None:
         if path.exists() and path.stat().st_size:
             path.rename(path.with_name(f"{path.name}.before-rebuild-{int(time.time())}"))
         return
-    topic = STORE_TOPICS[store][0]
-    persister.store_for(topic).clear()
+    persister.store_for(STORE_ENTITIES[store][0]).clear()

@@ -1,6 +1,6 @@
 """Message schemas (docs/contracts.md, bad input): what is accepted, and why a record is not.
 
-`parse(topic, raw)` returns a validated entity or raises `Rejected` with the stage (`decode` or
+`parse(model, raw)` returns a validated entity or raises `Rejected` with the stage (`decode` or
 `validate`) and a human-readable reason, which go into the dead letter's headers. Whatever a store
 could not hold faithfully is refused here, before any store sees it: NUL characters and unpaired
 surrogates, non-finite numbers, deep nesting, oversized values and fields.
@@ -13,7 +13,7 @@ import math
 import re
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -24,8 +24,6 @@ from pydantic import (
     ValidationError,
     field_validator,
 )
-
-from bookstore.entities import BY_TOPIC
 
 RECORD_MAX_BYTES = 1024 * 1024  # default of the RECORD_MAX_BYTES setting
 MAX_DEPTH = 32  # objects and arrays, the value itself being level 1
@@ -138,8 +136,12 @@ class Order(BaseModel):
 RESERVED = ("_id", "_source")  # book fields the store sets itself
 
 
-def parse(topic: str, raw: bytes | None, max_bytes: int = RECORD_MAX_BYTES) -> BaseModel:
-    """Decode and validate one raw Kafka value of `topic` (docs/contracts.md, bad input)."""
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse(model: type[M], raw: bytes | None, max_bytes: int = RECORD_MAX_BYTES) -> M:
+    """Decode and validate one raw Kafka value as a `model` (an entity's schema, from the entity
+    table; docs/contracts.md, bad input)."""
     if raw is None:
         raise Rejected("decode", "empty value (tombstone)")
     if len(raw) > max_bytes:
@@ -170,7 +172,7 @@ def parse(topic: str, raw: bytes | None, max_bytes: int = RECORD_MAX_BYTES) -> B
     if not isinstance(data, dict):
         raise Rejected("validate", f"value must be a JSON object, got {type(data).__name__}")
     try:
-        return BY_TOPIC[topic].model_class().model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         raise Rejected("validate", _reason(exc)) from None
 

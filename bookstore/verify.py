@@ -25,8 +25,8 @@ from typing import Any
 
 from bookstore import dead_letter_topic
 from bookstore.config import Settings
-from bookstore.entities import BOOKS, CUSTOMERS, ENTITIES, ENTITY_TOPICS, ORDERS
-from bookstore.kafka import read_topics
+from bookstore.entities import BOOKS, BY_NAME, CUSTOMERS, ENTITIES, ORDERS, topics
+from bookstore.kafka import CLEANUP_POLICY, admin_client, current_configs, read_topics
 from bookstore.records import Record
 from bookstore.schemas import Book, Customer, Order, Rejected, parse
 from bookstore.stores.audit import AuditLog
@@ -35,7 +35,7 @@ from bookstore.stores.postgres import CustomerStore
 from bookstore.stores.redis_orders import OrderStore
 
 Order3 = tuple[int, int, int]  # (timestamp, partition, offset)
-STORE_TOPIC = {e.queue: e.topic for e in ENTITIES}
+STORE_ENTITY = {e.queue: e.name for e in ENTITIES}
 # the stores with a canonical form to compare (an entity added later is rebuilt, not verified)
 STORES = ("postgres", "mongo", "redis", "audit")
 
@@ -100,7 +100,7 @@ class Expected:
 class LogView:
     """What the log holds, read up to `ends`."""
 
-    ends: dict[tuple[str, int], int] = field(default_factory=dict)
+    ends: dict[tuple[str, int], int] = field(default_factory=dict)  # by (topic, partition)
     entities: dict[str, Expected] = field(default_factory=lambda: defaultdict(Expected))
     # audit: every record's value digest, and for compacted topics each key's last offset
     values: dict[tuple[str, int], dict[int, bytes]] = field(
@@ -110,15 +110,20 @@ class LogView:
         default_factory=lambda: defaultdict(dict)
     )
     starts: dict[tuple[str, int], int] = field(default_factory=dict)
+    compacted: set[str] = field(default_factory=set)  # topics: a record without a key may go
 
 
 def read_log(settings: Settings, stores: Iterable[str]) -> LogView:
+    """The log as `stores` need it."""
     stores = set(stores)
+    names = topics(settings)
     dead = dead_letter_topic.origins(settings)
     view = LogView()
-    judged = stores_topics(stores)
-    topics = ENTITY_TOPICS if "audit" in stores else [STORE_TOPIC[s] for s in sorted(stores)]
-    for batch in read_topics(settings, topics, on_bounds=_bounds_into(view)):
+    judged = {names.of(e): BY_NAME[e].model_class() for e in stores_entities(stores)}
+    read = names.entities if "audit" in stores else sorted(judged)
+    if "audit" in stores:
+        view.compacted = compacted_topics(settings, read)
+    for batch in read_topics(settings, read, on_bounds=_bounds_into(view)):
         for message in batch:
             record = Record.from_kafka(message)
             where = (record.topic, record.partition)
@@ -126,20 +131,30 @@ def read_log(settings: Settings, stores: Iterable[str]) -> LogView:
                 view.values[where][record.offset] = _value_digest(record.value)
                 if record.key is not None:
                     view.last_of_key[where][record.key] = record.offset
-            if record.topic not in judged:
+            model = judged.get(record.topic)
+            if model is None:
                 continue
             if (record.topic, record.partition, record.offset) in dead:
                 continue
             try:
-                entity = parse(record.topic, record.value, settings.record_max_bytes)
+                entity = parse(model, record.value, settings.record_max_bytes)
             except Rejected:
                 continue
             _expect(view.entities[record.topic], entity, record)
     return view
 
 
-def stores_topics(stores: set[str]) -> set[str]:
-    return {STORE_TOPIC[s] for s in stores if s in STORE_TOPIC}
+def compacted_topics(settings: Settings, names: Iterable[str]) -> set[str]:
+    admin = admin_client(settings)
+    try:
+        configs = current_configs(admin, names)
+    finally:
+        admin.close()
+    return {t for t, c in configs.items() if "compact" in c[CLEANUP_POLICY]}
+
+
+def stores_entities(stores: set[str]) -> set[str]:
+    return {STORE_ENTITY[s] for s in stores if s in STORE_ENTITY}
 
 
 def _bounds_into(view: LogView):
@@ -241,14 +256,14 @@ def _where(topic: str, order: Order3) -> str:
 
 
 def _verify_customers(settings: Settings, view: LogView, examples: int) -> Report:
-    check = Comparison("postgres", CUSTOMERS, view)
+    check = Comparison("postgres", topics(settings).of(CUSTOMERS), view)
     with CustomerStore.from_settings(settings) as store:
         check.compare((r.id, customer_form(r.name, r.email), src) for r, src in store.scan())
     return check.report(examples)
 
 
 def _verify_books(settings: Settings, view: LogView, examples: int) -> Report:
-    check = Comparison("mongo", BOOKS, view)
+    check = Comparison("mongo", topics(settings).of(BOOKS), view)
     with BookStore.from_settings(settings) as store:
         check.compare(
             (d["_id"], book_form(d), source_order(d["_source"]) if "_source" in d else None)
@@ -260,8 +275,8 @@ def _verify_books(settings: Settings, view: LogView, examples: int) -> Report:
 def _verify_orders(settings: Settings, view: LogView, examples: int) -> Report:
     """The hashes as for the other stores; then each order in its customer's history exactly
     once, with its score, and the `orders` set naming exactly the stored orders."""
-    check = Comparison("redis", ORDERS, view)
-    expected = view.entities[ORDERS]
+    check = Comparison("redis", topics(settings).of(ORDERS), view)
+    expected = view.entities[check.topic]
     with OrderStore.from_settings(settings) as store:
         check.compare(_hashes(store))
         histories: dict[str, list[tuple[str, float]]] = defaultdict(list)
@@ -298,7 +313,8 @@ def _hashes(store: OrderStore) -> Iterator[tuple[str, Any, Order3 | None]]:
 def _verify_audit(settings: Settings, view: LogView, examples: int) -> Report:
     """Every record of the entity topics in the audit log with its exact value (duplicates are
     at-least-once, not differences); a line the topics do not hold is extra unless compaction
-    (a later record with its key) or retention (before the partition's first offset) removed it."""
+    (a later record with its key, or any record without a key) or retention (before the
+    partition's first offset) removed it."""
     report = Report("audit", expected=sum(len(v) for v in view.values.values()))
     found: dict[tuple[str, int], set[int]] = defaultdict(set)
     for wire in AuditLog(settings.audit_log_path).lines():
@@ -314,9 +330,11 @@ def _verify_audit(settings: Settings, view: LogView, examples: int) -> Report:
         report.checked += 1
         held = view.values[where].get(offset)
         if held is None:
-            removed = offset < view.starts.get(where, 0) or (
-                record.key is not None and view.last_of_key[where].get(record.key, -1) > offset
-            )
+            if record.key is None:  # compaction discards records without a key
+                removed = record.topic in view.compacted
+            else:  # compaction, now or before, kept a later record of its key
+                removed = view.last_of_key[where].get(record.key, -1) > offset
+            removed = removed or offset < view.starts.get(where, 0)
             if not removed:
                 report.found("extra", key, "not in the log", examples)
         elif offset in found[where]:

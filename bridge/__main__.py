@@ -56,8 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for topic in ensure_topics(settings):
             log.warning(
-                "topic %s is not compacted: after its retention the log can no longer rebuild "
-                "its store (python -m bookstore topics --apply)",
+                "topic %s is not compacted although TOPIC_COMPACTION is on (python -m "
+                "bookstore topics --apply)",
                 topic,
             )
         consumer = KafkaConsumer(

@@ -33,9 +33,9 @@ class Holds:
     def enabled(self) -> bool:
         return self.max_depth > 0
 
-    def holds(self, topic: str) -> bool:
-        """Whether records of `topic` must wait: its store's queue or the audit queue is full."""
-        return bool(self.held & {STORE_QUEUE[topic], AUDIT_QUEUE})
+    def holds(self, entity: str) -> bool:
+        """Whether records of `entity` must wait: its store's queue or the audit queue is full."""
+        return bool(self.held & {STORE_QUEUE[entity], AUDIT_QUEUE})
 
     def published(self, queue: str) -> None:
         self.estimate[queue] += 1

@@ -19,14 +19,7 @@ from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
 from bookstore.config import Settings
-from bookstore.entities import (
-    AUDIT_QUEUE,
-    AUDIT_TASK,
-    DEAD_LETTERS,
-    ENTITY_TOPICS,
-    STORE_QUEUE,
-    STORE_TASK,
-)
+from bookstore.entities import AUDIT_QUEUE, AUDIT_TASK, topics
 from bookstore.errors import retry_delay
 from bookstore.offsets import OffsetTracker, for_commit, rewind_points
 from bookstore.records import Record
@@ -43,6 +36,7 @@ COMMIT_EVERY = 0.2  # seconds: offsets are committed at most this often (and whe
 class Bridge:
     def __init__(self, settings: Settings, app: Celery, consumer: KafkaConsumer):
         self.settings = settings
+        self.names = topics(settings)
         self.app = app
         self.consumer = consumer
         self.stopping = False
@@ -60,10 +54,10 @@ class Bridge:
 
     # -- main loop -------------------------------------------------------------------------
     def run(self) -> None:
-        self.consumer.subscribe(list(ENTITY_TOPICS), listener=_Rebalance(self))
+        self.consumer.subscribe(list(self.names.entities), listener=_Rebalance(self))
         log.info(
             "bridge consuming %s as group %s",
-            ", ".join(ENTITY_TOPICS),
+            ", ".join(self.names.entities),
             self.settings.bridge_group_id,
         )
         while not self.stopping:
@@ -104,7 +98,7 @@ class Bridge:
 
     # -- batching --------------------------------------------------------------------------
     def _poll_timeout_ms(self) -> int:
-        waiting = [t for t in self.batcher.topics() if not self.depths.holds(t)]
+        waiting = [t for t in self.batcher.topics() if not self.held(t)]
         left = self.batcher.linger_left_ms(waiting, time.monotonic())
         if left is None:
             return 100 if self.batcher.topics() else 500
@@ -120,14 +114,15 @@ class Bridge:
         While backpressure holds the topic, its records stay buffered (uncommitted) unless
         `force`d out, as when stopping or giving partitions up.
         """
-        if self.depths.holds(topic) and not force:
+        if self.held(topic) and not force:
             return False
+        entity = self.names.entity(topic)
         batches = self.batcher.take(topic)
         for i, batch in enumerate(batches):
             metrics.BATCH_RECORDS.observe(len(batch.records))
             metrics.BATCH_BYTES.observe(len(batch.lines))
             try:
-                self._publish(STORE_TASK[topic], STORE_QUEUE[topic], batch.lines)
+                self._publish(entity.task, entity.queue, batch.lines)
                 self._publish(AUDIT_TASK, AUDIT_QUEUE, batch.lines)
             except Exception as exc:  # broker down, connection lost, nack: rewind, retry later
                 self._rewind([r for b in batches[i:] for r in b.records])
@@ -195,9 +190,9 @@ class Bridge:
         if now - self.dead_letters_read_at >= 10:
             self.dead_letters_read_at = now
             try:
+                dead = self.names.dead_letters
                 tps = [
-                    TopicPartition(DEAD_LETTERS, p)
-                    for p in self.consumer.partitions_for_topic(DEAD_LETTERS) or ()
+                    TopicPartition(dead, p) for p in self.consumer.partitions_for_topic(dead) or ()
                 ]
                 ends = self.consumer.end_offsets(tps, timeout_ms=2000)
                 starts = self.consumer.beginning_offsets(tps, timeout_ms=2000)
@@ -212,12 +207,16 @@ class Bridge:
                 metrics.LAG.labels(tp.topic, str(tp.partition)).set(max(0, lag))
 
     # -- backpressure ----------------------------------------------------------------------
+    def held(self, topic: str) -> bool:
+        """Whether the records of `topic` must wait: backpressure holds its entity's queue."""
+        return self.depths.holds(self.names.entity(topic).name)
+
     def apply_backpressure(self) -> None:
         """Pause the partitions feeding a queue that is too deep; resume once it drained."""
         self.depths.refresh()
         assigned = self.consumer.assignment()
-        pause = [tp for tp in assigned if self.depths.holds(tp.topic)]
-        resume = [tp for tp in assigned if not self.depths.holds(tp.topic)]
+        pause = [tp for tp in assigned if self.held(tp.topic)]
+        resume = [tp for tp in assigned if not self.held(tp.topic)]
         metrics.PAUSED.set(len(pause))
         if pause:
             self.consumer.pause(*pause)

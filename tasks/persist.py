@@ -22,8 +22,8 @@ log = logging.getLogger(__name__)
 _persister = per_process(Persister)
 
 
-def _persist(topic: str, lines: str | list[dict[str, Any]]) -> dict[str, int]:
-    outcome = _persister().persist(topic, from_lines(lines))
+def _persist(entity: str, lines: str | list[dict[str, Any]]) -> dict[str, int]:
+    outcome = _persister().persist(entity, from_lines(lines))
     for dl in outcome.dead:
         log.warning("dead letter %s (%s): %s", dl.record.coordinates, dl.stage, dl.reason)
     return {"stored": outcome.stored, "dead_letters": len(outcome.dead)}
@@ -31,7 +31,7 @@ def _persist(topic: str, lines: str | list[dict[str, Any]]) -> dict[str, int]:
 
 def _persistence_task(entity: Entity) -> Task:
     def persist(lines: str | list[dict[str, Any]]) -> dict[str, int]:
-        return _persist(entity.topic, lines)
+        return _persist(entity.name, lines)
 
     persist.__name__ = persist.__qualname__ = entity.task.rpartition(".")[2]
     return app.task(name=entity.task)(persist)

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
-# The tests share the local servers with a developer's running stack, but keep their data apart:
-# their own PostgreSQL database, MongoDB database, Redis db and RabbitMQ vhost (where they purge
-# the Celery queues). Kafka topics have fixed names (docs/contracts.md): every test reads them
-# with a consumer group of its own that starts at their current end.
+from tests.support import TOPIC_PREFIX
+
+# The tests share the local servers with a developer's running stack, but never touch its data:
+# their own Kafka topics (a prefix: test.customers, ...), consumer groups, PostgreSQL database,
+# MongoDB database, Redis db, RabbitMQ vhost (where they purge the Celery queues) and audit log.
+# tests/unit/test_settings.py checks that every setting naming a place is moved here.
 TEST_ENV = {
+    "KAFKA_TOPIC_PREFIX": TOPIC_PREFIX,
+    "AUDIT_LOG_PATH": os.path.join(tempfile.mkdtemp(prefix="bookstore-tests-"), "messages.log"),
     "POSTGRES_DSN": "postgresql://bookstore:bookstore@localhost:5432/bookstore_test",
     "MONGO_DB": "bookstore_test",
     "REDIS_URL": "redis://localhost:6379/1",

@@ -12,7 +12,7 @@ import json
 import uuid
 from dataclasses import dataclass, field
 
-from bookstore.entities import BOOKS, CUSTOMERS, ORDERS
+from tests.support import BOOKS, CUSTOMERS, ORDERS
 
 
 @dataclass(frozen=True)
@@ -22,7 +22,7 @@ class Bad:
     topic: str
     value: bytes | None
     stage: str
-    # compacted topics refuse records without a key (every record here has one)
+    # the key travels with the record into its dead letter, unchanged
     key: bytes | None = field(default_factory=lambda: f"bad-{uuid.uuid4()}".encode())
 
 

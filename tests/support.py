@@ -1,6 +1,6 @@
-"""What the tests share, in one place: the repository's path, polling real state, running the
-product's processes (reaped at teardown), a command's result, a free port, an HTTP status, a
-test database."""
+"""What the tests share, in one place: the repository's path, the suite's own topics, polling
+real state, running the product's processes (reaped at teardown), a command's result, a free
+port, an HTTP status, a test database."""
 
 from __future__ import annotations
 
@@ -19,7 +19,17 @@ from pathlib import Path
 
 import pytest
 
+from bookstore import entities
+
 REPO = Path(__file__).resolve().parent.parent
+
+# The suite's own Kafka topics (KAFKA_TOPIC_PREFIX, tests/conftest.py): test.customers, ...
+# The product's topics (customers, ...) are never written by a test.
+TOPIC_PREFIX = "test."
+TOPICS = entities.Topics(TOPIC_PREFIX)
+CUSTOMERS, BOOKS, ORDERS, DEAD_LETTERS = map(
+    TOPICS.of, (entities.CUSTOMERS, entities.BOOKS, entities.ORDERS, entities.DEAD_LETTERS)
+)
 
 
 def run(*args: str, env: dict[str, str] | None = None, cwd: Path = REPO, timeout: float = 300):

@@ -205,7 +205,8 @@ def partition_offsets(settings: Settings) -> list[PartitionOffsets]:
     from bookstore.kafka import group_offsets, offsets
 
     committed = group_offsets(settings, settings.bridge_group_id)  # reachable, or a clear error
-    begins, ends = offsets(settings, entities.ENTITY_TOPICS)
+    topics = entities.topics(settings).entities
+    begins, ends = offsets(settings, topics)
     return [
         PartitionOffsets(
             tp.topic,
@@ -214,5 +215,5 @@ def partition_offsets(settings: Settings) -> list[PartitionOffsets]:
             ends[tp],
             committed[tp] if committed.get(tp, -1) >= 0 else None,
         )
-        for tp in sorted(begins, key=lambda tp: (entities.ENTITY_TOPICS.index(tp.topic), tp))
+        for tp in sorted(begins, key=lambda tp: (topics.index(tp.topic), tp))
     ]

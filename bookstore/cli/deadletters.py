@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class DeadLetterView:
+    topic: str
     partition: int
     offset: int
     timestamp: int
@@ -40,7 +41,7 @@ class DeadLetterView:
 
     @property
     def coordinates(self) -> str:
-        return f"{entities.DEAD_LETTERS}[{self.partition}]@{self.offset}"
+        return f"{self.topic}[{self.partition}]@{self.offset}"
 
     @property
     def origin(self) -> str:
@@ -75,11 +76,9 @@ def _read_dead_letters(
     from kafka import TopicPartition
 
     found: list[DeadLetterView] = []
+    topic = entities.topics(settings).dead_letters
     with kafka_consumer(settings) as consumer:
-        tps = [
-            TopicPartition(entities.DEAD_LETTERS, p)
-            for p in sorted(consumer.partitions_for_topic(entities.DEAD_LETTERS))
-        ]
+        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
         if ranges is not None:
             tps = [tp for tp in tps if tp.partition in ranges]
         if not tps:
@@ -106,7 +105,7 @@ def _read_dead_letters(
         waited = 0
         while stops:
             if waited > timeout_ms:
-                raise KafkaUnavailable(f"timed out reading {entities.DEAD_LETTERS}")
+                raise KafkaUnavailable(f"timed out reading {topic}")
             batch = consumer.poll(timeout_ms=500)
             waited += 500
             for tp, records in batch.items():
@@ -115,7 +114,7 @@ def _read_dead_letters(
                         headers = {k: _text(v) or "" for k, v in (r.headers or [])}
                         found.append(
                             DeadLetterView(
-                                r.partition, r.offset, r.timestamp, r.key, r.value, headers
+                                topic, r.partition, r.offset, r.timestamp, r.key, r.value, headers
                             )
                         )
             for tp in list(stops):
@@ -123,6 +122,27 @@ def _read_dead_letters(
                     del stops[tp]
                     consumer.pause(tp)
     return sorted(found, key=lambda d: (d.timestamp, d.partition, d.offset))
+
+
+def _refuse_keyless_into_compacted(settings: Settings, letters: list[DeadLetterView]) -> None:
+    """Kafka refuses a record without a key on a compacted topic: say so before sending any."""
+    keyless = {dl.headers["origin.topic"]: dl for dl in letters if dl.key is None}
+    if not keyless:
+        return
+    from bookstore.kafka import CLEANUP_POLICY, admin_client, current_configs
+
+    admin = admin_client(settings)
+    try:
+        policies = {t: c[CLEANUP_POLICY] for t, c in current_configs(admin, keyless).items()}
+    finally:
+        admin.close()
+    for topic, dl in keyless.items():
+        if "compact" in policies[topic]:
+            raise CliError(
+                f"{dl.coordinates} has no key and {topic} is compacted (Kafka refuses records "
+                "without a key there): not replayed; publish it again with its id as key",
+                2,
+            )
 
 
 dead_letters = typer.Typer(
@@ -140,11 +160,14 @@ class Stage(enum.StrEnum):
     store = "store"
 
 
-OriginTopic = enum.StrEnum("OriginTopic", {t: t for t in entities.ENTITY_TOPICS})
+# by entity name: with KAFKA_TOPIC_PREFIX, `--origin-topic customers` means <prefix>customers
+OriginTopic = enum.StrEnum("OriginTopic", {t: t for t in entities.NAMES})
 
 
-def _matches(dl: DeadLetterView, origin_topic: OriginTopic | None, stage: Stage | None) -> bool:
-    return (origin_topic is None or dl.headers.get("origin.topic") == origin_topic.value) and (
+def _matches(
+    dl: DeadLetterView, names: entities.Topics, origin: OriginTopic | None, stage: Stage | None
+) -> bool:
+    return (origin is None or dl.headers.get("origin.topic") == names.of(origin.value)) and (
         stage is None or dl.headers.get("error.stage") == stage.value
     )
 
@@ -169,7 +192,7 @@ def dead_letters_list(
         letters = [
             dl
             for dl in _read_dead_letters(settings, last=limit)
-            if _matches(dl, origin_topic, stage)
+            if _matches(dl, entities.topics(settings), origin_topic, stage)
         ]
     if as_json:
         print_json([dl.to_json() for dl in letters])
@@ -225,6 +248,7 @@ def dead_letters_replay(
     if not (coords or origin_topic or stage or replay_all):
         raise typer.BadParameter("choose what to replay: --at, --origin-topic, --stage or --all")
     settings = load_settings()
+    names = entities.topics(settings)
     with reporting_errors():
         ranges = None
         wanted = set(coords)
@@ -236,32 +260,22 @@ def dead_letters_replay(
         letters = [
             dl
             for dl in _read_dead_letters(settings, ranges=ranges)
-            if _matches(dl, origin_topic, stage)
+            if _matches(dl, names, origin_topic, stage)
             and (not coords or (dl.partition, dl.offset) in wanted)
         ]
         found = {(dl.partition, dl.offset) for dl in letters}
         unknown = [f"{p}:{o}" for p, o in coords if (p, o) not in found]
         if unknown:
             raise CliError(f"no such dead letter: {', '.join(unknown)}", EXIT_NOT_FOUND)
-        bad = [dl for dl in letters if dl.headers.get("origin.topic") not in entities.ENTITY_TOPICS]
+        bad = [dl for dl in letters if dl.headers.get("origin.topic") not in names.entities]
         if bad:
             origin = bad[0].headers.get("origin.topic")
             raise CliError(
                 f"{bad[0].coordinates} has origin.topic {origin!r}, "
-                f"not one of {', '.join(entities.ENTITY_TOPICS)}; not replayed",
+                f"not one of {', '.join(names.entities)}; not replayed",
                 2,
             )
-        compacted = {e.topic for e in entities.ENTITIES if e.compacted}
-        keyless = [
-            dl for dl in letters if dl.key is None and dl.headers["origin.topic"] in compacted
-        ]
-        if keyless:
-            raise CliError(
-                f"{keyless[0].coordinates} has no key and {keyless[0].headers['origin.topic']} is "
-                "compacted (Kafka refuses records without a key there): not replayed; publish "
-                "it again with its id as key",
-                2,
-            )
+        _refuse_keyless_into_compacted(settings, letters)
         if not dry_run:
             by_topic: dict[str, list[tuple[bytes | None, bytes | None, list]]] = defaultdict(list)
             for dl in letters:

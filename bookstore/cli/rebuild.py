@@ -62,7 +62,13 @@ def topics(
     ),
     as_json: bool = JsonOption,
 ) -> None:
-    """What each topic keeps (compaction, retention) against what a rebuild needs."""
+    """What each topic keeps (compaction, retention) against what a rebuild needs.
+
+    By default every record of customers and books is kept and records without a key are
+    accepted (as the original system sends them). With TOPIC_COMPACTION=true (in every
+    process's environment), --apply compacts them: Kafka then refuses every record without a
+    key, so do it only when every producer keys its records by id.
+    """
     from bookstore.kafka import (
         admin_client,
         align_configs,

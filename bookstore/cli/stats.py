@@ -29,7 +29,7 @@ from bookstore.config import Settings, load_settings
 def _dead_letter_count(settings: Settings) -> int:
     from bookstore.kafka import offsets
 
-    begins, ends = offsets(settings, [entities.DEAD_LETTERS])
+    begins, ends = offsets(settings, [entities.topics(settings).dead_letters])
     return sum(ends[tp] - begins[tp] for tp in ends)
 
 
@@ -86,14 +86,14 @@ def stats(as_json: bool = JsonOption) -> None:
     with entities.open_stores(settings) as stores:
         results, errors = _gather(
             {
-                **{topic: store.count for topic, store in stores.items()},
+                **{name: store.count for name, store in stores.items()},
                 "audit_lines": lambda: _audit_lines(settings),
                 "dead_letters": lambda: _dead_letter_count(settings),
                 "lag": lambda: partition_offsets(settings),
                 "queues": lambda: _queue_depths(settings),
             }
         )
-        servers = {topic: store.server for topic, store in stores.items()}
+        servers = {name: store.server for name, store in stores.items()}
 
     lag: list[PartitionOffsets] = results.get("lag", [])
     if as_json:
@@ -115,7 +115,7 @@ def stats(as_json: bool = JsonOption) -> None:
     else:
         out = console()
         counts = [
-            *([f"{topic} ({server})", results.get(topic)] for topic, server in servers.items()),
+            *([f"{name} ({server})", results.get(name)] for name, server in servers.items()),
             ["audit lines", results.get("audit_lines")],
             ["dead letters (Kafka)", results.get("dead_letters")],
         ]

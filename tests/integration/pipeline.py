@@ -17,21 +17,16 @@ import psycopg2
 import psycopg2.errors
 import pymongo
 import redis
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
 from bookstore.config import Settings
-from bookstore.entities import (
-    BOOKS,
-    BRIDGE_QUEUES,
-    CELERY_QUEUES,
-    CUSTOMERS,
-    DEAD_LETTERS,
-    ENTITY_TOPICS,
-    ORDERS,
-    PARKED_QUEUE,
-)
+from bookstore.entities import BRIDGE_QUEUES, CELERY_QUEUES, PARKED_QUEUE, topics
 from bookstore.kafka import commit_group_offsets, ensure_topics, group_offsets, offsets
 from tests.support import (
+    BOOKS,
+    CUSTOMERS,
+    DEAD_LETTERS,
+    ORDERS,
     Processes,
     create_database,
     free_port,
@@ -155,22 +150,12 @@ def test_producer(settings: Settings) -> KafkaProducer:
     )
 
 
-def keyed(topic: str, key: bytes | None) -> bytes | None:
-    """A key for a record sent without one to a compacted topic, which refuses keyless records
-    (bookstore.kafka.topic_configs): tests that send bad values still need them to arrive."""
-    if key is not None or topic not in (CUSTOMERS, BOOKS):
-        return key
-    return f"test-{uuid.uuid4()}".encode()
-
-
 def produce_each(
     settings: Settings, messages: list[Message], partition: int | None = None
 ) -> list[Coord]:
     """Send with acks=all (to one partition if given); every record's coordinates, in order."""
     producer = test_producer(settings)
-    futures = [
-        producer.send(t, key=keyed(t, k), value=v, partition=partition) for t, k, v in messages
-    ]
+    futures = [producer.send(t, key=k, value=v, partition=partition) for t, k, v in messages]
     producer.flush()
     coords = []
     for f in futures:
@@ -204,7 +189,7 @@ class Stream:
         chunk = max(1, self.per_second // 10)
         for start in range(0, len(self.messages), chunk):
             for topic, key, value in self.messages[start : start + chunk]:
-                self.futures.append(self.producer.send(topic, key=keyed(topic, key), value=value))
+                self.futures.append(self.producer.send(topic, key=key, value=value))
             self.hurry.wait(0.1)  # a tenth of a second per chunk, none once hurried
 
     @property
@@ -231,7 +216,30 @@ class Stream:
 def start_group_at_end(settings: Settings, group: str) -> None:
     """Commit the current end offsets for a new group, so it sees only what comes next."""
     ensure_topics(settings)
-    commit_group_offsets(settings, group, offsets(settings, ENTITY_TOPICS)[1])
+    commit_group_offsets(settings, group, offsets(settings, topics(settings).entities)[1])
+
+
+def recreate_topics(settings: Settings) -> None:
+    """Delete the topics of `settings`' prefix and create them again, empty: for suites whose
+    whole-log commands (`verify`) must see only their own records."""
+    names = set(topics(settings).all)
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    try:
+        existing = set(admin.list_topics()) & names
+        if existing:
+            admin.delete_topics(sorted(existing))
+        wait_until(lambda: not set(admin.list_topics()) & names, 60, "topics deleted")
+    finally:
+        admin.close()
+
+    def created() -> bool:
+        try:
+            ensure_topics(settings)
+            return True
+        except Exception:  # the broker may still be finishing the deletion
+            return False
+
+    wait_until(created, 60, "topics created")
 
 
 def purge_task_queues() -> None:
@@ -285,10 +293,13 @@ class Namespace:
 
 
 class Pipeline:
-    """Workers per queue and a bridge, as real processes, on this test's audit log and group."""
+    """Workers per queue and a bridge, as real processes, on this test's audit log and group
+    (and topics, if `env` names a KAFKA_TOPIC_PREFIX of its own)."""
 
     def __init__(self, processes: Processes, settings: Settings, tmp_path: Path, **env: str):
         self.processes = processes
+        if "KAFKA_TOPIC_PREFIX" in env:
+            settings = settings.replace(kafka_topic_prefix=env["KAFKA_TOPIC_PREFIX"])
         self.settings = settings
         self.audit_path = tmp_path / "messages.log"
         self.group = f"test-bridge-{uuid.uuid4().hex[:8]}"
@@ -343,13 +354,13 @@ class Pipeline:
 
     def lag(self) -> int:
         """Records on the entity topics that the bridge group has not committed yet."""
-        _, ends = offsets(self.settings, ENTITY_TOPICS)
+        _, ends = offsets(self.settings, topics(self.settings).entities)
         committed = self.committed()
         return sum(end - committed.get((tp.topic, tp.partition), 0) for tp, end in ends.items())
 
-    def cli(self, *args: str) -> subprocess.CompletedProcess:
-        """`python -m bookstore ARGS` with this pipeline's configuration."""
-        return run("-m", "bookstore", *args, env=self.env)
+    def cli(self, *args: str, **env: str) -> subprocess.CompletedProcess:
+        """`python -m bookstore ARGS` with this pipeline's configuration (and `env`)."""
+        return run("-m", "bookstore", *args, env={**self.env, **env})
 
     def check(self) -> dict:
         """`check --json`, which must pass (exit 0)."""

@@ -20,12 +20,13 @@ import pytest
 import redis
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from bookstore.config import load_settings
-from bookstore.entities import CELERY_QUEUES, PARKED_QUEUE
+from bookstore import entities
+from bookstore.config import Settings, load_settings
+from bookstore.entities import CELERY_QUEUES, PARKED_QUEUE, topics
 from bookstore.kafka import commit_group_offsets, ensure_topics, offsets
 from bookstore.stores.postgres import SCHEMA
 from bookstore.stores.redis_orders import ALL_ORDERS, history_key, order_key
-from tests.support import create_database, run, wait_until
+from tests.support import BOOKS, CUSTOMERS, DEAD_LETTERS, ORDERS, create_database, run, wait_until
 
 DB = "bookstore_cli_test"
 CLI_ENV = {
@@ -38,12 +39,12 @@ CLOSED = "127.0.0.1:1"  # nothing listens there: a server that is down
 ALICE = "11111111-1111-4111-8111-111111111111"
 BOB = "22222222-2222-4222-8222-222222222222"
 NOBODY = "33333333-3333-4333-8333-333333333333"
-BOOKS = {
+SAMPLE_BOOKS = {
     "vol-dune": {"isbn": "9780441013593", "title": "Dune", "authors": ["Frank Herbert"]},
     "vol-sus": {"isbn": None, "title": "Sussurros", "authors": ["A. Autora", "B. Autor"]},
 }
 # (order id, customer, book, quantity, epoch seconds)
-ORDERS = [
+SAMPLE_ORDERS = [
     ("aaaaaaaa-0000-4000-8000-000000000001", ALICE, "vol-dune", 1, 1_700_000_000),
     ("aaaaaaaa-0000-4000-8000-000000000002", ALICE, "vol-sus", 2, 1_700_000_500),
     ("aaaaaaaa-0000-4000-8000-000000000003", ALICE, "vol-dune", 3, 1_700_000_100),
@@ -80,11 +81,11 @@ def env(cli_database, tmp_path: Path) -> dict[str, str]:
     mongo = pymongo.MongoClient(load_settings().mongo_uri, serverSelectionTimeoutMS=10_000)
     books = mongo[DB].books
     books.drop()
-    books.insert_many([{"_id": bid, **doc} for bid, doc in BOOKS.items()])
+    books.insert_many([{"_id": bid, **doc} for bid, doc in SAMPLE_BOOKS.items()])
     mongo.close()
     r = redis.Redis.from_url(CLI_ENV["REDIS_URL"])
     r.flushdb()
-    for order in ORDERS:
+    for order in SAMPLE_ORDERS:
         add_order(r, *order)
     r.close()
     audit = tmp_path / "messages.log"
@@ -173,7 +174,7 @@ def first_offset(tp: TopicPartition) -> int:
 def test_stats_counts_every_store_lag_and_queues(env, tmp_path):
     ensure_topics(load_settings())
     Path(env["AUDIT_LOG_PATH"]).write_text('{"a":1}\n{"a":2}\n\n{"a":3}\n')
-    tp = TopicPartition("customers", 0)
+    tp = TopicPartition(CUSTOMERS, 0)
     begin = first_offset(tp)
     commit_group_offsets(load_settings(), env["BRIDGE_GROUP_ID"], {tp: begin})
 
@@ -184,10 +185,10 @@ def test_stats_counts_every_store_lag_and_queues(env, tmp_path):
     assert data["audit_lines"] == 3
     assert isinstance(data["dead_letters"], int) and data["errors"] == {}
     lag = {(p["topic"], p["partition"]): p for p in data["lag"]}
-    assert {t for t, _ in lag} == {"customers", "books", "orders"}
-    assert lag[("customers", 0)]["committed"] == begin
-    assert lag[("customers", 0)]["lag"] == lag[("customers", 0)]["end"] - begin
-    assert lag[("books", 0)]["committed"] is None  # never consumed by this group
+    assert {t for t, _ in lag} == {CUSTOMERS, BOOKS, ORDERS}
+    assert lag[(CUSTOMERS, 0)]["committed"] == begin
+    assert lag[(CUSTOMERS, 0)]["lag"] == lag[(CUSTOMERS, 0)]["end"] - begin
+    assert lag[(BOOKS, 0)]["committed"] is None  # never consumed by this group
     assert set(data["queues"]) == {*CELERY_QUEUES, PARKED_QUEUE}
 
     table = cli(env, "stats")
@@ -239,11 +240,16 @@ def test_check_finds_orders_without_customer_or_book(env):
 
 
 def test_check_finds_committed_records_missing_from_the_audit_log(env):
-    ensure_topics(load_settings())
-    tp = TopicPartition("books", 1)
-    begin = first_offset(tp)
+    settings = load_settings()
+    ensure_topics(settings)
+    tp = TopicPartition(BOOKS, 1)
+    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
+    sent = [producer.send(BOOKS, b"{}", partition=1) for _ in range(3)]
+    begin = sent[0].get(timeout=60).offset  # three records: begin, begin + 1, begin + 2
+    assert sent[2].get(timeout=60).offset == begin + 2
+    producer.close()
     audit = Path(env["AUDIT_LOG_PATH"])
-    line = {"topic": "books", "partition": 1, "key": None, "timestamp": 0, "value": "{}"}
+    line = {"topic": BOOKS, "partition": 1, "key": None, "timestamp": 0, "value": "{}"}
     audit.write_text(
         "".join(json.dumps({**line, "offset": o}) + "\n" for o in (begin, begin + 2, begin + 2))
     )
@@ -253,10 +259,10 @@ def test_check_finds_committed_records_missing_from_the_audit_log(env):
     assert data["ok"] is False
     assert data["audit"]["partitions"] == [
         {
-            "topic": "books",
+            "topic": BOOKS,
             "partition": 1,
             "committed": begin + 3,
-            "before_log": 0,
+            "before_log": begin - first_offset(tp),
             "missing": 1,
             "examples": [begin + 1],
         }
@@ -270,7 +276,7 @@ def test_check_finds_committed_records_missing_from_the_audit_log(env):
     audit.write_text(json.dumps({**line, "offset": begin + 2}) + "\n")
     data = json.loads(cli(env, "check", "--json").stdout)
     assert data["ok"] is True
-    assert data["audit"]["partitions"][0]["before_log"] == 2
+    assert data["audit"]["partitions"][0]["before_log"] == begin + 2 - first_offset(tp)
 
 
 def test_check_with_a_server_down_fails_clearly(env):
@@ -284,18 +290,22 @@ def test_check_with_a_server_down_fails_clearly(env):
 # --- dead letters ------------------------------------------------------------------------------
 
 
-def dead_letter(value: bytes, key: bytes | None, reason: str) -> tuple[int, int]:
-    settings = load_settings()
+def dead_letter(
+    value: bytes, key: bytes | None, reason: str, settings: Settings | None = None
+) -> tuple[int, int]:
+    """A dead letter from customers[0]@7, written to the dead-letter topic of `settings`."""
+    settings = settings or load_settings()
     ensure_topics(settings)
+    names = topics(settings)
     producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
     headers = [
-        ("origin.topic", b"customers"),
+        ("origin.topic", names.of(entities.CUSTOMERS).encode()),
         ("origin.partition", b"0"),
         ("origin.offset", b"7"),
         ("error.stage", b"store"),
         ("error.reason", reason.encode()),
     ]
-    md = producer.send("dead-letters", key=key, value=value, headers=headers).get(timeout=60)
+    md = producer.send(names.dead_letters, key=key, value=value, headers=headers).get(timeout=60)
     producer.close()
     return md.partition, md.offset
 
@@ -311,10 +321,10 @@ def test_dead_letters_list_shows_origin_stage_reason_and_raw_value(env):
     assert len(mine) == 1
     assert (mine[0]["partition"], mine[0]["offset"]) == (partition, offset)
     assert mine[0]["value"] == value and mine[0]["key"] == "k1"
-    assert mine[0]["headers"]["origin.topic"] == "customers"
+    assert mine[0]["headers"]["origin.topic"] == CUSTOMERS
 
     table = cli(env, "dead-letters", "list")
-    assert table.returncode == 0 and "customers[0]@7" in table.stdout
+    assert table.returncode == 0 and f"{CUSTOMERS}[0]@7" in table.stdout
 
 
 def test_dead_letters_replay_republishes_the_raw_record_to_its_origin(env):
@@ -324,7 +334,7 @@ def test_dead_letters_replay_republishes_the_raw_record_to_its_origin(env):
     partition, offset = dead_letter(value.encode(), key, "fixed since")
     settings = load_settings()
     consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers)
-    tps = [TopicPartition("customers", p) for p in consumer.partitions_for_topic("customers")]
+    tps = [TopicPartition(CUSTOMERS, p) for p in consumer.partitions_for_topic(CUSTOMERS)]
     consumer.assign(tps)
     consumer.seek_to_end()
     for tp in tps:
@@ -335,7 +345,7 @@ def test_dead_letters_replay_republishes_the_raw_record_to_its_origin(env):
     result = cli(env, "dead-letters", "replay", "--at", f"{partition}:{offset}", "--json")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["replayed"] == [
-        {"dead_letter": f"{partition}:{offset}", "to": "customers", "key": marker}
+        {"dead_letter": f"{partition}:{offset}", "to": CUSTOMERS, "key": marker}
     ]
 
     seen: list = []
@@ -348,7 +358,7 @@ def test_dead_letters_replay_republishes_the_raw_record_to_its_origin(env):
     wait_until(replayed, 60, "the replayed record on the customers topic")
     consumer.close()
     assert len(seen) == 1 and seen[0].value == value.encode()  # raw bytes, unchanged
-    assert ("replayed.from", f"dead-letters[{partition}]@{offset}".encode()) in seen[0].headers
+    assert ("replayed.from", f"{DEAD_LETTERS}[{partition}]@{offset}".encode()) in seen[0].headers
 
 
 def test_dead_letters_replay_refuses_unknown_ids_and_needs_a_selection(env):
@@ -358,10 +368,21 @@ def test_dead_letters_replay_refuses_unknown_ids_and_needs_a_selection(env):
 
 
 def test_a_keyless_dead_letter_of_a_compacted_topic_is_not_replayed(env):
-    """Kafka refuses a record without a key on a compacted topic: said before sending."""
-    partition, offset = dead_letter(b"{}", None, "no key")
-    result = cli(env, "dead-letters", "replay", "--at", f"{partition}:{offset}")
+    """Kafka refuses a record without a key on a compacted topic: said before sending. (A
+    deployment of its own, with TOPIC_COMPACTION on.)"""
+    compacting = {"KAFKA_TOPIC_PREFIX": "test.compacted.", "TOPIC_COMPACTION": "true"}
+    settings = load_settings().replace(kafka_topic_prefix="test.compacted.", topic_compaction=True)
+    partition, offset = dead_letter(b"{}", None, "no key", settings)
+    result = cli(env, "dead-letters", "replay", "--at", f"{partition}:{offset}", **compacting)
     assert_clean_failure(result, 2, "no key", "compacted")
+
+
+def test_a_keyless_dead_letter_is_replayed_by_default(env):
+    """Topics keep records without a key by default (the original producers send none)."""
+    partition, offset = dead_letter(b"{}", None, "no key")
+    result = cli(env, "dead-letters", "replay", "--at", f"{partition}:{offset}", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["replayed"][0]["key"] is None
 
 
 def test_dead_letters_with_kafka_down_fail_clearly(env):

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 import pytest
 import redis
 
-from bookstore.entities import CUSTOMERS, DEAD_LETTERS
 from bookstore.stores.redis_orders import ALL_ORDERS
 from tests import poison
 from tests.integration.pipeline import (
@@ -39,7 +38,7 @@ from tests.integration.pipeline import (
     end_offsets,
     produce_each,
 )
-from tests.support import REPO, Processes, wait_until
+from tests.support import CUSTOMERS, DEAD_LETTERS, REPO, Processes, wait_until
 
 NS = Namespace("bookstore_faults", redis_db=2)
 RESUME_BOUND = 10.0  # seconds (issue: "consumption resumes within 10 s")

@@ -17,7 +17,7 @@ from kafka import KafkaAdminClient
 
 from tests.integration.fourth_entity.reviews import QUEUE
 from tests.integration.pipeline import Pipeline, dead_letters_of, produce_each
-from tests.support import REPO, wait_until
+from tests.support import REPO, TOPICS, wait_until
 
 
 def install(site: str) -> None:
@@ -48,7 +48,8 @@ def stored(path) -> dict[str, tuple[str, int]]:
 
 
 def test_a_fourth_entity_defined_by_a_table_row_flows_end_to_end(processes, settings, tmp_path):
-    topic = f"reviews-{uuid.uuid4().hex[:8]}"
+    name = f"reviews-{uuid.uuid4().hex[:8]}"
+    topic = TOPICS.of(name)
     site, db = tmp_path / "site", tmp_path / "reviews.sqlite"
     install(str(site))
     pipeline = Pipeline(
@@ -56,7 +57,7 @@ def test_a_fourth_entity_defined_by_a_table_row_flows_end_to_end(processes, sett
         settings,
         tmp_path,
         PYTHONPATH=f"{site}:{REPO}",
-        REVIEWS_TOPIC=topic,
+        REVIEWS_NAME=name,
         REVIEWS_DB=str(db),
     )
     pipeline.start_workers(QUEUE, "audit")
@@ -82,4 +83,4 @@ def test_a_fourth_entity_defined_by_a_table_row_flows_end_to_end(processes, sett
     pipeline.wait_audited(coords)
 
     stats = pipeline.cli("stats", "--json")
-    assert json.loads(stats.stdout)[topic] == len(reviews), stats.stdout + stats.stderr
+    assert json.loads(stats.stdout)[name] == len(reviews), stats.stdout + stats.stderr

@@ -20,7 +20,7 @@ from bookstore.generator import BOOK_IDS, CUSTOMER_IDS
 from bookstore.kafka import ensure_topics, offsets
 from bookstore.sources.fake import EMAIL_DOMAINS, isbn13_check_digit
 from tests.integration.google_books_fake import Reply, google  # noqa: F401 (fixture)
-from tests.support import run, wait_until
+from tests.support import TOPICS, run, wait_until
 
 # The generator's id registry lives in its own Redis db here, so the sets hold exactly what
 # this test produced (db 1, the tests' usual one, is shared with the bridge tests).
@@ -53,8 +53,8 @@ def _consumer(settings) -> KafkaConsumer:
 def snapshot(settings) -> dict[str, dict[TopicPartition, int]]:
     """Each entity topic's end offsets (waiting for a topic just created to have partitions)."""
     return {
-        t: wait_until(lambda t=t: offsets(settings, [t])[1], 60, f"{t} metadata")
-        for t in entities.ENTITY_TOPICS
+        t: wait_until(lambda t=t: offsets(settings, [TOPICS.of(t)])[1], 60, f"{t} metadata")
+        for t in entities.NAMES
     }
 
 

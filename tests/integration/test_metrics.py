@@ -9,9 +9,8 @@ import urllib.parse
 import urllib.request
 import uuid
 
-from bookstore.entities import CUSTOMERS
 from tests.integration.pipeline import Pipeline, produce_each
-from tests.support import REPO, free_port, scrape, total, try_scrape, wait_until
+from tests.support import CUSTOMERS, REPO, free_port, scrape, total, try_scrape, wait_until
 
 
 def test_the_metrics_follow_the_records_through_the_bridge(processes, settings, tmp_path):
@@ -82,7 +81,7 @@ def test_a_real_prometheus_scrapes_the_bridge(processes, settings, tmp_path):
         stderr=subprocess.STDOUT,
     )
     try:
-        query = 'sum(bookstore_bridge_records_published_total{topic="customers"})'
+        query = f'sum(bookstore_bridge_records_published_total{{topic="{CUSTOMERS}"}})'
         wait_until(
             lambda: _query(prometheus_port, "up") == 1, 60, "Prometheus to scrape the bridge"
         )

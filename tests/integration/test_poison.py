@@ -17,7 +17,6 @@ import psycopg2
 import pytest
 import redis
 
-from bookstore.entities import BOOKS, CUSTOMERS, DEAD_LETTERS, ENTITY_TOPICS, ORDERS
 from bookstore.records import Record
 from bookstore.schemas import Book
 from tests import poison
@@ -32,7 +31,7 @@ from tests.integration.pipeline import (
     produce_each,
 )
 from tests.poison import Bad
-from tests.support import Processes, wait_until
+from tests.support import BOOKS, CUSTOMERS, DEAD_LETTERS, ORDERS, TOPICS, Processes, wait_until
 
 NS = Namespace("bookstore_poison", redis_db=6)
 VALID_AROUND = 4  # valid records before, between and after the bad ones
@@ -66,7 +65,7 @@ class Suite:
         coords: list[Coord] = []
         valid: dict[str, list[dict]] = {}
         bad_at: dict[Coord, Bad] = {}
-        for topic in ENTITY_TOPICS:
+        for topic in TOPICS.entities:
             mine = [b for b in bad if b.topic == topic]
             if not mine:
                 continue

@@ -1,8 +1,9 @@
 """The log is the source of truth: stores rebuilt from Kafka equal the live ones, and `verify`
 proves a store equal to the log or names exactly what differs.
 
-The topics are recreated for this module: `verify` compares a store with the whole log, which
-must then hold only this module's records (other suites share the topics).
+The suite's topics are recreated for this module: `verify` compares a store with the whole log,
+which must then hold only this module's records (other suites share the topics). They keep every
+record, as by default, until the compaction test turns compaction on (TOPIC_COMPACTION).
 """
 
 from __future__ import annotations
@@ -23,9 +24,10 @@ import redis
 from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource
 
-from bookstore.entities import ALL_TOPICS, BOOKS, BRIDGE_QUEUES, CUSTOMERS, ORDERS
-from bookstore.kafka import ensure_topics, group_offsets, read_topics, topic_configs
+from bookstore.entities import BRIDGE_QUEUES
+from bookstore.kafka import group_offsets, read_topics, topic_configs
 from bookstore.namespace import namespace_settings
+from bookstore.rebuild import group_id
 from tests.integration.pipeline import (
     Dataset,
     Namespace,
@@ -34,32 +36,23 @@ from tests.integration.pipeline import (
     Stream,
     build_dataset,
     produce_each,
+    recreate_topics,
 )
-from tests.support import REPO, Processes, run, wait_drained, wait_until
+from tests.support import (
+    BOOKS,
+    CUSTOMERS,
+    DEAD_LETTERS,
+    ORDERS,
+    REPO,
+    Processes,
+    run,
+    wait_drained,
+    wait_until,
+)
 
 LIVE = Namespace("bookstore_truth", redis_db=10)
 REBUILT = ("truth_rebuilt", "11")
 COMPACTED = ("truth_compacted", "12")
-
-
-def recreate_topics(settings) -> None:
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
-    try:
-        existing = set(admin.list_topics()) & set(ALL_TOPICS)
-        if existing:
-            admin.delete_topics(sorted(existing))
-        wait_until(lambda: not set(admin.list_topics()) & set(ALL_TOPICS), 60, "topics deleted")
-    finally:
-        admin.close()
-
-    def created() -> bool:
-        try:
-            ensure_topics(settings)
-            return True
-        except Exception:  # the broker may still be finishing the deletion
-            return False
-
-    wait_until(created, 60, "topics created")
 
 
 @dataclass
@@ -114,7 +107,7 @@ def truth(settings, tmp_path_factory) -> Iterator[Truth]:
 
 
 def _dead_letter_count(settings) -> int:
-    return sum(len(b) for b in read_topics(settings, ["dead-letters"]))
+    return sum(len(b) for b in read_topics(settings, [DEAD_LETTERS]))
 
 
 def _verify(truth: Truth, *args: str) -> dict:
@@ -216,10 +209,18 @@ def _versions(settings, topic: str, key: bytes) -> int:
 
 
 def test_a_rebuild_after_compaction_gives_identical_stores(truth, settings):
+    """Compaction turned on by the operator (TOPIC_COMPACTION, `topics --apply`): refused while
+    records without a key would be discarded, then forced; the log still rebuilds the stores."""
     key = list(truth.ds.customers)[1].encode()  # the customer whose e-mail changed
     sent = sum(1 for t, k, _ in truth.ds.messages if (t, k) == (CUSTOMERS, key))
     assert sent == 5 and _versions(settings, CUSTOMERS, key) == sent
-    assert topic_configs(settings)[CUSTOMERS]["cleanup.policy"] == "compact"
+    assert topic_configs(settings)[CUSTOMERS]["cleanup.policy"] == "delete"  # the default
+    truth.pipeline.env["TOPIC_COMPACTION"] = "true"  # from now on, for every command
+    refused = truth.pipeline.cli("topics", "--apply")
+    assert refused.returncode == 1 and "without a key" in refused.stderr, refused.stderr
+    forced = truth.pipeline.cli("topics", "--apply", "--force", "--json")
+    assert forced.returncode == 0, forced.stdout + forced.stderr
+    assert json.loads(forced.stdout)["applied"][CUSTOMERS]["cleanup.policy"] == "compact"
     _force_compaction(settings)
     rolls = []
 
@@ -262,7 +263,7 @@ def _namespace(settings, namespace: tuple[str, str]):
 
 def test_a_rebuild_killed_midway_resumes_where_it_stopped(truth, settings):
     name, redis_db = "truth_resumed", "13"
-    group = f"bookstore-rebuild.{name}.redis"
+    group = group_id(settings, name, "redis")
     env = {**os.environ, **truth.pipeline.env, "BRIDGE_BATCH_SIZE": "5"}  # many small commits
     args = ["rebuild", "--into", name, "--redis-db", redis_db, "--store", "redis", "--json"]
     first = subprocess.Popen([sys.executable, "-m", "bookstore", *args], cwd=REPO, env=env)

@@ -14,13 +14,13 @@ from collections.abc import Iterator
 import pymongo
 import pytest
 
-from bookstore.entities import BOOKS, CUSTOMERS, ORDERS
 from bookstore.records import Record
 from bookstore.schemas import parse
 from bookstore.stores.mongo import BookStore
 from bookstore.stores.postgres import CustomerStore
 from bookstore.stores.redis_orders import OrderStore
 from tests.integration.pipeline import Namespace, Stores
+from tests.support import BOOKS, CUSTOMERS, ORDERS, TOPICS
 
 NS = Namespace("bookstore_stores", redis_db=8)
 
@@ -44,7 +44,8 @@ def record(topic: str, value: dict, offset: int, timestamp: int = 1_700_000_000_
 
 def write(store, *records: Record) -> None:
     """One batch, in this delivery order."""
-    assert store.write([(parse(r.topic, r.value), r) for r in records]) == []
+    parsed = [(parse(TOPICS.entity(r.topic).model_class(), r.value), r) for r in records]
+    assert store.write(parsed) == []
 
 
 def test_customers_keep_the_latest_record_whatever_the_delivery_order(mine, stores):

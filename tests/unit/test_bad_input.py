@@ -9,8 +9,9 @@ import json
 
 import pytest
 
-from bookstore.schemas import Rejected, parse
+from bookstore.schemas import Order, Rejected, parse
 from tests import poison
+from tests.support import TOPICS
 
 CUSTOMER = "6f1c2f4e-8a43-4f0e-9a1b-0c6d1e2f3a4b"
 SAMPLES = poison.classes("unit", CUSTOMER, "unit-vol")
@@ -21,7 +22,7 @@ LIMIT = 512 * 1024  # the suites' RECORD_MAX_BYTES: the too-large sample is over
 def test_each_sample_is_refused_at_its_stage_with_a_reason(bad_class):
     for bad in SAMPLES[bad_class]:
         with pytest.raises(Rejected) as refused:
-            parse(bad.topic, bad.value, LIMIT)
+            parse(TOPICS.entity(bad.topic).model_class(), bad.value, LIMIT)
         assert refused.value.stage == bad.stage, (bad_class, bad.value[:80] if bad.value else None)
         assert refused.value.reason and "\n" not in refused.value.reason
 
@@ -29,11 +30,11 @@ def test_each_sample_is_refused_at_its_stage_with_a_reason(bad_class):
 def test_valid_records_that_look_dangerous_pass():
     for topic, values in poison.verbatim("unit", CUSTOMER, "b").items():
         for value in values:
-            parse(topic, json.dumps(value).encode(), LIMIT)
+            parse(TOPICS.entity(topic).model_class(), json.dumps(value).encode(), LIMIT)
 
 
 def test_a_reason_names_the_field_at_fault():
     bad = poison.order("unit", CUSTOMER, "b", quantity=0)
     with pytest.raises(Rejected) as refused:
-        parse("orders", json.dumps(bad).encode(), LIMIT)
+        parse(Order, json.dumps(bad).encode(), LIMIT)
     assert "quantity" in refused.value.reason

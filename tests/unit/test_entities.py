@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from bookstore.config import load_settings
-from bookstore.entities import ENTITIES, Entity, _check, open_stores
+from bookstore.entities import DEAD_LETTERS, ENTITIES, Entity, _check, open_stores, topics
 from bookstore.kafka import topic_configs
 
 
@@ -15,7 +15,7 @@ def test_every_row_names_a_store_and_a_schema_that_exist():
     for entity in ENTITIES:
         store, model = entity.store_class(), entity.model_class()
         for method in ("from_settings", "write", "count", "clear", "close"):
-            assert callable(getattr(store, method)), (entity.topic, method)
+            assert callable(getattr(store, method)), (entity.name, method)
         assert isinstance(store.server, str) and hasattr(model, "model_validate")
 
 
@@ -31,23 +31,43 @@ def test_celery_routes_queues_and_tasks_come_from_the_table():
         assert entity.queue in queues
 
 
-def test_the_topics_are_configured_from_the_table():
-    configs = topic_configs(load_settings())
+def test_every_topic_keeps_every_record_and_accepts_keyless_ones_by_default():
+    configs = topic_configs(load_settings().replace(kafka_topic_prefix=""))
     for entity in ENTITIES:
-        policy = configs[entity.topic]["cleanup.policy"]
-        assert policy == ("compact" if entity.compacted else "delete"), entity.topic
+        assert configs[entity.name]["cleanup.policy"] == "delete", entity.name
+        if entity.compactable:  # events (orders) keep ORDERS_RETENTION_MS, -1 by default too
+            assert configs[entity.name]["retention.ms"] == "-1", entity.name
+    assert configs[DEAD_LETTERS]["cleanup.policy"] == "delete"
+
+
+def test_compaction_is_a_choice_for_the_entities_that_allow_it():
+    settings = load_settings().replace(kafka_topic_prefix="", topic_compaction=True)
+    configs = topic_configs(settings)
+    for entity in ENTITIES:
+        policy = configs[entity.name]["cleanup.policy"]
+        assert policy == ("compact" if entity.compactable else "delete"), entity.name
+
+
+def test_a_prefix_names_every_topic_of_a_deployment():
+    names = topics(load_settings().replace(kafka_topic_prefix="blue."))
+    assert names.all == ("blue.customers", "blue.books", "blue.orders", "blue.dead-letters")
+    assert names.entity("blue.books").name == "books"
+    for foreign in ("books", "green.books", "blue.dead-letters"):
+        with pytest.raises(KeyError):
+            names.entity(foreign)
+    assert set(topic_configs(load_settings().replace(kafka_topic_prefix="blue."))) == set(names.all)
 
 
 def test_open_stores_opens_the_store_of_every_row_lazily():
     with open_stores(load_settings()) as stores:  # no connection yet: no server needed
-        assert set(stores) == {e.topic for e in ENTITIES}
+        assert set(stores) == {e.name for e in ENTITIES}
         for entity in ENTITIES:
-            assert isinstance(stores[entity.topic], entity.store_class())
+            assert isinstance(stores[entity.name], entity.store_class())
 
 
-@pytest.mark.parametrize("field", ["topic", "queue", "task"])
-def test_a_row_reusing_a_topic_queue_or_task_is_refused(field):
-    twin = dataclasses.replace(ENTITIES[0], **{f: f"new-{f}" for f in ("topic", "queue", "task")})
+@pytest.mark.parametrize("field", ["name", "queue", "task"])
+def test_a_row_reusing_a_name_queue_or_task_is_refused(field):
+    twin = dataclasses.replace(ENTITIES[0], **{f: f"new-{f}" for f in ("name", "queue", "task")})
     twin = dataclasses.replace(twin, **{field: getattr(ENTITIES[1], field)})
     with pytest.raises(ValueError, match=f"the {field} .* is already taken"):
         _check((*ENTITIES, twin))

@@ -93,3 +93,21 @@ def test_every_process_stops_at_start_with_one_line(tmp_path, entry):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(prefix), result.stderr
     assert "BRIDGE_BATCH_SIZE='0'" in lines[0]
+
+
+def test_the_test_suite_moves_every_place_the_product_keeps_data():
+    """Topics, stores, audit log, consumer group and vhost of the tests are not the product's:
+    `scripts/run` after `scripts/test` starts on the product's own data (tests/conftest.py)."""
+    from tests.conftest import TEST_ENV
+
+    places = (
+        "kafka_topic_prefix",
+        "postgres_dsn",
+        "mongo_db",
+        "redis_url",
+        "celery_broker_url",
+        "audit_log_path",
+        "bridge_group_id",
+    )
+    for place in places:
+        assert TEST_ENV[place.upper()] != Settings.model_fields[place].default, place

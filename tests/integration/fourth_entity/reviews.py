@@ -70,7 +70,7 @@ class ReviewStore(Closing):
 
 
 REVIEWS = Entity(
-    topic=os.environ.get("REVIEWS_TOPIC", "reviews"),
+    name=os.environ.get("REVIEWS_NAME", "reviews"),
     queue=QUEUE,
     task="tasks.persist.store_reviews",
     store=f"{__name__}:ReviewStore",
