@@ -302,6 +302,60 @@ def read_topics(
         consumer.close()
 
 
+def offsets_held(
+    settings: Settings, spans: dict[TopicPartition, list[tuple[int, int]]], timeout: float = 60.0
+) -> dict[TopicPartition, set[int]]:
+    """The offsets within each partition's [start, stop) spans that hold a record. Offsets are
+    not contiguous: compaction, retention and transaction markers leave some without one."""
+    from collections import deque
+
+    from kafka import KafkaConsumer
+
+    held: dict[TopicPartition, set[int]] = {tp: set() for tp in spans}
+    todo = {tp: deque(sorted(s)) for tp, s in spans.items() if s}
+    if not todo:
+        return held
+    check_reachable(settings)
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        enable_auto_commit=False,
+        group_id=None,
+        auto_offset_reset="earliest",  # a span before the log's start: read from its start
+    )
+    deadline = time.monotonic() + timeout
+    try:
+        consumer.assign(list(todo))
+        for tp, end in consumer.end_offsets(list(todo)).items():  # nothing to wait for beyond
+            todo[tp] = deque((a, min(b, end)) for a, b in todo[tp] if a < end)
+        for tp, left in list(todo.items()):
+            if left:
+                consumer.seek(tp, left[0][0])
+            else:
+                del todo[tp]
+        while todo:
+            if time.monotonic() > deadline:
+                raise KafkaUnavailable(f"timed out reading {', '.join(map(str, todo))}")
+            for tp, records in consumer.poll(timeout_ms=500).items():
+                left = todo.get(tp, deque())
+                for r in records:
+                    while left and r.offset >= left[0][1]:
+                        left.popleft()
+                    if left and r.offset >= left[0][0]:
+                        held[tp].add(r.offset)
+            for tp, left in list(todo.items()):
+                position = consumer.position(tp)
+                while left and position >= left[0][1]:
+                    left.popleft()
+                if not left:
+                    del todo[tp]
+                    consumer.pause(tp)
+                elif position < left[0][0]:
+                    consumer.seek(tp, left[0][0])
+    finally:
+        consumer.close()
+    return held
+
+
 def _fit_dead_letters(admin: KafkaAdminClient, names: Topics, now: dict[str, dict[str, str]]):
     from kafka.admin import ConfigResource
 
