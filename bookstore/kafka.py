@@ -224,13 +224,29 @@ def group_offsets(settings: Settings, group: str) -> dict[TopicPartition, int]:
 
 
 def commit_group_offsets(settings: Settings, group: str, at: dict[TopicPartition, int]) -> None:
-    """Set a consumer group's committed offsets (a group with no running member)."""
+    """Set a consumer group's committed offsets (a group with no running member).
+
+    Returns only once Kafka accepted every partition's offset: a partition it refuses raises
+    its error, naming the group and the partition (a transient one is retried first, as a new
+    broker's missing coordinator is). kafka-python returns these errors instead of raising."""
+    from kafka.errors import NoError
     from kafka.structs import OffsetAndMetadata
 
     admin = admin_client(settings)
     offsets = {tp: OffsetAndMetadata(o, "", -1) for tp, o in at.items()}
+
+    def commit() -> None:
+        results = admin.alter_group_offsets(group, offsets)
+        refused = sorted((tp, error) for tp, error in results.items() if error is not NoError)
+        if refused:
+            (tp, error), others = refused[0], len(refused) - 1
+            raise error(
+                f"group {group}: Kafka refused the offset of {tp.topic}[{tp.partition}]"
+                + (f" and of {others} more partition(s)" if others else "")
+            )
+
     try:
-        _retrying(lambda: admin.alter_group_offsets(group, offsets))
+        _retrying(commit)
     finally:
         admin.close()
 

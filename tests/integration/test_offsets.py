@@ -1,0 +1,39 @@
+"""Every offset operation says whether it happened: a commit Kafka refuses raises, naming the
+partition (kafka-python's admin client returns such errors instead of raising them)."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from kafka import KafkaConsumer, TopicPartition
+from kafka.errors import KafkaError
+
+from bookstore.kafka import commit_group_offsets, ensure_topics, group_offsets, offsets
+from tests.support import CUSTOMERS, wait_until
+
+
+def test_a_commit_refused_for_a_group_with_an_active_member_raises(settings):
+    ensure_topics(settings)
+    group = f"test-active-{uuid.uuid4().hex[:8]}"
+    member = KafkaConsumer(
+        CUSTOMERS,
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        group_id=group,
+        enable_auto_commit=False,
+    )
+    try:
+        wait_until(lambda: member.poll(100) is not None and member.assignment(), 60, "assigned")
+        tp = TopicPartition(CUSTOMERS, 0)
+        with pytest.raises(KafkaError, match=rf"{group}.*{CUSTOMERS}\[0\]"):
+            commit_group_offsets(settings, group, {tp: 0})
+    finally:
+        member.close(autocommit=False)
+
+
+def test_a_commit_for_an_idle_group_is_kept(settings):
+    ensure_topics(settings)
+    group = f"test-idle-{uuid.uuid4().hex[:8]}"
+    _, end = offsets(settings, [CUSTOMERS])
+    commit_group_offsets(settings, group, end)
+    assert group_offsets(settings, group) == end
