@@ -49,7 +49,8 @@ from kombu import Connection
 from bookstore import entities
 from bookstore.config import Settings, load_settings
 from bookstore.entities import BOOKS, CELERY_QUEUES, CUSTOMERS, ORDERS, STORE_QUEUE, topics
-from bookstore.kafka import commit_group_offsets, ensure_topics, offsets
+from bookstore.kafka import commit_group_offsets, offsets
+from bookstore.topic_config import ensure_topics
 
 REPO = Path(__file__).resolve().parent.parent
 

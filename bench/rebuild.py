@@ -24,9 +24,10 @@ from pathlib import Path
 from bench.pipeline import producer, records
 from bookstore.config import load_settings
 from bookstore.entities import topics
-from bookstore.kafka import ensure_topics, read_topics
+from bookstore.kafka import read_topics
 from bookstore.namespace import create_postgres_database, namespace_settings
 from bookstore.rebuild import STORES, rebuild
+from bookstore.topic_config import ensure_topics
 from bookstore.verify import verify
 
 REPO = Path(__file__).resolve().parent.parent

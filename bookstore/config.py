@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from typing import Annotated
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic import AliasChoices, Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MiB = 1024 * 1024
@@ -34,6 +34,10 @@ class Settings(BaseSettings):
 
     kafka_bootstrap_servers: str = "localhost:9092"
     kafka_partitions: int = Field(3, ge=1, le=10_000)
+    # Copies of every partition (0: min(3, the brokers in the cluster)), and how many of them
+    # must hold a record before Kafka acknowledges it (0: 2 with three copies or more, else 1).
+    kafka_replication_factor: int = Field(0, ge=0, le=16)
+    kafka_min_insync_replicas: int = Field(0, ge=0, le=16)
     # Put before every topic's name (`test.` -> test.customers, test.dead-letters): a second
     # deployment, or the test suite, shares one Kafka without sharing its data.
     kafka_topic_prefix: str = Field("", pattern=r"^[A-Za-z0-9._-]{0,200}$")
@@ -99,6 +103,14 @@ class Settings(BaseSettings):
     google_books_backoff_seconds: float = Field(1.0, ge=0, le=3600)
     google_books_cooldown_seconds: float = Field(60.0, ge=0, le=24 * 3600)
 
+    @field_validator("kafka_min_insync_replicas")
+    @classmethod
+    def _no_more_than_the_copies(cls, value: int, info: ValidationInfo) -> int:
+        copies = info.data.get("kafka_replication_factor", 0)
+        if value and copies and value > copies:
+            raise ValueError(f"more than KAFKA_REPLICATION_FACTOR ({copies}): no write could pass")
+        return value
+
     def replace(self, **changes: object) -> Settings:
         """A copy with some fields changed, validated as the environment's values are."""
         return Settings(**{**self.model_dump(), **changes})
@@ -144,5 +156,5 @@ def _explain(exc: ValidationError) -> str:
     for error in exc.errors():
         name = str(error["loc"][0]).upper() if error["loc"] else "?"
         raw = os.environ.get(name, error.get("input"))
-        problems.append(f"{name}={raw!r}: {error['msg'].lower()}")
+        problems.append(f"{name}={raw!r}: {error['msg'].removeprefix('Value error, ').lower()}")
     return "configuration error: " + "; ".join(problems)

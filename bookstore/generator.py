@@ -20,9 +20,10 @@ import redis
 
 from bookstore import entities
 from bookstore.config import Settings
-from bookstore.kafka import ensure_topics, send_confirmed
+from bookstore.kafka import send_confirmed
 from bookstore.sources.fake import fake_book, fake_customer, make_faker
 from bookstore.sources.google_books import GoogleBooks
+from bookstore.topic_config import ensure_topics
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,5 @@
-"""Kafka plumbing shared by every process: topic creation and a confirmed-send producer."""
+"""Kafka plumbing shared by every process: clients, offsets, reading the log, a confirmed-send
+producer. (What the topics must be: bookstore.topic_config.)"""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, TypeVar
 
 from bookstore.config import Settings
-from bookstore.entities import ENTITIES, Topics, topics
 from bookstore.errors import Unavailable
 
 if TYPE_CHECKING:  # kafka-python is imported where it is used: the CLI's --help needs none of it
@@ -43,84 +43,6 @@ def check_reachable(settings: Settings, timeout: float = 3.0) -> None:
     )
 
 
-# Room for a dead letter's headers (origin, stage, a reason of at most 1,000 characters) on top
-# of the largest record its origin topic accepts.
-DEAD_LETTER_HEADROOM = 64 * 1024
-MAX_MESSAGE_BYTES = "max.message.bytes"
-CLEANUP_POLICY = "cleanup.policy"
-
-
-def topic_configs(settings: Settings) -> dict[str, dict[str, str]]:
-    """What each topic must keep for the log to stay the source of truth of `rebuild` and
-    `verify` (README, "The log is the source of truth"), by topic: the topics of entities
-    (`customers`, `books`) keep every record forever, or, with TOPIC_COMPACTION, are compacted
-    (every record kept for TOPIC_COMPACTION_LAG_MS, then the latest per key; records without a
-    key refused); events (`orders`) are kept for ORDERS_RETENTION_MS; dead letters for
-    DEAD_LETTERS_RETENTION_MS (-1: forever)."""
-    names = topics(settings)
-    whole = {CLEANUP_POLICY: "delete", "retention.ms": "-1"}
-    compacted = {
-        CLEANUP_POLICY: "compact",
-        "min.compaction.lag.ms": str(settings.topic_compaction_lag_ms),
-    }
-    events = {CLEANUP_POLICY: "delete", "retention.ms": str(settings.orders_retention_ms)}
-    entity = compacted if settings.topic_compaction else whole
-    return {
-        **{names.of(e.name): entity if e.compactable else events for e in ENTITIES},
-        names.dead_letters: {
-            CLEANUP_POLICY: "delete",
-            "retention.ms": str(settings.dead_letters_retention_ms),
-        },
-    }
-
-
-def ensure_topics(settings: Settings, only: tuple[str, ...] | None = None) -> list[str]:
-    """Create the topics explicitly (never rely on broker auto-create), configured as
-    `topic_configs` says; existing topics are brought to that configuration (idempotent), as
-    far as it keeps every record they hold (`align_configs`). `only`: some of the topics.
-
-    The dead-letter topic must accept any record its origin topics accepted (a dead letter
-    keeps the original bytes): its `max.message.bytes` is raised to the origin topics' largest
-    plus headroom, at creation and whenever an origin topic allows more than it does.
-
-    Returns the topics that should be compacted and are not (see `align_configs`).
-    """
-    from kafka.admin import NewTopic
-    from kafka.errors import TopicAlreadyExistsError
-
-    names = topics(settings)
-    wanted = topic_configs(settings)
-    chosen = names.all if only is None else only
-    admin = admin_client(settings)
-    try:
-        missing = set(chosen) - set(admin.list_topics())
-        if missing:
-            new = [
-                NewTopic(
-                    name,
-                    num_partitions=settings.kafka_partitions,
-                    replication_factor=1,
-                    topic_configs=wanted.get(name, {}),
-                )
-                for name in sorted(missing)
-            ]
-            try:
-                admin.create_topics(new)
-                log.info("created Kafka topics %s", ", ".join(sorted(missing)))
-            except TopicAlreadyExistsError:
-                pass  # another process created them first
-        wanted = {t: wanted[t] for t in chosen if t in wanted}
-        # one reading for all that follows (fitting the dead letters compares with every topic)
-        fit = names.dead_letters in chosen
-        now = current_configs(admin, names.all if fit else chosen)
-        align_configs(admin, wanted, now)
-        if fit:
-            _fit_dead_letters(admin, names, now)
-        return uncompacted(now, wanted)  # alignment at start-up never turns compaction on
-    finally:
-        admin.close()
-
-
 def admin_client(settings: Settings) -> KafkaAdminClient:
     from kafka import KafkaAdminClient
     from kafka.errors import KafkaTimeoutError
@@ -134,64 +56,6 @@ def admin_client(settings: Settings) -> KafkaAdminClient:
         raise KafkaUnavailable(
             f"cannot reach Kafka at {settings.kafka_bootstrap_servers} (KAFKA_BOOTSTRAP_SERVERS)"
         ) from None
-
-
-def current_configs(admin: KafkaAdminClient, topics: Iterable[str]) -> dict[str, dict[str, str]]:
-    """Every config of each topic, defaults included: {topic: {name: value}}."""
-    from kafka.admin import ConfigResource
-
-    described = admin.describe_configs(
-        [ConfigResource("TOPIC", t) for t in topics], config_filter="all"
-    )["topic"]
-    return {t: {k: c["value"] for k, c in cs.items()} for t, cs in described.items()}
-
-
-def align_configs(
-    admin: KafkaAdminClient,
-    wanted: dict[str, dict[str, str]],
-    now: dict[str, dict[str, str]],
-    compact: bool = False,
-) -> dict[str, dict[str, str]]:
-    """Set on existing topics what differs from `wanted` (`now`: their `current_configs`);
-    returns what was set.
-
-    Longer retention loses nothing, so processes do it at start-up; so does turning compaction
-    off (a compacted topic of an earlier release becomes one that keeps every record and
-    accepts records without a key). Turning compaction on makes Kafka discard every record
-    without a key and, later, the records a newer one with the same key supersedes: only
-    `python -m bookstore topics --apply` does it (`compact=True`), after counting the records
-    without a key.
-    """
-    from kafka.admin import ConfigResource
-
-    changes: dict[str, dict[str, str]] = {}
-    for topic, configs in wanted.items():
-        differ = {k: v for k, v in configs.items() if now.get(topic, {}).get(k) != v}
-        if differ.get(CLEANUP_POLICY) == "compact" and not compact:
-            del differ[CLEANUP_POLICY]
-        if differ:
-            changes[topic] = differ
-    if changes:
-        admin.alter_configs([ConfigResource("TOPIC", t, configs=c) for t, c in changes.items()])
-        for topic, differ in changes.items():
-            was = now.get(topic, {}).get(CLEANUP_POLICY, "")
-            if differ.get(CLEANUP_POLICY) == "delete" and "compact" in was:
-                log.warning(
-                    "topic %s is no longer compacted: it keeps every record and accepts records "
-                    "without a key (TOPIC_COMPACTION is off)",
-                    topic,
-                )
-            log.info("topic %s: set %s", topic, differ)
-    return changes
-
-
-def uncompacted(now: dict[str, dict[str, str]], wanted: dict[str, dict[str, str]]) -> list[str]:
-    """The topics `wanted` compacted that are not, by their configs `now`."""
-    return [
-        t
-        for t, c in wanted.items()
-        if c.get(CLEANUP_POLICY) == "compact" and now[t][CLEANUP_POLICY] != "compact"
-    ]
 
 
 def offsets(
@@ -370,18 +234,6 @@ def offsets_held(
     finally:
         consumer.close()
     return held
-
-
-def _fit_dead_letters(admin: KafkaAdminClient, names: Topics, now: dict[str, dict[str, str]]):
-    from kafka.admin import ConfigResource
-
-    limits = {t: int(now[t][MAX_MESSAGE_BYTES]) for t in names.all}
-    needed = max(limits[t] for t in names.entities) + DEAD_LETTER_HEADROOM
-    if limits[names.dead_letters] < needed:
-        admin.alter_configs(
-            [ConfigResource("TOPIC", names.dead_letters, configs={MAX_MESSAGE_BYTES: str(needed)})]
-        )
-        log.info("%s now accepts records up to %d bytes", names.dead_letters, needed)
 
 
 _producer: KafkaProducer | None = None

@@ -26,13 +26,14 @@ from typing import Any
 from bookstore import dead_letter_topic
 from bookstore.config import Settings
 from bookstore.entities import BOOKS, BY_NAME, CUSTOMERS, ENTITIES, ORDERS, topics
-from bookstore.kafka import CLEANUP_POLICY, admin_client, current_configs, read_topics
+from bookstore.kafka import admin_client, read_topics
 from bookstore.records import Record
 from bookstore.schemas import Book, Customer, Order, Rejected, parse
 from bookstore.stores.audit import AuditLog
 from bookstore.stores.mongo import BookStore, source_order
 from bookstore.stores.postgres import CustomerStore
 from bookstore.stores.redis_orders import OrderStore
+from bookstore.topic_config import CLEANUP_POLICY, current_configs
 
 Order3 = tuple[int, int, int]  # (timestamp, partition, offset)
 STORE_ENTITY = {e.queue: e.name for e in ENTITIES}

@@ -11,7 +11,8 @@ from kafka import KafkaConsumer
 from kafka.errors import KafkaTimeoutError
 
 from bookstore.config import ConfigError, load_settings
-from bookstore.kafka import KafkaUnavailable, ensure_topics
+from bookstore.kafka import KafkaUnavailable
+from bookstore.topic_config import ensure_topics
 from bridge import metrics
 from bridge.fanout import Bridge
 from tasks.queues import QueueMigrationNeeded
@@ -54,11 +55,20 @@ def main(argv: list[str] | None = None) -> int:
         broker = app.connection_for_write().as_uri()  # password masked
         return fail(f"cannot reach RabbitMQ at {broker} (CELERY_BROKER_URL): {exc}")
     try:
-        for topic in ensure_topics(settings):
+        state = ensure_topics(settings)
+        for topic in state.uncompacted:
             log.warning(
                 "topic %s is not compacted although TOPIC_COMPACTION is on (python -m "
                 "bookstore topics --apply)",
                 topic,
+            )
+        for topic, (now, wanted) in state.under_replicated.items():
+            log.warning(
+                "topic %s has %d copies, not %d: losing a broker can lose its records (python "
+                "-m bookstore topics --apply)",
+                topic,
+                now,
+                wanted,
             )
         consumer = KafkaConsumer(
             bootstrap_servers=settings.kafka_bootstrap_servers,
@@ -81,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         return fail(
             f"cannot reach Kafka at {settings.kafka_bootstrap_servers} (KAFKA_BOOTSTRAP_SERVERS)"
         )
+    except ConfigError as exc:  # e.g. more copies wanted than the cluster has brokers
+        return fail(str(exc))
 
     metrics.serve(settings.bridge_metrics_addr, settings.bridge_metrics_port)
     bridge = Bridge(settings, app, consumer)

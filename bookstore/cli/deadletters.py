@@ -129,7 +129,8 @@ def _refuse_keyless_into_compacted(settings: Settings, letters: list[DeadLetterV
     keyless = {dl.headers["origin.topic"]: dl for dl in letters if dl.key is None}
     if not keyless:
         return
-    from bookstore.kafka import CLEANUP_POLICY, admin_client, current_configs
+    from bookstore.kafka import admin_client
+    from bookstore.topic_config import CLEANUP_POLICY, current_configs
 
     admin = admin_client(settings)
     try:

@@ -21,7 +21,8 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
 from bookstore.config import Settings
 from bookstore.entities import BRIDGE_QUEUES, CELERY_QUEUES, PARKED_QUEUE, topics
-from bookstore.kafka import commit_group_offsets, ensure_topics, group_offsets, offsets
+from bookstore.kafka import commit_group_offsets, group_offsets, offsets
+from bookstore.topic_config import ensure_topics
 from tests.support import (
     BOOKS,
     CUSTOMERS,

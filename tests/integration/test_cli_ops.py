@@ -23,9 +23,10 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from bookstore import entities
 from bookstore.config import Settings, load_settings
 from bookstore.entities import CELERY_QUEUES, PARKED_QUEUE, topics
-from bookstore.kafka import commit_group_offsets, ensure_topics, offsets
+from bookstore.kafka import commit_group_offsets, offsets
 from bookstore.stores.postgres import SCHEMA
 from bookstore.stores.redis_orders import ALL_ORDERS, history_key, order_key
+from bookstore.topic_config import ensure_topics
 from tests.support import BOOKS, CUSTOMERS, DEAD_LETTERS, ORDERS, create_database, run, wait_until
 
 DB = "bookstore_cli_test"

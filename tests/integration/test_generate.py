@@ -17,8 +17,9 @@ from kafka import KafkaConsumer, TopicPartition
 
 from bookstore import entities
 from bookstore.generator import BOOK_IDS, CUSTOMER_IDS
-from bookstore.kafka import ensure_topics, offsets
+from bookstore.kafka import offsets
 from bookstore.sources.fake import EMAIL_DOMAINS, isbn13_check_digit
+from bookstore.topic_config import ensure_topics
 from tests.integration.google_books_fake import Reply, google  # noqa: F401 (fixture)
 from tests.support import TOPICS, run, wait_until
 

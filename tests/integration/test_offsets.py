@@ -9,7 +9,8 @@ import pytest
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
-from bookstore.kafka import commit_group_offsets, ensure_topics, group_offsets, offsets
+from bookstore.kafka import commit_group_offsets, group_offsets, offsets
+from bookstore.topic_config import ensure_topics
 from tests.support import CUSTOMERS, wait_until
 
 

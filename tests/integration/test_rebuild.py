@@ -25,9 +25,10 @@ from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource
 
 from bookstore.entities import BRIDGE_QUEUES
-from bookstore.kafka import group_offsets, read_topics, topic_configs
+from bookstore.kafka import group_offsets, read_topics
 from bookstore.namespace import namespace_settings
 from bookstore.rebuild import group_id
+from bookstore.topic_config import topic_configs
 from tests.integration.pipeline import (
     Dataset,
     Namespace,

@@ -8,7 +8,7 @@ import pytest
 
 from bookstore.config import load_settings
 from bookstore.entities import DEAD_LETTERS, ENTITIES, Entity, _check, open_stores, topics
-from bookstore.kafka import topic_configs
+from bookstore.topic_config import topic_configs
 
 
 def test_every_row_names_a_store_and_a_schema_that_exist():

@@ -111,3 +111,14 @@ def test_the_test_suite_moves_every_place_the_product_keeps_data():
     )
     for place in places:
         assert TEST_ENV[place.upper()] != Settings.model_fields[place].default, place
+
+
+def test_more_insync_replicas_than_copies_is_refused_naming_the_variable(env):
+    env.setenv("KAFKA_REPLICATION_FACTOR", "2")
+    env.setenv("KAFKA_MIN_INSYNC_REPLICAS", "3")
+    with pytest.raises(
+        ConfigError, match="(?i)KAFKA_MIN_INSYNC_REPLICAS='3': more than KAFKA_REPLICATION_FACTOR"
+    ):
+        load_settings()
+    env.setenv("KAFKA_MIN_INSYNC_REPLICAS", "2")
+    assert load_settings().kafka_min_insync_replicas == 2
