@@ -36,6 +36,7 @@ def load(name: str) -> dict:
 
 COMPOSE = load("docker-compose.yml")
 PORTS = load("docker-compose.ports.yml")
+CLUSTER = load("docker-compose.cluster.yml")
 SERVICES: dict[str, dict] = COMPOSE["services"]
 
 
@@ -172,12 +173,12 @@ def test_flower_requires_basic_auth_from_env():
 
 
 def test_no_secret_is_inlined():
-    for name, service in {**SERVICES, **PORTS["services"]}.items():
+    for name, service in {**SERVICES, **PORTS["services"], **CLUSTER["services"]}.items():
         for key, value in environment(service).items():
             if SECRET_NAME.search(key):
                 assert VAR_REF.match(value), f"{name}.{key} is not a ${{VAR}} from .env"
                 assert ":-" not in value or value.endswith(":-}"), f"{name}.{key} has a default"
-    for text in strings(COMPOSE) + strings(PORTS):
+    for text in strings(COMPOSE) + strings(PORTS) + strings(CLUSTER):
         for userinfo in re.findall(r"://([^/@\s]*)@", text):
             _, _, password = userinfo.partition(":")
             assert re.fullmatch(r"\$\{[A-Z0-9_]+(:\?[^}]*)?\}", password), text
@@ -185,7 +186,7 @@ def test_no_secret_is_inlined():
 
 def test_every_variable_is_documented_in_env_example():
     documented = set(re.findall(r"^([A-Z0-9_]+)=", (REPO / ".env.example").read_text(), re.M))
-    text = "\n".join(strings(COMPOSE) + strings(PORTS)).replace("$$", "")
+    text = "\n".join(strings(COMPOSE) + strings(PORTS) + strings(CLUSTER)).replace("$$", "")
     used = set(re.findall(r"\$\{([A-Z0-9_]+)", text))
     assert "POSTGRES_PASSWORD" in used
     assert used - documented == set()
@@ -287,3 +288,58 @@ def test_compose_refuses_a_missing_secret_naming_it(tmp_path: Path, missing):
     result = compose_config(tmp_path, ["docker-compose.yml"], **secrets)
     assert result.returncode != 0
     assert f"required variable {missing} is missing a value" in result.stderr
+
+
+CLUSTER_FILES = ["docker-compose.yml", "docker-compose.cluster.yml"]
+CLUSTER_SECRETS = {**SECRETS, "RABBITMQ_CLUSTER_COOKIE": "c"}
+
+
+def test_compose_cluster_variant_runs_three_kafka_and_three_rabbitmq_nodes(tmp_path: Path):
+    result = compose_config(tmp_path, CLUSTER_FILES, **CLUSTER_SECRETS)
+    assert result.returncode == 0, result.stderr
+    services = yaml.safe_load(result.stdout)["services"]
+    kafkas = {n: environment(s) for n, s in services.items() if re.fullmatch(r"kafka(-\d)?", n)}
+    assert sorted(e["KAFKA_NODE_ID"] for e in kafkas.values()) == ["1", "2", "3"]
+    voters = {e["KAFKA_CONTROLLER_QUORUM_VOTERS"] for e in kafkas.values()}
+    assert voters == {",".join(f"{e['KAFKA_NODE_ID']}@{n}:9093" for n, e in sorted(kafkas.items()))}
+    internal = []
+    for name, env in kafkas.items():
+        assert len({env["CLUSTER_ID"] for env in kafkas.values()}) == 1
+        assert f"INTERNAL://{name}:19092" in env["KAFKA_ADVERTISED_LISTENERS"]
+        internal.append(f"{name}:19092")
+        for setting in ("OFFSETS_TOPIC", "TRANSACTION_STATE_LOG", "SHARE_COORDINATOR_STATE_TOPIC"):
+            assert env[f"KAFKA_{setting}_REPLICATION_FACTOR"] == "3", (name, setting)
+        assert (env["KAFKA_DEFAULT_REPLICATION_FACTOR"], env["KAFKA_MIN_INSYNC_REPLICAS"]) == (
+            "3",
+            "2",
+        )
+        assert env["KAFKA_UNCLEAN_LEADER_ELECTION_ENABLE"] == "false"
+    conf = (REPO / "docker/rabbitmq-cluster.conf").read_text()
+    nodes = set(re.findall(r"classic_config\.nodes\.\d+ = rabbit@(\S+)", conf))
+    rabbits = {n: s for n, s in services.items() if re.fullmatch(r"rabbitmq(-\d)?", n)}
+    assert {s.get("hostname") for s in rabbits.values()} == nodes and len(nodes) == 3
+    for service in rabbits.values():
+        assert any("rabbitmq-cluster.conf" in str(v) for v in service["volumes"])
+        assert "-setcookie c" in environment(service)["RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS"]
+    for name in PRODUCT:
+        env = environment(services[name])
+        assert sorted(env["KAFKA_BOOTSTRAP_SERVERS"].split(",")) == sorted(internal)
+        hosts = re.findall(r"@([^:/]+):5672", env["CELERY_BROKER_URL"])
+        assert sorted(hosts) == sorted(nodes) and env["CELERY_BROKER_URL"].count(";") == 2
+        assert env["KAFKA_REPLICATION_FACTOR"] == "3"
+        assert set(services[name]["depends_on"]) >= {
+            "kafka-2",
+            "kafka-3",
+            "rabbitmq-2",
+            "rabbitmq-3",
+        }
+    for name in ("kafka-2", "kafka-3", "rabbitmq-2", "rabbitmq-3"):
+        assert any(
+            str(v.get("source", "")).endswith(f"{name}-data") for v in services[name]["volumes"]
+        )
+
+
+def test_compose_cluster_variant_refuses_a_missing_cookie(tmp_path: Path):
+    result = compose_config(tmp_path, CLUSTER_FILES, **SECRETS)
+    assert result.returncode != 0
+    assert "required variable RABBITMQ_CLUSTER_COOKIE is missing a value" in result.stderr
