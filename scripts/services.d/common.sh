@@ -10,6 +10,10 @@
 #   NAME_version            prints the server's version (called only when it is ready)
 #   NAME_stop (optional)    graceful stop; the default sends SIGTERM to the PID file's process
 #   NAME_provision (opt.)   idempotent set-up once the server answers (users, vhosts), after every `up`
+#
+# The cluster nodes kafka-N and rabbitmq-N (scripts/services.d/cluster.sh) have the same
+# operations as functions of their number: kafka_node_start N, rabbitmq_node_ready N, ...;
+# `svc OP NAME` calls the right one for any name.
 
 : "${SERVICES_DIR:=$REPO_ROOT/.services}"
 : "${SERVICES_CACHE:=$SERVICES_DIR/cache}"
@@ -24,8 +28,47 @@ die() { printf 'services: %s\n' "$*" >&2; exit 1; }
 pidfile() { printf '%s/%s.pid' "$SERVICES_RUN" "$1"; }
 logfile() { printf '%s/%s.log' "$SERVICES_LOGS" "$1"; }
 
-# port_open PORT: something accepts TCP connections on 127.0.0.1:PORT.
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# port_open PORT [HOST]: something accepts TCP connections on HOST:PORT (default 127.0.0.1).
+port_open() { (exec 3<>"/dev/tcp/${2:-127.0.0.1}/$1") 2>/dev/null; }
+
+# svc OP NAME: run NAME's operation OP: NAME_OP for a single server, PREFIX_node_OP N for the
+# cluster node PREFIX-N (kafka-2 -> kafka_node_ready 2).
+svc() {
+  local op=$1 name=$2
+  case $name in
+    kafka-[0-9]|rabbitmq-[0-9]) "${name%-*}_node_$op" "${name##*-}" ;;
+    *) "${name}_$op" ;;
+  esac
+}
+
+# svc_has OP NAME: NAME's module defines the (optional) operation OP.
+svc_has() {
+  case $2 in
+    kafka-[0-9]|rabbitmq-[0-9]) declare -F "${2%-*}_node_$1" >/dev/null ;;
+    *) declare -F "${2}_$1" >/dev/null ;;
+  esac
+}
+
+# svc_addr NAME: the address `status` shows for NAME.
+svc_addr() {
+  local var
+  case $1 in
+    kafka-[0-9]|rabbitmq-[0-9]) "${1%-*}_node_addr" "${1##*-}" ;;
+    *) var="${1^^}_ADDR"; printf '%s\n' "${!var}" ;;
+  esac
+}
+
+# cgroup_for NAME: with SERVICES_CGROUP set (a directory in a writable cgroup2 hierarchy, as
+# scripts/in-netns sets it), create $SERVICES_CGROUP/NAME and print it; otherwise print nothing.
+# A launcher writes its own PID to CGROUP/cgroup.procs before it execs the server, so every
+# process of that server (and only those) is in the cgroup nftables can match (`services cut`).
+cgroup_for() {
+  [[ -n ${SERVICES_CGROUP:-} ]] || return 0
+  [[ -f $SERVICES_CGROUP/cgroup.procs || -f $(dirname "$SERVICES_CGROUP")/cgroup.procs ]] ||
+    { log "SERVICES_CGROUP=$SERVICES_CGROUP is not in a cgroup2 hierarchy"; return 1; }
+  mkdir -p "$SERVICES_CGROUP/$1" || return 1
+  printf '%s\n' "$SERVICES_CGROUP/$1"
+}
 
 # pid_running PID: PID is a live process. A killed server whose parent does not reap it (here PID 1
 # may not) stays a zombie that `kill -0` still finds, so the state in /proc decides.
@@ -44,7 +87,7 @@ pid_alive() {
 # wait_ready NAME SECONDS: poll NAME_ready until it succeeds; fail naming the server and its log.
 wait_ready() {
   local name=$1 timeout=$2 waited=0
-  until "${name}_ready" >/dev/null 2>&1; do
+  until svc ready "$name" >/dev/null 2>&1; do
     if (( waited >= timeout * 2 )); then
       log "services: $name did not answer within ${timeout}s; last lines of $(logfile "$name"):"
       tail -n 20 "$(logfile "$name")" >&2 2>/dev/null || true

@@ -120,13 +120,14 @@ kafka_start() {
   [[ -s $pf ]] || { log "kafka: the broker did not record its PID in $pf (see $lf)"; return 1; }
 }
 
-# _kafka_api_versions: send a Kafka ApiVersions v0 request over /dev/tcp and require a well-formed
-# answer (our correlation id, error_code 0). A real protocol round trip, not just an open port.
+# _kafka_api_versions [HOST] [PORT]: send a Kafka ApiVersions v0 request over /dev/tcp (default
+# 127.0.0.1:$KAFKA_PORT) and require a well-formed answer (our correlation id, error_code 0). A
+# real protocol round trip, not just an open port.
 _kafka_api_versions() {
-  local hex
+  local hex host=${1:-127.0.0.1} port=${2:-$KAFKA_PORT}
   # size=10 | api_key=18 (ApiVersions) | api_version=0 | correlation_id=7 | client_id=null
   hex=$(
-    exec 3<>"/dev/tcp/127.0.0.1/$KAFKA_PORT" || exit 1
+    exec 3<>"/dev/tcp/$host/$port" || exit 1
     printf '\x00\x00\x00\x0a\x00\x12\x00\x00\x00\x00\x00\x07\xff\xff' >&3
     timeout 5 head -c 10 <&3 | od -An -tx1 | tr -d ' \n'
   ) 2>/dev/null || return 1

@@ -35,12 +35,12 @@ rabbitmq_start() {
   cp "$data/rabbitmq.pid" "$(pidfile rabbitmq)"
 }
 
-# A real AMQP 0-9-1 handshake: the server answers the protocol header with Connection.Start,
-# whose server properties carry its version.
+# _rabbitmq_hello [HOST]: a real AMQP 0-9-1 handshake with HOST:5672 (default 127.0.0.1): the server
+# answers the protocol header with Connection.Start, whose server properties carry its version.
 _rabbitmq_hello() {
-  python3 - <<'PY'
+  python3 - "${1:-127.0.0.1}" <<'PY'
 import re, socket, sys
-with socket.create_connection(("127.0.0.1", 5672), timeout=2) as s:
+with socket.create_connection((sys.argv[1], 5672), timeout=2) as s:
     s.sendall(b"AMQP\x00\x00\x09\x01")
     data = b""
     while len(data) < 7 or len(data) < 8 + int.from_bytes(data[3:7], "big"):
