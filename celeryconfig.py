@@ -1,4 +1,4 @@
-"""Celery configuration: at-least-once execution, one durable queue per store, JSON only.
+"""Celery configuration: at-least-once execution, one quorum queue per store, JSON only.
 
 The one module that reads the environment when imported: every Celery process (worker, beat,
 Flower, the bridge's publisher) gets its settings here, and the tasks take them from the app
@@ -16,13 +16,21 @@ try:
 except ConfigError as exc:
     raise SystemExit(str(exc)) from None
 
+# One node, or every node of a cluster separated by `;`: kombu fails over to the next.
 broker_url = _bookstore_settings.celery_broker_url
 # Publisher confirms: a publish returns only after RabbitMQ took responsibility for the message.
 broker_transport_options = {"confirm_publish": True}
 broker_connection_retry_on_startup = True
+broker_connection_max_retries = None  # an outage of any length: reconnect until it ends
+# A node that died without closing its connections (cut off, powered down) is noticed within
+# two heartbeats (Celery's 120 s default: four minutes of a worker consuming nothing).
+broker_heartbeat = 10
 
-# A direct exchange per queue, each dead-lettering into `parked` (tasks/queues.py).
+# A quorum queue and a topic exchange per queue, each dead-lettering into `parked`
+# (tasks/queues.py); a retried task's countdown waits in RabbitMQ (tasks/consumer.py).
 task_queues = TASK_QUEUES
+task_create_missing_queue_type = "quorum"  # a queue named by hand (-Q other) as well
+worker_consumer = "tasks.consumer:Consumer"
 task_default_queue = GENERATE_QUEUE
 task_routes = {
     **{e.task: {"queue": e.queue, "routing_key": e.queue} for e in ENTITIES},

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 
 from celery import Task
@@ -44,13 +45,15 @@ class PolicyTask(Task):
         """The Retry to raise, or the Reject that parks the task."""
         settings = tasks.settings()
         attempt = self.request.retries
-        delay = retry_delay(attempt, settings.retry_max_seconds)
+        # Whole seconds, at least one: the countdown waits in RabbitMQ's delay queues, which
+        # count in seconds (Celery refuses a countdown under 1 s there, by parking the task).
+        delay = math.ceil(retry_delay(attempt, settings.retry_max_seconds))
         why = describe(exc)
         if classify(exc) is Verdict.TRANSIENT:
-            log.warning("%s: %s; retrying in %.1fs", self.name, why, delay)
+            log.warning("%s: %s; retrying in %ds", self.name, why, delay)
         elif attempt < settings.park_after_retries:
             log.error(
-                "%s failed (%s); retry %d of %d in %.1fs",
+                "%s failed (%s); retry %d of %d in %ds",
                 self.name,
                 why,
                 attempt + 1,
@@ -59,7 +62,8 @@ class PolicyTask(Task):
                 exc_info=exc,
             )
         else:
-            # Rejected into a dead-letter exchange that does not exist, a message would vanish.
+            # At-least-once dead-lettering keeps the task until `parked` exists, but it would
+            # only arrive minutes later.
             declare_parked(self.app)
             log.error("%s parked after %d retries: %s", self.name, attempt, why)
             return Reject(Parked(f"after {attempt} retries: {why}"), requeue=False)

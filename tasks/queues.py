@@ -1,16 +1,29 @@
-"""The Celery queues in RabbitMQ: one durable queue per store (and audit, generate), each
-dead-lettering into the `parked` queue, where a task that must not run again waits for an
-operator (`python -m bookstore parked list|requeue`).
+"""The Celery queues in RabbitMQ: one quorum queue per store (and audit, generate), replicated on
+every node of a cluster (one node: one copy, the same code path), each dead-lettering into the
+quorum queue `parked`, where a task that must not run again waits for an operator
+(`python -m bookstore parked list|requeue`).
 
-A message rejected from a queue whose dead-letter exchange does not exist would be dropped, so
-every process that publishes or consumes tasks declares the parked queue first.
+- Each queue has a topic exchange of its name (routing key: the name), so that Celery's native
+  delayed delivery can bring a retried task back to its own queue after its countdown: with
+  quorum queues a worker cannot hold a countdown task without blocking (no global QoS), so the
+  countdown waits in RabbitMQ's `celery_delayed_*` queues instead (tasks/consumer.py).
+- Dead-lettering is at-least-once (`x-dead-letter-strategy`, which needs `x-overflow:
+  reject-publish`): a rejected task stays in its queue until `parked` confirmed its copy.
+- `x-delivery-limit` is set on purpose (RabbitMQ 3.10 has no default, 4.x 20; -1 and 0 park at
+  the first return on 3.10): every return of an unacknowledged task counts, a worker process
+  killed by its task as much as a connection lost in an outage. DELIVERY_LIMIT gives a record
+  that crashes the worker process itself a way out into `parked`, while an outage costs each
+  task at most one delivery per node failure.
+- A queue of an earlier release (classic, direct exchange) cannot be redeclared: an empty one is
+  replaced at start-up; one holding tasks needs `python -m bookstore queues migrate`.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
-from amqp.exceptions import PreconditionFailed
+from amqp.exceptions import NotFound, PreconditionFailed
 from celery import Celery
 from kombu import Connection, Exchange, Queue
 
@@ -18,60 +31,158 @@ from bookstore.entities import CELERY_QUEUES, PARKED_QUEUE
 
 log = logging.getLogger(__name__)
 
+QUORUM = {"x-queue-type": "quorum"}
+DELIVERY_LIMIT = 50
+# Listing `parked` returns its messages by closing the channel, which counts as a failed
+# delivery; `parked` has no dead-letter exchange, so past its limit a task would be dropped.
+PARKED_DELIVERY_LIMIT = 1_000_000_000
+
 PARKED_EXCHANGE = Exchange(PARKED_QUEUE, type="fanout", durable=True)
 # Not consumed by any worker (it is not among the task queues): it only holds.
-PARKED = Queue(PARKED_QUEUE, PARKED_EXCHANGE, durable=True)
+PARKED = Queue(
+    PARKED_QUEUE,
+    PARKED_EXCHANGE,
+    durable=True,
+    queue_arguments={**QUORUM, "x-delivery-limit": PARKED_DELIVERY_LIMIT},
+)
 
 TASK_QUEUES = tuple(
     Queue(
         name,
-        Exchange(name, type="direct"),  # a task goes to its own queue only, never to every worker
+        Exchange(name, type="topic", durable=True),  # a task goes to its own queue only
         routing_key=name,
         durable=True,
-        queue_arguments={"x-dead-letter-exchange": PARKED_QUEUE},
+        queue_arguments={
+            **QUORUM,
+            "x-dead-letter-exchange": PARKED_QUEUE,
+            "x-dead-letter-strategy": "at-least-once",
+            "x-overflow": "reject-publish",
+            "x-delivery-limit": DELIVERY_LIMIT,
+        },
     )
     for name in CELERY_QUEUES
 )
+ALL_QUEUES = (PARKED, *TASK_QUEUES)
 
 
 class QueueMigrationNeeded(RuntimeError):
-    """A queue from an earlier release (without dead-lettering) still holds tasks."""
+    """A queue of an earlier release (classic) still holds tasks."""
 
 
 def declare_parked(app: Celery) -> None:
-    """Make sure the parked queue exists (before a task is rejected into it)."""
+    """Make sure the parked queue exists (a task rejected meanwhile reaches it at once)."""
     with app.connection_for_write() as conn:
         conn.ensure_connection(max_retries=1, timeout=5)
         PARKED(conn.default_channel).declare()
 
 
 def declare(app: Celery) -> None:
-    """Declare the parked queue, then every task queue with its dead-letter exchange.
+    """Declare the parked queue, then every task queue (each with its exchange).
 
-    A task queue declared by an earlier release, without dead-lettering, cannot be redeclared
-    (RabbitMQ refuses other arguments): when it is empty it is replaced; when it holds tasks,
-    `QueueMigrationNeeded` says so (let that release's workers drain it first).
+    A queue declared by an earlier release (a classic queue, a direct exchange) cannot be
+    redeclared: when it is empty it is replaced; when it holds tasks, `QueueMigrationNeeded`
+    says what to run.
     """
     with app.connection_for_write() as conn:
         conn.ensure_connection(max_retries=1, timeout=5)
-        PARKED(conn.default_channel).declare()
-        for queue in TASK_QUEUES:
-            _declare_or_migrate(conn, queue)
+        for queue in ALL_QUEUES:
+            if _declared(conn, queue):
+                continue
+            waiting = _waiting(conn, queue.name)
+            if waiting:
+                raise QueueMigrationNeeded(
+                    f"queue {queue.name!r} of an earlier release (a classic queue) holds "
+                    f"{waiting} task(s): stop that release's processes, then run `python -m "
+                    "bookstore queues migrate` (it moves them into the new queue)"
+                )
+            _replace(conn, queue)
+            log.warning("queue %s redeclared as a quorum queue", queue.name)
 
 
-def _declare_or_migrate(conn: Connection, queue: Queue) -> None:
+def _declared(conn: Connection, queue: Queue) -> bool:
+    """Declare `queue` as this release does; False if an earlier release declared it otherwise
+    (RabbitMQ refuses the redeclaration and closes the channel)."""
     try:
         queue(conn.channel()).declare()
-        return
+        return True
     except PreconditionFailed:
-        pass  # the channel is closed by RabbitMQ; use a new one
+        return False
+
+
+def _waiting(conn: Connection, name: str) -> int:
+    try:
+        return conn.channel().queue_declare(name, passive=True).message_count
+    except NotFound:  # only the exchange differed
+        return 0
+
+
+def _replace(conn: Connection, queue: Queue) -> None:
+    """Delete the earlier release's queue (if still empty: a task published meanwhile makes it
+    fail) and exchange, and declare this release's."""
     channel = conn.channel()
-    _, waiting, _ = channel.queue_declare(queue.name, passive=True)
-    if waiting:
-        raise QueueMigrationNeeded(
-            f"queue {queue.name!r} was declared without dead-lettering and holds {waiting} "
-            "task(s): run the previous release's workers until it is empty, then start again"
-        )
-    channel.queue_delete(queue.name, if_empty=True)
+    try:
+        channel.queue_delete(queue.name, if_empty=True)  # a classic queue: if_empty applies
+    except NotFound:
+        channel = conn.channel()
+    channel.exchange_delete(queue.name)
     queue(channel).declare()
-    log.warning("queue %s redeclared to dead-letter into %s", queue.name, PARKED_QUEUE)
+
+
+# Message properties a move keeps (the body and these are the task, whatever the queue).
+_PROPERTIES = ("content_type", "content_encoding", "priority", "correlation_id", "reply_to")
+
+
+def migrate(conn: Connection, queue: Queue, say: Callable[[str], None] = log.info) -> int:
+    """Move `queue` of an earlier release into this release's declaration, losing no message:
+    its messages go to a temporary quorum queue `<name>.migrating` (each acknowledged only once
+    RabbitMQ confirmed its copy), the old queue and exchange are deleted, the new ones declared,
+    and the messages moved back. Safe to run again after any interruption: it resumes from
+    what it finds (a crash between a confirm and its ack leaves a duplicate, never a gap).
+    Returns the messages the queue holds afterwards. `conn` must publish with confirms."""
+    holding = Queue(f"{queue.name}.migrating", durable=True, queue_arguments=QUORUM)
+    if not _declared(conn, queue):
+        consumers = conn.channel().queue_declare(queue.name, passive=True).consumer_count
+        if consumers:
+            raise QueueMigrationNeeded(
+                f"queue {queue.name!r} has {consumers} consumer(s): stop the earlier release's "
+                "workers first"
+            )
+        holding(conn.channel()).declare()
+        moved = _move(conn, queue.name, exchange="", routing_key=holding.name)
+        say(f"{queue.name}: {moved} task(s) set aside in {holding.name}")
+        _replace(conn, queue)
+        say(f"{queue.name}: now a quorum queue")
+    if _exists(conn, holding.name):
+        moved = _move(conn, holding.name, exchange=queue.exchange.name, routing_key=queue.name)
+        say(f"{queue.name}: {moved} task(s) moved back")
+        conn.channel().queue_delete(holding.name)  # quorum queues refuse if_empty; it is
+    return _waiting(conn, queue.name)
+
+
+def _exists(conn: Connection, name: str) -> bool:
+    try:
+        conn.channel().queue_declare(name, passive=True)
+        return True
+    except NotFound:
+        return False
+
+
+def _move(conn: Connection, source: str, exchange: str, routing_key: str) -> int:
+    channel = conn.channel()
+    producer = conn.Producer(channel)
+    moved = 0
+    while (message := channel.basic_get(source, no_ack=False)) is not None:
+        properties = message.properties
+        producer.publish(
+            message.body,
+            exchange=exchange,
+            routing_key=routing_key,
+            headers=properties.get("application_headers") or {},
+            delivery_mode=2,
+            retry=False,
+            **{p: properties[p] for p in _PROPERTIES if p in properties},
+        )  # returns once RabbitMQ confirmed the copy
+        channel.basic_ack(message.delivery_tag)
+        moved += 1
+    channel.close()
+    return moved

@@ -5,8 +5,11 @@ from pathlib import Path
 from kombu import Exchange, Queue
 
 from tasks import app
+from tasks.queues import QUORUM
 
-app.conf.task_queues = (*app.conf.task_queues, Queue("smoke", Exchange("smoke"), "smoke"))
+# A quorum queue, as every queue of the product (and as Celery declares a queue it does not know)
+SMOKE = Queue("smoke", Exchange("smoke"), "smoke", durable=True, queue_arguments=QUORUM)
+app.conf.task_queues = (*app.conf.task_queues, SMOKE)
 
 
 @app.task(name="tests.smoke_app.touch", queue="smoke")

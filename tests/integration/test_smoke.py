@@ -96,7 +96,10 @@ def test_redis_round_trip(settings):
 
 
 def test_celery_task_runs_on_a_real_worker_through_rabbitmq(processes, tmp_path):
-    from tests.integration.smoke_app import touch
+    from tests.integration.smoke_app import SMOKE, app, touch
+
+    with app.connection_for_write() as conn:  # a queue of an earlier release: a classic queue
+        conn.default_channel.queue_delete(SMOKE.name)
 
     processes.start(
         "worker-smoke",
