@@ -49,7 +49,7 @@ from kombu import Connection
 from bookstore import entities
 from bookstore.config import Settings, load_settings
 from bookstore.entities import BOOKS, CELERY_QUEUES, CUSTOMERS, ORDERS, STORE_QUEUE, topics
-from bookstore.kafka import commit_group_offsets, offsets
+from bookstore.kafka import client_options, commit_group_offsets, offsets
 from bookstore.topic_config import ensure_topics
 
 REPO = Path(__file__).resolve().parent.parent
@@ -90,9 +90,7 @@ def records(n: int, tag: str) -> list[tuple[str, bytes, bytes]]:
 
 
 def producer(settings: Settings) -> KafkaProducer:
-    return KafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", linger_ms=5
-    )
+    return KafkaProducer(**client_options(settings), acks="all", linger_ms=5)
 
 
 # --- a run's own stores --------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from kafka.structs import OffsetAndMetadata
 
 from bookstore.config import load_settings
 from bookstore.entities import topics
+from bookstore.kafka import client_options
 from bookstore.persister import Persister
 from bookstore.records import Record, audit_line
 from bookstore.stores.audit import AuditLog
@@ -41,7 +42,7 @@ def consumer(topics: tuple[str, ...], group: str, batch: int) -> KafkaConsumer:
     from `group`'s committed offsets; reports ready, then waits for the driver's go (GO_FILE)."""
     settings = load_settings()
     c = KafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        **client_options(settings),
         group_id=group,
         enable_auto_commit=False,
         auto_offset_reset="earliest",

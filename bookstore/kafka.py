@@ -3,13 +3,15 @@ producer. (What the topics must be: bookstore.topic_config.)"""
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import socket
+import struct
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from bookstore.config import Settings
 from bookstore.errors import Unavailable
@@ -26,32 +28,73 @@ class KafkaUnavailable(Unavailable):
     """Kafka could not be reached; the message names the address."""
 
 
-def check_reachable(settings: Settings, timeout: float = 3.0) -> None:
-    """Fail fast, naming the address, when no bootstrap server accepts a connection.
+# An ApiVersions v0 request (size, api key 18, version 0, correlation id 7, no client id): a
+# broker that answers it is alive, not merely accepting connections.
+_API_VERSIONS = struct.pack(">ihhih", 10, 18, 0, 7, -1)
 
-    (kafka-python itself only gives up after its 30 s bootstrap timeout.)
-    """
-    for address in settings.kafka_bootstrap_servers.split(","):
-        host, _, port = address.strip().rpartition(":")
-        try:
-            socket.create_connection((host.strip("[]") or "localhost", int(port)), timeout).close()
-            return
-        except (OSError, ValueError):
-            continue
-    raise KafkaUnavailable(
-        f"cannot reach Kafka at {settings.kafka_bootstrap_servers} (KAFKA_BOOTSTRAP_SERVERS)"
-    )
+
+def bootstrap_servers(settings: Settings, timeout: float = 1.0) -> str:
+    """Of KAFKA_BOOTSTRAP_SERVERS, the brokers that answer Kafka's protocol now, as a client's
+    `bootstrap_servers`. kafka-python bootstraps from one of them picked at random and gives it
+    the whole bootstrap timeout: a paused or cut-off broker (its port still accepting, or not
+    answering at all) would fail every client built meanwhile. None answering is a
+    `KafkaUnavailable` naming the addresses (kafka-python itself only gives up after 30 s)."""
+    live = [a.strip() for a in settings.kafka_bootstrap_servers.split(",") if _answers(a, timeout)]
+    if not live:
+        raise KafkaUnavailable(
+            f"cannot reach Kafka at {settings.kafka_bootstrap_servers} (KAFKA_BOOTSTRAP_SERVERS)"
+        )
+    return ",".join(live)
+
+
+def client_options(settings: Settings) -> dict[str, Any]:
+    """What every Kafka client of the product is built with, so that the loss of a broker
+    (killed, paused, cut off) costs seconds, not minutes:
+    - bootstrapped from a broker that answers (`bootstrap_servers`);
+    - a request unanswered for 10 s is given up and asked of another broker (kafka-python's
+      30 s is how long a paused broker stalled the pipeline, though the cluster had fenced it
+      and moved its partitions after 6 s); retrying is safe, the producers are idempotent;
+    - a connection not set up within 2 s is given up (10 s, retried on the same silent broker
+      for every metadata refresh, was how long a cut-off broker held the bridge);
+    - reconnecting at most 1 s apart (30 s: a restarted broker would stay unused that long)."""
+    from kafka.net.compat import KafkaNetClient
+
+    return {
+        "bootstrap_servers": bootstrap_servers(settings),
+        "request_timeout_ms": 10_000,
+        "reconnect_backoff_max_ms": 1_000,
+        # the clients' own configuration does not take the connection set-up timeouts: they are
+        # the network client's (a documented hook: `kafka_client`, what builds it)
+        "kafka_client": functools.partial(
+            KafkaNetClient,
+            socket_connection_setup_timeout_ms=2_000,
+            socket_connection_setup_timeout_max_ms=10_000,
+        ),
+    }
+
+
+def check_reachable(settings: Settings) -> None:
+    """Fail fast, naming the address, when no broker answers."""
+    bootstrap_servers(settings)
+
+
+def _answers(address: str, timeout: float) -> bool:
+    host, _, port = address.strip().rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]") or "localhost", int(port)), timeout) as s:
+            s.settimeout(timeout)
+            s.sendall(_API_VERSIONS)
+            return len(s.recv(8)) == 8  # the response's size and correlation id
+    except (OSError, ValueError):
+        return False
 
 
 def admin_client(settings: Settings) -> KafkaAdminClient:
     from kafka import KafkaAdminClient
     from kafka.errors import KafkaTimeoutError
 
-    check_reachable(settings)
     try:
-        return KafkaAdminClient(
-            bootstrap_servers=settings.kafka_bootstrap_servers, client_id="bookstore-admin"
-        )
+        return KafkaAdminClient(**client_options(settings), client_id="bookstore-admin")
     except KafkaTimeoutError:
         raise KafkaUnavailable(
             f"cannot reach Kafka at {settings.kafka_bootstrap_servers} (KAFKA_BOOTSTRAP_SERVERS)"
@@ -64,8 +107,7 @@ def offsets(
     """Each partition's first offset and end offset (the next record's), now."""
     from kafka import KafkaConsumer, TopicPartition
 
-    check_reachable(settings)
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers, group_id=None)
+    consumer = KafkaConsumer(**client_options(settings), group_id=None)
     try:
         tps = [
             TopicPartition(t, p)
@@ -152,7 +194,7 @@ def read_topics(
     from kafka import KafkaConsumer, TopicPartition
 
     consumer = KafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        **client_options(settings),
         enable_auto_commit=False,
         group_id=None,
         fetch_max_bytes=64 * 1024 * 1024,
@@ -195,9 +237,8 @@ def offsets_held(
     todo = {tp: deque(sorted(s)) for tp, s in spans.items() if s}
     if not todo:
         return held
-    check_reachable(settings)
     consumer = KafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        **client_options(settings),
         enable_auto_commit=False,
         group_id=None,
         auto_offset_reset="earliest",  # a span before the log's start: read from its start
@@ -255,7 +296,7 @@ def producer(settings: Settings) -> KafkaProducer:
         if _producer is None or _producer_pid != os.getpid():
             try:
                 _producer = KafkaProducer(
-                    bootstrap_servers=settings.kafka_bootstrap_servers,
+                    **client_options(settings),
                     acks="all",
                     enable_idempotence=True,
                     linger_ms=5,
@@ -264,7 +305,6 @@ def producer(settings: Settings) -> KafkaProducer:
                     # A dead letter is as large as the record it keeps (up to its origin topic's
                     # limit, 1 MiB by default); the topic, not the client, sets the bound.
                     max_request_size=32 * 1024 * 1024,
-                    reconnect_backoff_max_ms=1000,  # not 30 s: resume soon after a restart
                 )
             except KafkaTimeoutError:
                 raise KafkaUnavailable(

@@ -76,12 +76,13 @@ def rebuild(
     """
     from kafka import KafkaConsumer, TopicPartition
 
+    from bookstore.kafka import client_options
     from bookstore.offsets import OffsetTracker, for_commit
 
     summary = Summary(store)
     started = time.monotonic()
     consumer = KafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        **client_options(settings),
         group_id=group_id(settings, namespace, store),
         client_id="bookstore-rebuild",
         enable_auto_commit=False,

@@ -11,7 +11,7 @@ from kafka import KafkaConsumer
 from kafka.errors import KafkaTimeoutError
 
 from bookstore.config import ConfigError, load_settings
-from bookstore.kafka import KafkaUnavailable
+from bookstore.kafka import KafkaUnavailable, client_options
 from bookstore.topic_config import ensure_topics
 from bridge import metrics
 from bridge.fanout import Bridge
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
                 wanted,
             )
         consumer = KafkaConsumer(
-            bootstrap_servers=settings.kafka_bootstrap_servers,
+            **client_options(settings),
             group_id=settings.bridge_group_id,
             client_id="bookstore-bridge",
             enable_auto_commit=False,
@@ -83,9 +83,6 @@ def main(argv: list[str] | None = None) -> int:
             session_timeout_ms=settings.bridge_session_timeout_ms,
             heartbeat_interval_ms=max(500, settings.bridge_session_timeout_ms // 4),
             group_instance_id=settings.bridge_instance_id or None,
-            # kafka-python backs off up to 30 s between reconnects: a broker that restarted
-            # would stay unused for that long.
-            reconnect_backoff_max_ms=1000,
         )
     except (KafkaUnavailable, KafkaTimeoutError):
         return fail(

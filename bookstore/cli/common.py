@@ -20,7 +20,7 @@ import typer
 from bookstore import entities
 from bookstore.config import Settings
 from bookstore.errors import Unavailable, raised_by
-from bookstore.kafka import check_reachable
+from bookstore.kafka import client_options
 
 if TYPE_CHECKING:  # the clients are imported by the commands that use them: --help needs none
     from kafka import KafkaConsumer
@@ -174,9 +174,8 @@ def kafka_consumer(settings: Settings) -> Iterator[KafkaConsumer]:
     """A group-less consumer for reading offsets and records (never commits anything)."""
     from kafka import KafkaConsumer
 
-    check_reachable(settings)
     consumer = KafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        **client_options(settings),
         group_id=None,
         enable_auto_commit=False,
         client_id="bookstore-cli",
