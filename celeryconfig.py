@@ -54,6 +54,14 @@ accept_content = ["json"]
 task_ignore_result = True
 result_backend = None
 
+# A worker's remote-control queue is not exclusive: an exclusive one stays locked to the old
+# connection while its node is cut off, and a worker that failed over to another node died of it
+# (RESOURCE_LOCKED, "unrecoverable"). It still expires once no worker consumes it.
+control_queue_exclusive = False
+# A task running when the connection is lost finishes (it cannot be acknowledged, so it is
+# redelivered: the stores are idempotent); said here because Celery 6 will cancel it instead.
+worker_cancel_long_running_tasks_on_connection_loss = False
+
 # Events for Flower: tasks per queue, live.
 worker_send_task_events = True
 task_send_sent_event = True
