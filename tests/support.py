@@ -189,12 +189,17 @@ def wait_drained(queues: tuple[str, ...] | list[str], timeout: float = 120) -> N
     from tasks import app
 
     def drained() -> bool:
+        # a connection of its own each time: on a cluster, one to a node that went away fails
+        # once, and the next is made to a node that answers
         with app.connection_for_read() as conn:
-            channel = conn.default_channel
-            if any(channel.queue_declare(q, passive=True).message_count for q in queues):
+            try:
+                channel = conn.default_channel
+                if any(channel.queue_declare(q, passive=True).message_count for q in queues):
+                    return False
+                inspect = app.control.inspect(timeout=1, connection=conn)
+                held = [inspect.active() or {}, inspect.reserved() or {}]
+            except (OSError, *conn.connection_errors):
                 return False
-        inspect = app.control.inspect(timeout=1)
-        held = [inspect.active() or {}, inspect.reserved() or {}]
         return not any(tasks for replies in held for tasks in replies.values())
 
     wait_until(drained, timeout, f"queues {', '.join(queues)} drained")

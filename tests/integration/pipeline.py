@@ -21,7 +21,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
 from bookstore.config import Settings
 from bookstore.entities import BRIDGE_QUEUES, CELERY_QUEUES, PARKED_QUEUE, topics
-from bookstore.kafka import commit_group_offsets, group_offsets, offsets
+from bookstore.kafka import client_options, commit_group_offsets, group_offsets, offsets
 from bookstore.topic_config import ensure_topics
 from tests.support import (
     BOOKS,
@@ -138,15 +138,15 @@ Message = tuple[str, bytes | None, bytes | None]  # topic, key, value
 
 
 def test_producer(settings: Settings) -> KafkaProducer:
-    """Idempotent (a Kafka restart never doubles a record), quick to reconnect, and able to send
-    records as large as a topic accepts (1 MiB by default)."""
+    """Idempotent (a Kafka restart never doubles a record), quick to reconnect, able to send
+    records as large as a topic accepts (1 MiB by default), bootstrapped from a broker that
+    answers (one may be paused or cut off)."""
     return KafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        **client_options(settings),
         acks="all",
         enable_idempotence=True,
         linger_ms=5,
         max_request_size=2 * 1024 * 1024,
-        reconnect_backoff_max_ms=1000,
         delivery_timeout_ms=300_000,
     )
 

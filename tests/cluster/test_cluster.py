@@ -1,0 +1,171 @@
+"""Lose a node, lose nothing: the pipeline on three Kafka and three RabbitMQ nodes while nodes
+are killed, paused, cut off the network and restarted under load.
+
+One mixed stream per fault family (tests/integration/faults.py), ending exactly: every record
+Kafka acknowledged stored as the log says (`verify` exit 0), nothing doubled, every record
+audited, the bad ones dead-lettered once, lag 0, nothing parked, `check` clean. After each fault
+records must flow end to end again (a record sent to every partition, produced, consumed and
+stored) within STALL_BOUND seconds; the measured times are printed at the end of the run.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+import redis
+from kafka import KafkaProducer
+from kafka.errors import KafkaError
+
+from bookstore.generator import CUSTOMER_IDS
+from tests.cluster.nodes import KAFKA, RABBITMQ, STALLS, Cluster
+from tests.integration.faults import Run, mixed_run
+from tests.integration.pipeline import Namespace
+from tests.support import TOPICS, Processes, wait_until
+
+NS = Namespace("bookstore_cluster", redis_db=2)
+STALL_BOUND = 60.0  # seconds, for every fault below (measured: README, "Scaling out")
+HELD = 30.0  # seconds a node stays paused or cut off
+
+
+def whole(cluster: Cluster) -> None:
+    wait_until(
+        lambda: cluster.kafka_whole(TOPICS.all) and cluster.rabbitmq_whole(),
+        240,
+        "all six nodes up, every partition and quorum queue whole again",
+        every=2,
+    )
+
+
+@pytest.fixture
+def run(settings, tmp_path, cluster) -> Iterator[Run]:
+    whole(cluster)
+    processes = Processes(tmp_path)
+    try:
+        faults = mixed_run(
+            processes,
+            settings,
+            tmp_path,
+            NS,
+            (600, 300, 1500),
+            per_second=15,
+            RECORD_MAX_BYTES="200000",
+            BRIDGE_BATCH_SIZE="100",
+            RETRY_MAX_SECONDS="5",
+        )
+        yield faults
+        STALLS.update(faults.stalls)
+    finally:
+        processes.stop_all()
+
+
+def measured(run: Run, fault: str, since: float) -> None:
+    assert run.resumed_within(since, fault) < STALL_BOUND
+
+
+def test_kafka_nodes_killed_and_paused(run, cluster):
+    run.stream.start()
+    run.progressed(0.03)
+    picks = (
+        (lambda: cluster.kafka_leading_most(TOPICS.all), "leading the most partitions"),
+        (cluster.controller, "the active controller"),
+    )
+    for pick, why in picks:
+        node = pick()
+        since = time.monotonic()
+        cluster.kill(node)
+        measured(run, f"kill -9 of {node}, {why}", since)
+        cluster.start(node)
+        whole(cluster)
+
+    node = cluster.kafka_leading_most(TOPICS.all)
+    since = time.monotonic()
+    cluster.pause(node)
+    try:
+        measured(run, f"SIGSTOP of {node} for {HELD:.0f}s", since)
+        time.sleep(max(0.0, HELD - (time.monotonic() - since)))
+    finally:
+        cluster.resume(node)
+    whole(cluster)
+    run.assert_nothing_lost()
+
+
+def test_rabbitmq_nodes_killed(run, cluster):
+    run.stream.start()
+    run.progressed(0.03)
+    picks = (
+        (cluster.rabbitmq_leading_most, "holding the queue leaders"),
+        (cluster.rabbitmq_serving_most, "the one the workers and the bridge use"),
+    )
+    for pick, why in picks:
+        node = pick()
+        since = time.monotonic()
+        cluster.kill(node)
+        measured(run, f"kill -9 of {node}, {why}", since)
+        cluster.start(node)
+        whole(cluster)
+    run.assert_nothing_lost()
+
+
+def test_a_node_cut_off_from_the_other_two(run, cluster):
+    run.stream.start()
+    run.progressed(0.03)
+    for node in (cluster.kafka_leading_most(TOPICS.all), cluster.rabbitmq_serving_most()):
+        since = time.monotonic()
+        cluster.cut(node)
+        try:
+            measured(run, f"{node} cut off for {HELD:.0f}s", since)
+            time.sleep(max(0.0, HELD - (time.monotonic() - since)))
+        finally:
+            cluster.heal(node)
+        whole(cluster)
+    run.assert_nothing_lost()
+
+
+def test_a_rolling_restart_of_all_six_nodes(run, cluster):
+    run.stream.start()
+    run.progressed(0.03)
+    for node in (*KAFKA, *RABBITMQ):
+        since = time.monotonic()
+        cluster.stop(node)
+        measured(run, f"rolling restart: {node} stopped", since)
+        cluster.start(node)
+        whole(cluster)
+    run.assert_nothing_lost()
+
+
+def test_two_of_three_kafka_nodes_down_refuse_writes_then_everything_flows(run, cluster, settings):
+    """Without two in-sync copies Kafka acknowledges nothing: producers get errors (the
+    product's generation too, which then registers no id), nothing is reported sent that was not
+    written, and everything flows again once the nodes are back."""
+    run.stream.start()
+    run.progressed(0.03)
+    registry = redis.Redis.from_url(run.settings.redis_url)
+    registered = registry.smembers(CUSTOMER_IDS)
+    down = KAFKA[1:]
+    for node in down:
+        cluster.kill(node)
+    try:
+        probe = KafkaProducer(
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            acks="all",
+            delivery_timeout_ms=8_000,
+            request_timeout_ms=5_000,
+        )
+        with pytest.raises(KafkaError):
+            probe.send(TOPICS.of("orders"), b'{"probe": true}').get(timeout=30)
+        probe.close(timeout=5)
+        refused = run.pipeline.cli("generate", "--customers", "5", "--books", "0", "--orders", "0")
+        assert refused.returncode == 4 and "Kafka" in refused.stderr, refused.stderr
+        assert registry.smembers(CUSTOMER_IDS) == registered
+    finally:
+        for node in down:
+            cluster.start(node)
+    measured(run, "two of three Kafka nodes down, then back", time.monotonic())
+    whole(cluster)
+    generated = run.pipeline.cli("generate", "--customers", "5", "--books", "0", "--orders", "0")
+    assert generated.returncode == 0, generated.stderr
+    assert len(registry.smembers(CUSTOMER_IDS)) == len(registered) + 5
+    registry.close()
+    run.assert_nothing_lost()
