@@ -54,8 +54,14 @@ from bookstore.topic_config import ensure_topics
 
 REPO = Path(__file__).resolve().parent.parent
 
-SERVERS = ("kafka", "postgres", "mongo", "redis", "rabbitmq")
-RUN_DIR = REPO / ".services" / "run"
+# Each server's processes, as `scripts/services` names them: on the single stack, or on the
+# three-node one (when KAFKA_BOOTSTRAP_SERVERS names several brokers).
+SERVERS = {name: (name,) for name in ("kafka", "postgres", "mongo", "redis", "rabbitmq")}
+CLUSTER_SERVERS = {
+    **SERVERS,
+    "kafka": ("kafka-1", "kafka-2", "kafka-3"),
+    "rabbitmq": ("rabbitmq-1", "rabbitmq-2", "rabbitmq-3"),
+}
 REDIS_DB = 4  # the benchmark's own; emptied before each run
 BENCH_VHOST_QUEUES = (*CELERY_QUEUES,)
 
@@ -126,6 +132,9 @@ class Namespace:
             "AUDIT_LOG_PATH": str(self.dir / "messages.log"),
             "BRIDGE_GROUP_ID": self.name,
             "GO_FILE": str(self.dir / "go"),
+            # the stack measured: the single one, or the three-node one (bench/cluster.py)
+            "KAFKA_BOOTSTRAP_SERVERS": self.settings.kafka_bootstrap_servers,
+            "CELERY_BROKER_URL": self.settings.celery_broker_url,
         }
 
     def drop(self) -> None:
@@ -173,13 +182,17 @@ class Processes:
                 proc.kill()
 
 
-def server_pids() -> dict[str, int]:
-    pids = {}
-    for name in SERVERS:
-        try:
-            pids[name] = int((RUN_DIR / f"{name}.pid").read_text().split()[0])
-        except (OSError, ValueError):
-            continue
+def server_pids(settings: Settings) -> dict[str, list[int]]:
+    """The processes of every server of the stack `settings` point at."""
+    servers = CLUSTER_SERVERS if "," in settings.kafka_bootstrap_servers else SERVERS
+    pids: dict[str, list[int]] = {}
+    for server, names in servers.items():
+        for name in names:
+            found = subprocess.run(
+                [str(REPO / "scripts/services"), "pid", name], capture_output=True, text=True
+            )
+            if found.returncode == 0:
+                pids.setdefault(server, []).append(int(found.stdout))
     return pids
 
 
@@ -257,6 +270,7 @@ def run_sinks(settings: Settings, start: dict, roles: dict[str, int], label: str
     for role in roles:
         commit_group_offsets(settings, f"{ns.name}-{role}", start)
     procs = Processes(ns.dir, ns.env)
+    servers = server_pids(settings)
     for role, expect in roles.items():
         procs.env["EXPECT"] = str(expect)
         args = ["naive"] if role == "naive" else ["direct", role]
@@ -274,7 +288,7 @@ def run_sinks(settings: Settings, start: dict, roles: dict[str, int], label: str
             return max(d[0] for d in done) if all(done) else None
 
         def groups() -> dict[str, list[int]]:
-            return {"sinks": [p.pid for p in procs.procs.values()], **_servers()}
+            return {"sinks": [p.pid for p in procs.procs.values()], **servers}
 
         return measured(label, sum(roles.values()), groups, go, finished)
     finally:
@@ -295,6 +309,7 @@ def run_pipeline(settings: Settings, start: dict, per_topic: dict[str, int], bat
     commit_group_offsets(settings, ns.name, start)
     purge_task_queues(settings)
     procs = Processes(ns.dir, {**ns.env, "BRIDGE_BATCH_SIZE": str(batch)})
+    servers = server_pids(settings)
     queues = {**{q: t for t, q in STORE_QUEUE.items()}, "audit": None}
     for queue in queues:
         procs.worker(queue)
@@ -353,7 +368,7 @@ def run_pipeline(settings: Settings, start: dict, per_topic: dict[str, int], bat
         def groups() -> dict[str, list[int]]:
             workers = [p.pid for n, p in procs.procs.items() if n.startswith("worker-")]
             bridge = [procs.procs["bridge"].pid] if "bridge" in procs.procs else []
-            return {"bridge": bridge, "workers": workers, **_servers()}
+            return {"bridge": bridge, "workers": workers, **servers}
 
         run = measured("pipeline", sum(per_topic.values()), groups, start_bridge, finished)
         run.tenths = tenths(run.started)
@@ -416,16 +431,12 @@ def print_profiles(top: int = 8) -> None:
             print(f"    {n / total:6.1%}  {frame[:110]}")
 
 
-def _servers() -> dict[str, list[int]]:
-    return {name: [pid] for name, pid in server_pids().items()}
-
-
 def purge_task_queues(settings: Settings) -> None:
     """Tasks left by an interrupted run must not count in this one."""
     from tasks import app
     from tasks.queues import declare
 
-    declare(app)
+    declare(app, settings.celery_broker_url)
     with Connection(settings.celery_broker_url) as conn:
         for queue in BENCH_VHOST_QUEUES:
             conn.default_channel.queue_purge(queue)

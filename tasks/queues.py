@@ -76,14 +76,15 @@ def declare_parked(app: Celery) -> None:
         PARKED(conn.default_channel).declare()
 
 
-def declare(app: Celery) -> None:
-    """Declare the parked queue, then every task queue (each with its exchange).
+def declare(app: Celery, url: str | None = None) -> None:
+    """Declare the parked queue, then every task queue (each with its exchange), on the app's
+    broker (or the one at `url`).
 
     A queue declared by an earlier release (a classic queue, a direct exchange) cannot be
     redeclared: when it is empty it is replaced; when it holds tasks, `QueueMigrationNeeded`
     says what to run.
     """
-    with app.connection_for_write() as conn:
+    with app.connection_for_write(url) as conn:
         conn.ensure_connection(max_retries=1, timeout=5)
         for queue in ALL_QUEUES:
             if _declared(conn, queue):
