@@ -11,7 +11,7 @@ stored) within STALL_BOUND seconds; the measured times are printed at the end of
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import redis
@@ -64,6 +64,24 @@ def measured(run: Run, fault: str, since: float) -> None:
     assert run.resumed_within(since, fault) < STALL_BOUND
 
 
+Act = Callable[[str], None]
+
+
+def survived(
+    run: Run, cluster: Cluster, what: str, node: str, fault: Act, undo: Act, held: float = 0.0
+) -> None:
+    """Apply `fault` to `node`, measure how long until records flow again (bounded), keep it
+    `held` seconds in all, undo it, and wait until every node and replica is whole again."""
+    since = time.monotonic()
+    fault(node)
+    try:
+        measured(run, what, since)
+        time.sleep(max(0.0, held - (time.monotonic() - since)))
+    finally:
+        undo(node)
+    whole(cluster)
+
+
 def test_kafka_nodes_killed_and_paused(run, cluster):
     run.stream.start()
     run.progressed(0.03)
@@ -73,21 +91,17 @@ def test_kafka_nodes_killed_and_paused(run, cluster):
     )
     for pick, why in picks:
         node = pick()
-        since = time.monotonic()
-        cluster.kill(node)
-        measured(run, f"kill -9 of {node}, {why}", since)
-        cluster.start(node)
-        whole(cluster)
-
+        survived(run, cluster, f"kill -9 of {node}, {why}", node, cluster.kill, cluster.start)
     node = cluster.kafka_leading_most(TOPICS.all)
-    since = time.monotonic()
-    cluster.pause(node)
-    try:
-        measured(run, f"SIGSTOP of {node} for {HELD:.0f}s", since)
-        time.sleep(max(0.0, HELD - (time.monotonic() - since)))
-    finally:
-        cluster.resume(node)
-    whole(cluster)
+    survived(
+        run,
+        cluster,
+        f"SIGSTOP of {node} for {HELD:.0f}s",
+        node,
+        cluster.pause,
+        cluster.resume,
+        HELD,
+    )
     run.assert_nothing_lost()
 
 
@@ -100,11 +114,7 @@ def test_rabbitmq_nodes_killed(run, cluster):
     )
     for pick, why in picks:
         node = pick()
-        since = time.monotonic()
-        cluster.kill(node)
-        measured(run, f"kill -9 of {node}, {why}", since)
-        cluster.start(node)
-        whole(cluster)
+        survived(run, cluster, f"kill -9 of {node}, {why}", node, cluster.kill, cluster.start)
     run.assert_nothing_lost()
 
 
@@ -112,14 +122,9 @@ def test_a_node_cut_off_from_the_other_two(run, cluster):
     run.stream.start()
     run.progressed(0.03)
     for node in (cluster.kafka_leading_most(TOPICS.all), cluster.rabbitmq_serving_most()):
-        since = time.monotonic()
-        cluster.cut(node)
-        try:
-            measured(run, f"{node} cut off for {HELD:.0f}s", since)
-            time.sleep(max(0.0, HELD - (time.monotonic() - since)))
-        finally:
-            cluster.heal(node)
-        whole(cluster)
+        survived(
+            run, cluster, f"{node} cut off for {HELD:.0f}s", node, cluster.cut, cluster.heal, HELD
+        )
     run.assert_nothing_lost()
 
 
@@ -127,11 +132,9 @@ def test_a_rolling_restart_of_all_six_nodes(run, cluster):
     run.stream.start()
     run.progressed(0.03)
     for node in (*KAFKA, *RABBITMQ):
-        since = time.monotonic()
-        cluster.stop(node)
-        measured(run, f"rolling restart: {node} stopped", since)
-        cluster.start(node)
-        whole(cluster)
+        survived(
+            run, cluster, f"rolling restart: {node} stopped", node, cluster.stop, cluster.start
+        )
     run.assert_nothing_lost()
 
 
