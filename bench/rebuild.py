@@ -25,7 +25,7 @@ from bench.pipeline import producer, records
 from bookstore.config import load_settings
 from bookstore.entities import topics
 from bookstore.kafka import read_topics
-from bookstore.namespace import create_postgres_database, namespace_settings
+from bookstore.namespace import create_namespace, namespace_settings
 from bookstore.rebuild import STORES, rebuild
 from bookstore.topic_config import ensure_topics
 from bookstore.verify import verify
@@ -50,9 +50,9 @@ def main() -> None:
     kafka.close()
     scratch = tempfile.mkdtemp(prefix="bench-rebuild-")  # the namespace's audit log
     target = dataclasses.replace(
-        namespace_settings(live, NAME, REDIS_DB), audit_log_path=f"{scratch}/messages.log"
+        namespace_settings(live, NAME, REDIS_DB, STORES), audit_log_path=f"{scratch}/messages.log"
     )
-    create_postgres_database(live, NAME)
+    create_namespace(live, NAME, STORES)
 
     began = time.monotonic()
     in_log = sum(len(batch) for batch in read_topics(live, names.entities))

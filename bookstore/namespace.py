@@ -1,70 +1,103 @@
 """A namespace: a set of stores next to the live ones, on the same servers.
 
-`rebuild --into NAME` fills one and `verify --namespace NAME` checks one: PostgreSQL database
-NAME, MongoDB database NAME, a Redis database of its own (`--redis-db`; Redis databases are
-numbered, not named) and the audit log `messages.NAME.log` beside the live one.
+`rebuild --into NAME` fills one and `verify --namespace NAME` checks one. Each store says where
+its data goes in a namespace (its class's `in_namespace`: the built-in ones use PostgreSQL
+database NAME, MongoDB database NAME, a Redis database of its own, `--redis-db`, since Redis
+numbers its databases); the audit log goes to `messages.NAME.log` beside the live one. A store
+that cannot name a namespace is refused: rebuilding it "into" one would empty its live data.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-from bookstore.config import Settings
+if TYPE_CHECKING:
+    from bookstore.config import Settings
+    from bookstore.entities import Entity
 
 NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
+AUDIT = "audit"
 
 
 class NamespaceError(ValueError):
     """A namespace that would overlap the live stores, or a name no store accepts."""
 
 
-def namespace_settings(live: Settings, name: str, redis_db: int | None) -> Settings:
-    """The live settings with every store moved into namespace `name`."""
+@dataclass(frozen=True)
+class Namespace:
+    name: str
+    redis_db: int | None = None  # for a store whose server numbers its databases
+
+
+def namespace_settings(
+    live: Settings,
+    name: str,
+    redis_db: int | None,
+    stores: Iterable[str],
+    table: Iterable[Entity] | None = None,
+) -> Settings:
+    """The live settings with each of `stores` (by their queue's name, or `audit`) moved into
+    namespace `name`; NamespaceError if one cannot be, or would land on its live data. The
+    stores are looked up in `table` (by default the entity table)."""
     if not NAME.fullmatch(name):
         raise NamespaceError(
             f"namespace {name!r}: lower-case letters, digits and _, starting with a letter"
         )
-    if name in (_path_name(live.postgres_dsn), live.mongo_db):
-        raise NamespaceError(f"namespace {name!r} is the live one (use --yes to replace it)")
-    if redis_db is None:
-        raise NamespaceError("a namespace needs a Redis database of its own: --redis-db N")
-    if redis_db == _redis_db(live.redis_url):
-        raise NamespaceError(f"Redis database {redis_db} is the live one (REDIS_URL)")
-    audit = Path(live.audit_log_path)
-    return live.replace(
-        postgres_dsn=_with_path(live.postgres_dsn, name),
-        mongo_db=name,
-        redis_url=_with_path(live.redis_url, str(redis_db)),
-        audit_log_path=str(audit.with_name(f"{audit.stem}.{name}{audit.suffix or '.log'}")),
-    )
+    namespace = Namespace(name, redis_db)
+    settings = live
+    for store in stores:
+        if store == AUDIT:
+            audit = Path(live.audit_log_path)
+            path = audit.with_name(f"{audit.stem}.{name}{audit.suffix or '.log'}")
+            settings = settings.replace(audit_log_path=str(path))
+            continue
+        move = getattr(store_class(store, table), "in_namespace", None)
+        if move is None:
+            raise NamespaceError(
+                f"the {store} store cannot name a namespace (its class has no in_namespace): "
+                "leave it out with --store, or rebuild it in place with --yes"
+            )
+        settings = move(settings, namespace)
+    return settings
 
 
-def create_postgres_database(live: Settings, name: str) -> None:
-    """Create the namespace's PostgreSQL database if missing (the role needs CREATEDB)."""
-    import psycopg2
-
-    conn = psycopg2.connect(live.postgres_dsn, connect_timeout=5)
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
-            if cur.fetchone() is None:
-                cur.execute(f'CREATE DATABASE "{name}"')  # NAME allows no quote
-    finally:
-        conn.close()
+def create_namespace(live: Settings, name: str, stores: Iterable[str]) -> None:
+    """Create what the namespace's stores need before their first write, where the store says
+    (its class's `create_namespace`; e.g. a PostgreSQL database)."""
+    for store in stores:
+        if store != AUDIT:
+            create = getattr(store_class(store), "create_namespace", None)
+            if create is not None:
+                create(live, name)
 
 
-def _path_name(url: str) -> str:
+def store_class(store: str, table: Iterable[Entity] | None = None) -> Any:
+    """The `Store` class of the store named `store` (its entity's queue) in `table` (by default
+    the entity table)."""
+    if table is None:
+        from bookstore.entities import ENTITIES as table
+    for entity in table:
+        if entity.queue == store:
+            return entity.store_class()
+    raise NamespaceError(f"no store {store!r} in the entity table")
+
+
+def url_path(url: str) -> str:
+    """The path of a URL without its leading slash: a database's name or number."""
     return urlsplit(url).path.lstrip("/")
 
 
-def _redis_db(url: str) -> int:
-    path = _path_name(url)
-    return int(path) if path.isdigit() else 0
-
-
-def _with_path(url: str, path: str) -> str:
+def with_url_path(url: str, path: str) -> str:
     parts = urlsplit(url)
     return urlunsplit(parts._replace(path="/" + path))
+
+
+def refuse_live(store: str, live: str, name: str) -> None:
+    """A namespace named like the store's live data would be the live data."""
+    if name == live:
+        raise NamespaceError(f"namespace {name!r} is the live {store} one (--yes replaces it)")

@@ -7,7 +7,8 @@ validate and that the pipeline did not dead-letter (the `dead-letters` topic nam
 origin coordinates: an e-mail conflict is decided once, by the pipeline). Only a digest and the
 record's coordinates are kept per key, so memory grows with the number of keys, not their size.
 
-Each store is then streamed once and compared key by key: *missing* (the log holds it, the store
+Each store is then streamed once (its `entries`: key, canonical form, source record; a record's
+form is its store's `form`) and compared key by key: *missing* (the log holds it, the store
 does not), *extra* (stored, the log does not hold it), *different* (both, not equal). A stored
 entity written from a record past the end read (the pipeline kept going meanwhile) is counted as
 *newer* and not judged. The audit log must hold every record of the entity topics with its exact
@@ -19,26 +20,36 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from bookstore import dead_letter_topic
 from bookstore.config import Settings
-from bookstore.entities import BOOKS, BY_NAME, CUSTOMERS, ENTITIES, ORDERS, topics
+from bookstore.entities import ENTITIES, Entity, topics
 from bookstore.kafka import admin_client, read_topics
 from bookstore.records import Record
-from bookstore.schemas import Book, Customer, Order, Rejected, parse
+from bookstore.schemas import Rejected, parse
 from bookstore.stores.audit import AuditLog
-from bookstore.stores.mongo import BookStore, source_order
-from bookstore.stores.postgres import CustomerStore
-from bookstore.stores.redis_orders import OrderStore
 from bookstore.topic_config import CLEANUP_POLICY, current_configs
 
 Order3 = tuple[int, int, int]  # (timestamp, partition, offset)
-STORE_ENTITY = {e.queue: e.name for e in ENTITIES}
-# the stores with a canonical form to compare (an entity added later is rebuilt, not verified)
-STORES = ("postgres", "mongo", "redis", "audit")
+AUDIT = "audit"
+
+
+def comparable() -> dict[str, Entity]:
+    """store -> its entity, for every store with a canonical form (`form` and `entries`): the
+    stores `verify` compares, besides the audit log."""
+    return {
+        e.queue: e
+        for e in ENTITIES
+        if hasattr(e.store_class(), "form") and hasattr(e.store_class(), "entries")
+    }
+
+
+def stores() -> tuple[str, ...]:
+    """Every store `verify` compares with the log."""
+    return (*comparable(), AUDIT)
 
 
 @dataclass
@@ -67,34 +78,16 @@ def digest(form: Any) -> bytes:
     return hashlib.blake2b(text.encode(), digest_size=12).digest()
 
 
-# One canonical form per entity, built the same way from a validated record and a stored entry.
-
-
-def customer_form(name: str, email: str) -> list[str]:
-    return [name, email]
-
-
-def book_form(document: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in document.items() if k not in ("_id", "_source")}
-
-
-def order_form(customer_id: str, book_id: str, quantity: int, timestamp: str) -> list[Any]:
-    return [customer_id, book_id, int(quantity), timestamp]
-
-
 @dataclass
 class Expected:
     """The latest storable record of each key: its Kafka order and its content's digest."""
 
     latest: dict[str, tuple[Order3, bytes]] = field(default_factory=dict)
-    history: dict[str, tuple[str, float]] = field(default_factory=dict)  # order -> customer, score
 
-    def offer(self, key: str, order: Order3, form: Any) -> bool:
+    def offer(self, key: str, order: Order3, form: Any) -> None:
         held = self.latest.get(key)
-        if held is not None and held[0] >= order:
-            return False
-        self.latest[key] = (order, digest(form))
-        return True
+        if held is None or held[0] < order:
+            self.latest[key] = (order, digest(form))
 
 
 @dataclass
@@ -120,28 +113,31 @@ def read_log(settings: Settings, stores: Iterable[str]) -> LogView:
     names = topics(settings)
     dead = dead_letter_topic.origins(settings)
     view = LogView()
-    judged = {names.of(e): BY_NAME[e].model_class() for e in stores_entities(stores)}
-    read = names.entities if "audit" in stores else sorted(judged)
-    if "audit" in stores:
+    judged = {
+        names.of(e.name): (e.model_class(), e.store_class().form)
+        for store, e in comparable().items()
+        if store in stores
+    }
+    read = names.entities if AUDIT in stores else sorted(judged)
+    if AUDIT in stores:
         view.compacted = compacted_topics(settings, read)
     for batch in read_topics(settings, read, on_bounds=_bounds_into(view)):
         for message in batch:
             record = Record.from_kafka(message)
             where = (record.topic, record.partition)
-            if "audit" in stores:
+            if AUDIT in stores:
                 view.values[where][record.offset] = _value_digest(record.value)
                 if record.key is not None:
                     view.last_of_key[where][record.key] = record.offset
-            model = judged.get(record.topic)
-            if model is None:
+            origin = (record.topic, record.partition, record.offset)
+            if record.topic not in judged or origin in dead:
                 continue
-            if (record.topic, record.partition, record.offset) in dead:
-                continue
+            model, form = judged[record.topic]
             try:
                 entity = parse(model, record.value, settings.record_max_bytes)
             except Rejected:
                 continue
-            _expect(view.entities[record.topic], entity, record)
+            view.entities[record.topic].offer(entity.id, record.kafka_order, form(entity))
     return view
 
 
@@ -154,28 +150,12 @@ def compacted_topics(settings: Settings, names: Iterable[str]) -> set[str]:
     return {t for t, c in configs.items() if "compact" in c[CLEANUP_POLICY]}
 
 
-def stores_entities(stores: set[str]) -> set[str]:
-    return {STORE_ENTITY[s] for s in stores if s in STORE_ENTITY}
-
-
 def _bounds_into(view: LogView):
     def keep(starts: dict, ends: dict) -> None:
         view.starts = {(tp.topic, tp.partition): o for tp, o in starts.items()}
         view.ends = {(tp.topic, tp.partition): o for tp, o in ends.items()}
 
     return keep
-
-
-def _expect(expected: Expected, entity: Any, record: Record) -> None:
-    order = record.kafka_order
-    if isinstance(entity, Customer):
-        expected.offer(entity.id, order, customer_form(entity.name, entity.email))
-    elif isinstance(entity, Book):
-        expected.offer(entity.id, order, book_form(entity.document()))
-    elif isinstance(entity, Order):
-        form = order_form(entity.customer_id, entity.book_id, entity.quantity, entity.iso_timestamp)
-        if expected.offer(entity.id, order, form):
-            expected.history[entity.id] = (entity.customer_id, entity.epoch_seconds)
 
 
 def _value_digest(value: bytes | None) -> bytes:
@@ -188,17 +168,17 @@ def _value_digest(value: bytes | None) -> bytes:
 def verify(settings: Settings, stores: Iterable[str], examples: int = 5) -> list[Report]:
     """One report per store, `stores` as `settings` locate them, against the log."""
     stores = list(stores)
-    unknown = sorted(set(stores) - set(STORES))
+    known = comparable()
+    unknown = sorted(set(stores) - {*known, AUDIT})
     if unknown:
-        raise ValueError(f"verify compares {', '.join(STORES)}; not {', '.join(unknown)}")
+        raise ValueError(f"verify compares {', '.join(known)}, {AUDIT}; not {', '.join(unknown)}")
     view = read_log(settings, stores)
-    checks = {
-        "postgres": _verify_customers,
-        "mongo": _verify_books,
-        "redis": _verify_orders,
-        "audit": _verify_audit,
-    }
-    return [checks[s](settings, view, examples) for s in stores]
+    return [
+        _verify_audit(settings, view, examples)
+        if store == AUDIT
+        else _verify_store(settings, view, known[store], examples)
+        for store in stores
+    ]
 
 
 def _newer(view: LogView, topic: str, source: Order3) -> bool:
@@ -256,59 +236,11 @@ def _where(topic: str, order: Order3) -> str:
     return f"{topic}[{partition}]@{offset}"
 
 
-def _verify_customers(settings: Settings, view: LogView, examples: int) -> Report:
-    check = Comparison("postgres", topics(settings).of(CUSTOMERS), view)
-    with CustomerStore.from_settings(settings) as store:
-        check.compare((r.id, customer_form(r.name, r.email), src) for r, src in store.scan())
+def _verify_store(settings: Settings, view: LogView, entity: Entity, examples: int) -> Report:
+    check = Comparison(entity.queue, topics(settings).of(entity.name), view)
+    with entity.open_store(settings) as store:
+        check.compare(store.entries())
     return check.report(examples)
-
-
-def _verify_books(settings: Settings, view: LogView, examples: int) -> Report:
-    check = Comparison("mongo", topics(settings).of(BOOKS), view)
-    with BookStore.from_settings(settings) as store:
-        check.compare(
-            (d["_id"], book_form(d), source_order(d["_source"]) if "_source" in d else None)
-            for d in store.scan()
-        )
-    return check.report(examples)
-
-
-def _verify_orders(settings: Settings, view: LogView, examples: int) -> Report:
-    """The hashes as for the other stores; then each order in its customer's history exactly
-    once, with its score, and the `orders` set naming exactly the stored orders."""
-    check = Comparison("redis", topics(settings).of(ORDERS), view)
-    expected = view.entities[check.topic]
-    with OrderStore.from_settings(settings) as store:
-        check.compare(_hashes(store))
-        histories: dict[str, list[tuple[str, float]]] = defaultdict(list)
-        for cid, entries in store.histories():
-            for oid, score in entries:
-                histories[oid].append((cid, score))
-        members = store.set_members()
-    for oid, (cid, score) in expected.history.items():
-        if oid in check.seen and histories.get(oid) != [(cid, score)]:
-            check.find(oid, "different", f"in the histories {histories.get(oid, [])}")
-    for oid in histories.keys() - check.seen:
-        check.find(oid, "extra", f"in a history {histories[oid]} without its hash")
-    for oid in members ^ check.seen:
-        check.find(oid, "different", "the `orders` set and the order hashes disagree")
-    return check.report(examples)
-
-
-def _hashes(store: OrderStore) -> Iterator[tuple[str, Any, Order3 | None]]:
-    """(order id, form, source) of every order hash; a hash this pipeline did not write has
-    its raw fields as form (never equal to a record's)."""
-    for oid, f in store.scan():
-        try:
-            form: Any = order_form(f["customer_id"], f["book_id"], f["quantity"], f["timestamp"])
-            source: Order3 | None = (
-                int(f["source_timestamp"]),
-                int(f["source_partition"]),
-                int(f["source_offset"]),
-            )
-        except (KeyError, ValueError):
-            form, source = f, None
-        yield oid, form, source
 
 
 def _verify_audit(settings: Settings, view: LogView, examples: int) -> Report:
@@ -316,7 +248,7 @@ def _verify_audit(settings: Settings, view: LogView, examples: int) -> Report:
     at-least-once, not differences); a line the topics do not hold is extra unless compaction
     (a later record with its key, or any record without a key) or retention (before the
     partition's first offset) removed it."""
-    report = Report("audit", expected=sum(len(v) for v in view.values.values()))
+    report = Report(AUDIT, expected=sum(len(v) for v in view.values.values()))
     found: dict[tuple[str, int], set[int]] = defaultdict(set)
     for wire in AuditLog(settings.audit_log_path).lines():
         record = Record.from_wire(wire)

@@ -141,10 +141,9 @@ def create_database(settings, name: str) -> None:
     """Create a PostgreSQL database if missing, from the server's `bookstore` database (the
     tests' own may not exist yet; the bookstore role may create databases)."""
 
-    from bookstore.namespace import create_postgres_database
+    from bookstore.stores.postgres import create_database
 
-    admin_dsn = settings.postgres_dsn.rsplit("/", 1)[0] + "/bookstore"
-    create_postgres_database(settings.replace(postgres_dsn=admin_dsn), name)
+    create_database(settings.postgres_dsn.rsplit("/", 1)[0] + "/bookstore", name)
 
 
 def group_members(settings, group: str) -> list[set[tuple[str, int]]]:

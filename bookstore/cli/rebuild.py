@@ -43,13 +43,15 @@ def _stores(choice: StoreChoice, every: tuple[str, ...]) -> list[str]:
     return list(every) if choice == "all" else [choice.value]
 
 
-def _namespace(live: Settings, name: str | None, redis_db: int | None) -> Settings:
+def _namespace(
+    live: Settings, name: str | None, redis_db: int | None, stores: list[str]
+) -> Settings:
     from bookstore.namespace import NamespaceError, namespace_settings
 
     if name is None:
         return live
     try:
-        return namespace_settings(live, name, redis_db)
+        return namespace_settings(live, name, redis_db, stores)
     except NamespaceError as exc:
         raise typer.BadParameter(str(exc)) from None
 
@@ -164,7 +166,7 @@ def rebuild(
     """Refill stores from the topics, through the workers' own code; resumable."""
     from bookstore import dead_letter_topic
     from bookstore.kafka import check_reachable
-    from bookstore.namespace import create_postgres_database
+    from bookstore.namespace import create_namespace
     from bookstore.rebuild import STORES
     from bookstore.rebuild import rebuild as run
 
@@ -172,12 +174,12 @@ def rebuild(
     if (into is None) == (not yes):
         raise typer.BadParameter("either --into NAME (a namespace) or --yes (the live stores)")
     live = load_settings()
-    target = _namespace(live, into, redis_db)
+    target = _namespace(live, into, redis_db, stores)
     summaries = []
     with reporting_errors():
         check_reachable(live)
-        if into is not None and "postgres" in stores:
-            create_postgres_database(live, into)
+        if into is not None:
+            create_namespace(live, into, stores)
         # what the pipeline dead-lettered, read once (the audit log keeps every record anyway)
         refused = dead_letter_topic.origins(live) if stores != ["audit"] else set()
         with progress(disable=as_json) as bar:
@@ -228,15 +230,18 @@ def verify(
 ) -> None:
     """Compare stores with the log: missing, extra, different entries (exit 1 if any)."""
     from bookstore.kafka import check_reachable
-    from bookstore.verify import STORES
+    from bookstore.verify import stores as comparable
     from bookstore.verify import verify as run
 
-    stores = _stores(store, STORES)
-    if not set(stores) <= set(STORES):
+    known = comparable()
+    stores = _stores(store, known)
+    if not set(stores) <= set(known):
         raise typer.BadParameter(
-            f"verify compares {', '.join(STORES)} (or all)", param_hint="--store"
+            f"verify compares {', '.join(known)} (or all): {store.value} has no canonical form "
+            "(its store class has no form/entries)",
+            param_hint="--store",
         )
-    target = _namespace(load_settings(), namespace, redis_db)
+    target = _namespace(load_settings(), namespace, redis_db, stores)
     with reporting_errors():
         check_reachable(target)
         reports = run(target, stores, examples)

@@ -13,7 +13,16 @@ if TYPE_CHECKING:
 class Store(Protocol):
     """What the workers, `rebuild` and `verify` need of a store. Connections open lazily (a
     process may fork after building one); the first use creates what the store needs (table,
-    index). Usable as a context manager (`Closing`)."""
+    index). Usable as a context manager (`Closing`).
+
+    Optionally, for `verify` (bookstore.verify), its canonical form: a static `form(entity)` of
+    a validated record and `entries()`, the (key, form, source Kafka order or None) of everything
+    it holds; a store without them is rebuilt but not verified. For `rebuild --into` and
+    `verify --namespace` (bookstore.namespace), classmethods
+    `in_namespace(settings, namespace) -> Settings` (the settings with this store's data moved
+    into the namespace; NamespaceError if it would be the live data) and
+    `create_namespace(live_settings, name)` (create what its first write needs). A store without
+    `in_namespace` is refused there, never rebuilt "into" its live data."""
 
     server: ClassVar[str]  # what holds it, as `stats` names it ("PostgreSQL")
 

@@ -10,6 +10,7 @@ from pymongo import MongoClient, ReplaceOne
 from pymongo.errors import BulkWriteError, ConnectionFailure, OperationFailure, PyMongoError
 
 from bookstore.errors import StoreUnavailable, Verdict, classify, mongo_code
+from bookstore.namespace import Namespace, refuse_live
 from bookstore.records import Record
 from bookstore.stores import Closing
 
@@ -36,6 +37,12 @@ class BookStore(Closing):
     @classmethod
     def from_settings(cls, settings: Settings) -> BookStore:
         return cls(settings.mongo_uri, settings.mongo_db)
+
+    @classmethod
+    def in_namespace(cls, settings: Settings, namespace: Namespace) -> Settings:
+        """A namespace is a database of its own on the same server."""
+        refuse_live("mongo", settings.mongo_db, namespace.name)
+        return settings.replace(mongo_db=namespace.name)
 
     @property
     def books(self):
@@ -147,10 +154,26 @@ class BookStore(Closing):
         """Every document, streamed."""
         return self.books.find({}, batch_size=2000)
 
+    @staticmethod
+    def form(book: Book) -> dict[str, Any]:
+        """A book as `verify` compares it with its stored document (`entries`)."""
+        return _form(book.document())
+
+    def entries(self) -> Iterator[tuple[str, dict[str, Any], tuple[int, int, int] | None]]:
+        """(id, form, source record) of every stored book, for `verify` (a document written
+        before books remembered their record has no source)."""
+        for doc in self.scan():
+            source = source_order(doc["_source"]) if "_source" in doc else None
+            yield doc["_id"], _form(doc), source
+
     def clear(self) -> None:
         """Remove every book (a rebuild starts from an empty collection)."""
         self.books.drop()
         self.books.create_index("isbn")
+
+
+def _form(document: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in document.items() if k not in ("_id", "_source")}
 
 
 def _document(book: Book, record: Record) -> dict[str, Any]:

@@ -17,6 +17,7 @@ import psycopg2.errors
 from psycopg2.extras import execute_values
 
 from bookstore.errors import Refused, StoreUnavailable, Verdict, classify
+from bookstore.namespace import NAME, Namespace, refuse_live, url_path, with_url_path
 from bookstore.records import Record
 from bookstore.stores import Closing
 
@@ -65,6 +66,16 @@ class CustomerStore(Closing):
     @classmethod
     def from_settings(cls, settings: Settings) -> CustomerStore:
         return cls(settings.postgres_dsn)
+
+    @classmethod
+    def in_namespace(cls, settings: Settings, namespace: Namespace) -> Settings:
+        """A namespace is a database of its own on the same server."""
+        refuse_live("postgres", url_path(settings.postgres_dsn), namespace.name)
+        return settings.replace(postgres_dsn=with_url_path(settings.postgres_dsn, namespace.name))
+
+    @classmethod
+    def create_namespace(cls, live: Settings, name: str) -> None:
+        create_database(live.postgres_dsn, name)
 
     def _connection(self) -> psycopg2.extensions.connection:
         if self._conn is None or self._conn.closed:
@@ -142,6 +153,16 @@ class CustomerStore(Closing):
             for cid, name, email, *source in cur:
                 yield CustomerRow(cid, name, email), tuple(source)
 
+    @staticmethod
+    def form(customer: Customer) -> list[str]:
+        """A customer as `verify` compares it with its stored row (`entries`)."""
+        return [customer.name, customer.email]
+
+    def entries(self) -> Iterator[tuple[str, list[str], tuple[int, int, int]]]:
+        """(id, form, source record) of every stored customer, for `verify`."""
+        for row, source in self.scan():
+            yield row.id, [row.name, row.email], source
+
     def clear(self) -> None:
         """Remove every customer (a rebuild starts from an empty table)."""
         with self._connection() as conn, conn.cursor() as cur:
@@ -154,3 +175,18 @@ def _values(customer: Customer, record: Record) -> tuple:
 
 def _first_line(exc: Exception) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def create_database(dsn: str, name: str) -> None:
+    """Create database `name` on the server of `dsn` if missing (the role needs CREATEDB)."""
+    if not NAME.fullmatch(name):
+        raise ValueError(f"not a database name this creates: {name!r}")
+    conn = psycopg2.connect(dsn, connect_timeout=5)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+            if cur.fetchone() is None:
+                cur.execute(f'CREATE DATABASE "{name}"')  # NAME allows no quote
+    finally:
+        conn.close()

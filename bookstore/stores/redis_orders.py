@@ -10,13 +10,15 @@ another `customer_id` moves from the old customer's history to the new one's.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import redis
 
 from bookstore.errors import StoreUnavailable, Verdict, classify
+from bookstore.namespace import Namespace, NamespaceError, url_path, with_url_path
 from bookstore.records import Record
 from bookstore.stores import Closing
 
@@ -86,6 +88,18 @@ class OrderStore(Closing):
     @classmethod
     def from_settings(cls, settings: Settings) -> OrderStore:
         return cls(settings.redis_url)
+
+    @classmethod
+    def in_namespace(cls, settings: Settings, namespace: Namespace) -> Settings:
+        """A namespace is a Redis database of its own: Redis numbers them (`--redis-db`)."""
+        if namespace.redis_db is None:
+            raise NamespaceError("the redis store needs a database of its own: --redis-db N")
+        live = url_path(settings.redis_url)
+        if namespace.redis_db == (int(live) if live.isdigit() else 0):
+            raise NamespaceError(f"Redis database {namespace.redis_db} is the live one (REDIS_URL)")
+        return settings.replace(
+            redis_url=with_url_path(settings.redis_url, str(namespace.redis_db))
+        )
 
     def close(self) -> None:
         self.redis.close()
@@ -169,6 +183,47 @@ class OrderStore(Closing):
     def set_members(self) -> set[str]:
         """The `orders` set, which counts and checks read instead of scanning."""
         return {i.decode() for i in self.redis.sscan_iter(ALL_ORDERS, count=1000)}
+
+    @staticmethod
+    def form(order: Order) -> list[Any]:
+        """An order as `verify` compares it with what is stored (`entries`): its fields, its
+        entry in its customer's history (score: epoch seconds), its place in the `orders` set."""
+        cid, history = order.customer_id, [[order.customer_id, order.epoch_seconds]]
+        return [cid, order.book_id, order.quantity, order.iso_timestamp, history, True]
+
+    def entries(self) -> Iterator[tuple[str, Any, tuple[int, int, int] | None]]:
+        """(id, form, source record) of every order hash, for `verify`, with the histories that
+        name it and whether the `orders` set does; then the ids that a history or the set names
+        without a hash. A hash this pipeline did not write has its raw fields as form."""
+        histories: dict[str, list[list[Any]]] = defaultdict(list)
+        for cid, entries in self.histories():
+            for oid, score in entries:
+                histories[oid].append([cid, score])
+        members = self.set_members()
+        hashes = set()
+        for oid, f in self.scan():
+            hashes.add(oid)
+            try:
+                form: Any = [
+                    f["customer_id"],
+                    f["book_id"],
+                    int(f["quantity"]),
+                    f["timestamp"],
+                    histories.get(oid, []),
+                    oid in members,
+                ]
+                source = (
+                    int(f["source_timestamp"]),
+                    int(f["source_partition"]),
+                    int(f["source_offset"]),
+                )
+            except (KeyError, ValueError):
+                yield oid, f, None
+                continue
+            yield oid, form, source
+        for oid in sorted((histories.keys() | members) - hashes):
+            stray = {"history": histories.get(oid, []), "in the orders set": oid in members}
+            yield oid, stray, None
 
     def clear(self) -> None:
         """Remove every order, history and the `orders` set (nothing else in the database)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import uuid
 
@@ -84,3 +85,12 @@ def test_a_fourth_entity_defined_by_a_table_row_flows_end_to_end(processes, sett
 
     stats = pipeline.cli("stats", "--json")
     assert json.loads(stats.stdout)[name] == len(reviews), stats.stdout + stats.stderr
+
+    # Its store names no namespace: `rebuild --into` refuses it rather than empty its live file
+    # (its from_settings ignores the namespace's settings), and leaves every store alone.
+    before = stored(db)
+    refused = pipeline.cli("rebuild", "--into", "reviews_ns", "--redis-db", "9")
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    message = " ".join(re.sub("[│╭╮╰╯─]", " ", refused.stderr).split())  # rich's box unwrapped
+    assert "the reviews store cannot name a namespace" in message
+    assert stored(db) == before

@@ -27,7 +27,7 @@ from kafka.admin import ConfigResource
 from bookstore.entities import BRIDGE_QUEUES
 from bookstore.kafka import group_offsets, read_topics
 from bookstore.namespace import namespace_settings
-from bookstore.rebuild import group_id
+from bookstore.rebuild import STORES, group_id
 from bookstore.topic_config import topic_configs
 from tests.integration.pipeline import (
     Dataset,
@@ -276,7 +276,7 @@ def _versions_sent(ds: Dataset, topic: str) -> int:
 
 
 def _namespace(settings, namespace: tuple[str, str]):
-    return namespace_settings(LIVE.settings(settings), namespace[0], int(namespace[1]))
+    return namespace_settings(LIVE.settings(settings), namespace[0], int(namespace[1]), STORES)
 
 
 def test_a_rebuild_killed_midway_resumes_where_it_stopped(truth, settings):

@@ -1,28 +1,51 @@
-"""Each store on its real server: last write wins in Kafka order, whatever the delivery order.
+"""Each store on its real server, held to one contract (every row of the entity table, and the
+fourth-entity example store a newcomer would copy), then what is particular to some.
 
-A redelivery or a retry can bring an older record after a newer one; the stores must keep the
-entity of the latest record in Kafka order (timestamp, partition, offset), and a record written
-twice must change nothing. Writes go through the stores' own batch writes, as the workers do.
+The contract: a batch written twice changes nothing; the latest record in Kafka order
+(timestamp, partition, offset) wins whatever the delivery order, since a redelivery or a retry
+can bring an older record after a newer one; `clear` empties it; its canonical form (`form` of a
+record, `entries` of what is stored: what `verify` compares) agrees with what it wrote; a
+namespace holds data of its own, or the store says it cannot name one. Writes go through the
+stores' own batch writes, as the workers do.
 """
 
 from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pymongo
 import pytest
 
+from bookstore.entities import BOOKS, CUSTOMERS, ENTITIES, ORDERS, Entity
+from bookstore.namespace import NamespaceError, create_namespace, namespace_settings
 from bookstore.records import Record
 from bookstore.schemas import parse
 from bookstore.stores.mongo import BookStore
-from bookstore.stores.postgres import CustomerStore
 from bookstore.stores.redis_orders import OrderStore
+from bookstore.verify import digest
+from tests.integration.fourth_entity.reviews import REVIEWS
 from tests.integration.pipeline import Namespace, Stores
-from tests.support import BOOKS, CUSTOMERS, ORDERS, TOPICS
 
 NS = Namespace("bookstore_stores", redis_db=8)
+ELSEWHERE = ("bookstore_stores_ns", 9)  # the contract's namespace: databases, Redis database
+
+# One valid record per entity: version n of the entity with id `key`.
+SAMPLES: dict[str, Callable[[str, int], dict[str, Any]]] = {
+    CUSTOMERS: lambda key, n: {"id": key, "name": f"Ana {n}", "email": f"v{n}.{key}@example.com"},
+    BOOKS: lambda key, n: {"id": key, "isbn": None, "title": f"Edição {n}", "authors": ["A"] * n},
+    ORDERS: lambda key, n: {
+        "id": key,
+        "customer_id": str(uuid.UUID(int=n)),
+        "book_id": f"b{n}",
+        "quantity": n,
+        "timestamp": 1_700_000 + n,
+    },
+    REVIEWS.name: lambda key, n: {"id": key, "book_id": f"vol{n}", "stars": 1 + n % 5},
+}
+ROWS = {**{e.name: e for e in ENTITIES}, REVIEWS.name: REVIEWS}
 
 
 @pytest.fixture(scope="module")
@@ -38,47 +61,82 @@ def stores(mine) -> Iterator[Stores]:
     s.close()
 
 
+@pytest.fixture(params=list(ROWS))
+def row(request, monkeypatch, tmp_path) -> Entity:
+    if request.param not in SAMPLES:
+        pytest.fail(f"the entity {request.param!r} has no sample record in SAMPLES")
+    monkeypatch.setenv("REVIEWS_DB", str(tmp_path / "reviews.sqlite"))  # the example store's
+    return ROWS[request.param]
+
+
 def record(topic: str, value: dict, offset: int, timestamp: int = 1_700_000_000_000) -> Record:
     return Record(topic, 0, offset, None, timestamp, json.dumps(value).encode())
 
 
-def write(store, *records: Record) -> None:
+def write(store, entity: Entity, *records: Record) -> None:
     """One batch, in this delivery order."""
-    parsed = [(parse(TOPICS.entity(r.topic).model_class(), r.value), r) for r in records]
+    parsed = [(parse(entity.model_class(), r.value), r) for r in records]
     assert store.write(parsed) == []
 
 
-def test_customers_keep_the_latest_record_whatever_the_delivery_order(mine, stores):
-    store = CustomerStore(mine.postgres_dsn)
-    cid = str(uuid.uuid4())
-    v1 = {"id": cid, "name": "Ana", "email": f"{cid}@example.com"}
-    v2 = {**v1, "name": "Ana Maria", "email": f"new.{cid}@example.com"}
-    try:
-        write(store, record(CUSTOMERS, v2, 11))
-        write(store, record(CUSTOMERS, v1, 10))  # a late redelivery of the older record
-        assert stores.customers([cid]) == {cid: v2}
-        write(store, record(CUSTOMERS, v1, 10), record(CUSTOMERS, v2, 11))  # both, once more
-        assert stores.customers([cid]) == {cid: v2}
-    finally:
-        store.close()
+def version(entity: Entity, key: str, n: int, offset: int, **kw: int) -> Record:
+    return record(entity.name, SAMPLES[entity.name](key, n), offset, **kw)
 
 
-def test_books_keep_the_latest_record_whatever_the_delivery_order(mine, stores):
-    store = BookStore(mine.mongo_uri, mine.mongo_db)
-    bid = f"vol-{uuid.uuid4().hex[:8]}"
-    v1 = {"id": bid, "isbn": None, "title": "Primeira", "authors": ["A"], "publishedDate": "2004"}
-    v2 = {**v1, "title": "Segunda edição", "authors": ["A", "B"]}
-    try:
-        write(store, record(BOOKS, v2, 21))
-        write(store, record(BOOKS, v1, 20))  # older: must not roll the book back
-        assert stores.books([bid])[bid]["title"] == "Segunda edição"
-        write(store, record(BOOKS, v2, 21), record(BOOKS, v1, 20))  # one batch, out of order
-        assert stores.books([bid])[bid]["authors"] == ["A", "B"]
-        v3 = {**v1, "title": "Terceira"}
-        write(store, record(BOOKS, v3, 5, timestamp=1_700_000_000_001))  # a later timestamp wins
-        assert stores.books([bid])[bid]["title"] == "Terceira"
-    finally:
-        store.close()
+def held(store, key: str) -> bytes | None:
+    """The digest of the stored entry's canonical form, as `verify` compares it."""
+    return next((digest(form) for k, form, _ in store.entries() if k == key), None)
+
+
+def expected(store, entity: Entity, key: str, n: int) -> bytes:
+    return digest(
+        store.form(parse(entity.model_class(), json.dumps(SAMPLES[entity.name](key, n)).encode()))
+    )
+
+
+def test_a_batch_written_twice_changes_nothing(mine, row):
+    key = str(uuid.uuid4())
+    with row.open_store(mine) as store:
+        before = store.count()
+        write(store, row, version(row, key, 1, 10))
+        write(store, row, version(row, key, 1, 10))
+        assert store.count() == before + 1
+        assert held(store, key) == expected(store, row, key, 1)
+
+
+def test_the_latest_record_in_kafka_order_wins_whatever_the_delivery_order(mine, row):
+    key = str(uuid.uuid4())
+    with row.open_store(mine) as store:
+        write(store, row, version(row, key, 2, 11))
+        write(store, row, version(row, key, 1, 10))  # a late redelivery of the older record
+        assert held(store, key) == expected(store, row, key, 2)
+        write(store, row, version(row, key, 2, 11), version(row, key, 1, 10))  # one batch
+        assert held(store, key) == expected(store, row, key, 2)
+        write(store, row, version(row, key, 3, 5, timestamp=1_700_000_000_001))  # later time
+        assert held(store, key) == expected(store, row, key, 3)
+
+
+def test_clear_empties_it(mine, row):
+    with row.open_store(mine) as store:
+        write(store, row, version(row, str(uuid.uuid4()), 1, 10))
+        store.clear()
+        assert store.count() == 0 and list(store.entries()) == []
+
+
+def test_a_namespace_holds_its_own_data_or_the_store_says_it_has_none(mine, row):
+    name, redis_db = ELSEWHERE
+    if not hasattr(row.store_class(), "in_namespace"):
+        with pytest.raises(NamespaceError, match="cannot name a namespace"):
+            namespace_settings(mine, name, redis_db, [row.queue], ROWS.values())
+        return
+    there = namespace_settings(mine, name, redis_db, [row.queue])
+    create_namespace(mine, name, [row.queue])
+    key = str(uuid.uuid4())
+    with row.open_store(mine) as live, row.open_store(there) as other:
+        other.clear()
+        write(other, row, version(row, key, 1, 10))
+        assert held(other, key) is not None and held(live, key) is None
+        other.clear()
 
 
 def test_a_book_stored_before_books_remembered_their_record_is_replaced(mine, stores):
@@ -88,7 +146,7 @@ def test_a_book_stored_before_books_remembered_their_record_is_replaced(mine, st
     client.close()
     store = BookStore(mine.mongo_uri, mine.mongo_db)
     try:
-        write(store, record(BOOKS, {"id": bid, "title": "new", "authors": []}, 1))
+        write(store, ROWS[BOOKS], record(BOOKS, {"id": bid, "title": "new", "authors": []}, 1))
         assert stores.books([bid])[bid]["title"] == "new"
     finally:
         store.close()
@@ -100,14 +158,14 @@ def test_an_order_moved_to_another_customer_leaves_no_stale_history(mine, stores
     v1 = {"id": oid, "customer_id": alice, "book_id": "b", "quantity": 1, "timestamp": 1_700_000}
     v2 = {**v1, "customer_id": bob, "quantity": 2}
     try:
-        write(store, record(ORDERS, v1, 30))
+        write(store, ROWS[ORDERS], record(ORDERS, v1, 30))
         assert stores.history(alice) == [oid]
-        write(store, record(ORDERS, v2, 31))
+        write(store, ROWS[ORDERS], record(ORDERS, v2, 31))
         assert (stores.history(alice), stores.history(bob)) == ([], [oid])
-        write(store, record(ORDERS, v1, 30))  # a late redelivery of the first version
-        write(store, record(ORDERS, v2, 31), record(ORDERS, v2, 31))  # and duplicates
+        write(store, ROWS[ORDERS], record(ORDERS, v1, 30))  # a late redelivery of the first version
+        write(store, ROWS[ORDERS], record(ORDERS, v2, 31), record(ORDERS, v2, 31))  # and duplicates
         assert (stores.history(alice), stores.history(bob)) == ([], [oid])
-        held = stores.orders([oid])[oid]
-        assert (held["customer_id"], held["quantity"]) == (bob, "2")
+        fields = stores.orders([oid])[oid]
+        assert (fields["customer_id"], fields["quantity"]) == (bob, "2")
     finally:
         store.close()

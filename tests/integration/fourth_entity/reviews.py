@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from collections.abc import Iterator
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -26,7 +27,9 @@ class Review(BaseModel):
 
 
 class ReviewStore(Closing):
-    """One SQLite table; a record of a later offset replaces an earlier one (idempotent)."""
+    """One SQLite table. Last write wins in Kafka order, as the contract asks of every store
+    (tests/integration/test_stores.py): each row remembers its record's (timestamp, partition,
+    offset) and only a later record replaces it, so redeliveries never roll a review back."""
 
     server = "SQLite"
 
@@ -42,19 +45,29 @@ class ReviewStore(Closing):
         if self._db is None:
             self._db = sqlite3.connect(self.path, timeout=30)
             self._db.execute(
-                "CREATE TABLE IF NOT EXISTS reviews "
-                "(id TEXT PRIMARY KEY, book_id TEXT, stars INTEGER, source TEXT)"
+                "CREATE TABLE IF NOT EXISTS reviews (id TEXT PRIMARY KEY, book_id TEXT, "
+                "stars INTEGER, ts INTEGER, part INTEGER, off INTEGER)"
             )
         return self._db
 
     def write(self, batch: list[tuple[Review, Any]]) -> list[tuple[Any, str]]:
         with self._conn() as db:
             db.executemany(
-                "INSERT INTO reviews VALUES (?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
-                "book_id = excluded.book_id, stars = excluded.stars, source = excluded.source",
-                [(r.id, r.book_id, r.stars, str(rec.coordinates)) for r, rec in batch],
+                "INSERT INTO reviews VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
+                "book_id = excluded.book_id, stars = excluded.stars, ts = excluded.ts, "
+                "part = excluded.part, off = excluded.off "
+                "WHERE (ts, part, off) < (excluded.ts, excluded.part, excluded.off)",
+                [(r.id, r.book_id, r.stars, *rec.kafka_order) for r, rec in batch],
             )
         return []
+
+    @staticmethod
+    def form(review: Review) -> list[Any]:
+        return [review.book_id, review.stars]
+
+    def entries(self) -> Iterator[tuple[str, list[Any], tuple[int, int, int]]]:
+        for rid, book_id, stars, *source in self._conn().execute("SELECT * FROM reviews"):
+            yield rid, [book_id, stars], tuple(source)
 
     def count(self) -> int:
         return self._conn().execute("SELECT count(*) FROM reviews").fetchone()[0]
