@@ -19,7 +19,7 @@ import typer
 
 from bookstore import entities
 from bookstore.config import Settings
-from bookstore.errors import Unavailable, raised_by
+from bookstore.errors import Unavailable, raised_by, store_classes
 from bookstore.kafka import client_options
 
 if TYPE_CHECKING:  # the clients are imported by the commands that use them: --help needs none
@@ -53,14 +53,13 @@ def unavailable_error(exc: BaseException) -> CliError | None:
     """Name the server behind a connection failure (URLs are never printed: they hold passwords)."""
     if isinstance(exc, Unavailable):
         return CliError(one_line(exc), EXIT_UNAVAILABLE)
-    for (module, base), server in (
-        (("psycopg2", "Error"), "PostgreSQL (POSTGRES_DSN)"),
-        (("pymongo.errors", "PyMongoError"), "MongoDB (MONGO_URI)"),
-        (("redis", "RedisError"), "Redis (REDIS_URL)"),
-        (("kafka.errors", "KafkaError"), "Kafka"),
-    ):
-        if raised_by(exc, module, base):
-            return CliError(f"{server}: {one_line(exc)}", EXIT_UNAVAILABLE)
+    for store in store_classes():
+        if store.classify(exc) is not None:  # its driver's failure
+            setting = getattr(store, "configured_by", "")  # the variable naming its server
+            where = f"{store.server} ({setting})" if setting else store.server
+            return CliError(f"{where}: {one_line(exc)}", EXIT_UNAVAILABLE)
+    if raised_by(exc, "kafka.errors", "KafkaError"):
+        return CliError(f"Kafka: {one_line(exc)}", EXIT_UNAVAILABLE)
     return None
 
 

@@ -6,10 +6,20 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from bson.errors import InvalidDocument
 from pymongo import MongoClient, ReplaceOne
-from pymongo.errors import BulkWriteError, ConnectionFailure, OperationFailure, PyMongoError
+from pymongo.errors import (
+    BulkWriteError,
+    ConnectionFailure,
+    DocumentTooLarge,
+    ExecutionTimeout,
+    OperationFailure,
+    PyMongoError,
+    WriteConcernError,
+    WTimeoutError,
+)
 
-from bookstore.errors import StoreUnavailable, Verdict, classify, mongo_code
+from bookstore.errors import StoreUnavailable, Verdict, classify
 from bookstore.namespace import Namespace, refuse_live
 from bookstore.records import Record
 from bookstore.stores import Closing
@@ -26,8 +36,75 @@ WRITE_CHUNK = 25
 DUPLICATE_KEY = 11000
 
 
+# What a failure means (bookstore.errors): MongoDB error codes (src/mongo/base/error_codes.yml),
+# as MongoDB and FerretDB send them.
+_TRANSIENT = {
+    6,  # HostUnreachable
+    7,  # HostNotFound
+    24,  # LockTimeout
+    46,  # LockBusy
+    50,  # MaxTimeMSExpired
+    64,  # WriteConcernFailed
+    89,  # NetworkTimeout
+    91,  # ShutdownInProgress
+    112,  # WriteConflict
+    117,  # ConflictingOperationInProgress
+    189,  # PrimarySteppedDown
+    202,  # NetworkInterfaceExceededTimeLimit
+    262,  # ExceededTimeLimit
+    9001,  # SocketException
+    10107,  # NotWritablePrimary
+    11600,  # InterruptedAtShutdown
+    11602,  # InterruptedDueToReplStateChange
+    13435,  # NotPrimaryNoSecondaryOk
+    13436,  # NotPrimaryOrSecondary
+    14031,  # OutOfDiskSpace
+}
+_RECORD = {
+    2,  # BadValue (FerretDB: infinity, nested arrays, invalid keys)
+    9,  # FailedToParse
+    14,  # TypeMismatch
+    15,  # Overflow
+    52,  # DollarPrefixedFieldName
+    55,  # InvalidDBRef
+    56,  # EmptyFieldName
+    57,  # DottedFieldName
+    121,  # DocumentValidationFailure
+    10334,  # BSONObjectTooLarge
+    17280,  # KeyTooLong
+}
+
+
 class BookStore(Closing):
     server = "MongoDB"
+    configured_by = "MONGO_URI"
+
+    @staticmethod
+    def classify(exc: BaseException) -> Verdict | None:
+        """What a pymongo failure means, by its error codes (None: not pymongo's)."""
+        if isinstance(exc, InvalidDocument):
+            return Verdict.RECORD  # this record cannot be encoded as BSON
+        if not isinstance(exc, PyMongoError):
+            return None
+        if isinstance(
+            exc, ConnectionFailure | ExecutionTimeout | WTimeoutError | WriteConcernError
+        ):
+            return Verdict.TRANSIENT
+        if isinstance(exc, DocumentTooLarge):
+            return Verdict.RECORD
+        if isinstance(exc, BulkWriteError):
+            details = exc.details or {}
+            if details.get("writeConcernErrors"):
+                return Verdict.TRANSIENT
+            verdicts = {mongo_code(e.get("code")) for e in details.get("writeErrors", [])}
+            if not verdicts or Verdict.TRANSIENT in verdicts:  # no per-document reason: the server
+                return Verdict.TRANSIENT
+            return Verdict.UNEXPLAINED if Verdict.UNEXPLAINED in verdicts else Verdict.RECORD
+        if isinstance(exc, OperationFailure):
+            if exc.has_error_label("RetryableWriteError"):
+                return Verdict.TRANSIENT
+            return mongo_code(exc.code)
+        return Verdict.UNEXPLAINED
 
     def __init__(self, uri: str, database: str):
         self.uri = uri
@@ -198,3 +275,12 @@ def _older_than(record: Record) -> dict[str, Any]:
     """A filter matching a document written from an earlier record than `record`, or from
     before documents remembered their record (no `_source`)."""
     return {"_source": {"$not": {"$gte": source_version(record)}}}
+
+
+def mongo_code(code: int | None) -> Verdict:
+    """What a MongoDB error code means (also for the per-document errors of a bulk write)."""
+    if code in _TRANSIENT:
+        return Verdict.TRANSIENT
+    if code in _RECORD:
+        return Verdict.RECORD
+    return Verdict.UNEXPLAINED

@@ -49,6 +49,23 @@ ON CONFLICT (id) DO UPDATE
 """
 
 
+# What a failure means (bookstore.errors): SQLSTATE classes
+# (https://www.postgresql.org/docs/current/errcodes-appendix.html).
+_TRANSIENT = {
+    "08",  # connection exception
+    "40",  # transaction rollback: serialization failure, deadlock
+    "53",  # insufficient resources: disk full, out of memory, too many connections
+    "57",  # operator intervention: shutdown, cannot connect now, statement timeout
+    "58",  # system error: I/O error
+}
+_TRANSIENT_CODES = {"55P03", "55006"}  # lock not available, object in use
+_RECORD = {
+    "22",  # data exception: bad encoding, value out of range, string too long
+    "23",  # integrity constraint violation
+    "54",  # program limit exceeded: index row too big, too many columns
+}
+
+
 @dataclass(frozen=True)
 class CustomerRow:
     id: str
@@ -58,6 +75,23 @@ class CustomerRow:
 
 class CustomerStore(Closing):
     server = "PostgreSQL"
+    configured_by = "POSTGRES_DSN"
+
+    @staticmethod
+    def classify(exc: BaseException) -> Verdict | None:
+        """What a psycopg2 failure means, by its SQLSTATE (None: not psycopg2's)."""
+        if not isinstance(exc, psycopg2.Error):
+            return None
+        code = exc.pgcode
+        if code is None:  # raised by the client: the connection failed or was lost
+            if isinstance(exc, psycopg2.OperationalError | psycopg2.InterfaceError):
+                return Verdict.TRANSIENT
+            return Verdict.UNEXPLAINED
+        if code[:2] in _TRANSIENT or code in _TRANSIENT_CODES:
+            return Verdict.TRANSIENT
+        if code[:2] in _RECORD:
+            return Verdict.RECORD
+        return Verdict.UNEXPLAINED
 
     def __init__(self, dsn: str):
         self.dsn = dsn

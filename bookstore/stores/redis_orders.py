@@ -78,8 +78,39 @@ return 1
 """
 
 
+# What a failure means (bookstore.errors): Redis error prefixes that say "the server cannot
+# write now" rather than "this write is wrong".
+_TRANSIENT = (
+    "MISCONF",
+    "OOM",
+    "LOADING",
+    "READONLY",
+    "BUSY",
+    "TRYAGAIN",
+    "MASTERDOWN",
+    "NOREPLICAS",
+    "CLUSTERDOWN",
+)
+
+
 class OrderStore(Closing):
     server = "Redis"
+    configured_by = "REDIS_URL"
+
+    @staticmethod
+    def classify(exc: BaseException) -> Verdict | None:
+        """What a redis-py failure means, by its error prefix (None: not redis-py's). The
+        generator's id registry (same server, REDIS_URL) is judged by it too."""
+        if not isinstance(exc, redis.RedisError):
+            return None
+        if isinstance(exc, redis.ConnectionError | redis.TimeoutError | redis.BusyLoadingError):
+            return Verdict.TRANSIENT
+        message = str(exc)
+        if message.startswith(_TRANSIENT):
+            return Verdict.TRANSIENT
+        if message.startswith("WRONGTYPE"):
+            return Verdict.RECORD  # a key of this record holds another type of value
+        return Verdict.UNEXPLAINED
 
     def __init__(self, url: str):
         self.redis = redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5)

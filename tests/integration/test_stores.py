@@ -6,7 +6,8 @@ The contract: a batch written twice changes nothing; the latest record in Kafka 
 can bring an older record after a newer one; `clear` empties it; its canonical form (`form` of a
 record, `entries` of what is stored: what `verify` compares) agrees with what it wrote; a
 namespace holds data of its own, or the store says it cannot name one. Writes go through the
-stores' own batch writes, as the workers do.
+stores' own batch writes, as the workers do. And a server that cannot be reached is an outage
+(retried), never the record's fault.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import pymongo
 import pytest
 
 from bookstore.entities import BOOKS, CUSTOMERS, ENTITIES, ORDERS, Entity
+from bookstore.errors import Verdict, classify
 from bookstore.namespace import NamespaceError, create_namespace, namespace_settings
 from bookstore.records import Record
 from bookstore.schemas import parse
@@ -46,6 +48,13 @@ SAMPLES: dict[str, Callable[[str, int], dict[str, Any]]] = {
     REVIEWS.name: lambda key, n: {"id": key, "book_id": f"vol{n}", "stars": 1 + n % 5},
 }
 ROWS = {**{e.name: e for e in ENTITIES}, REVIEWS.name: REVIEWS}
+# Where each store's server is not (the example store: REVIEWS_DB in a folder that does not exist)
+UNREACHABLE: dict[str, dict[str, str]] = {
+    CUSTOMERS: {"postgres_dsn": "postgresql://bookstore@127.0.0.1:1/nowhere"},
+    BOOKS: {"mongo_uri": "mongodb://127.0.0.1:1"},
+    ORDERS: {"redis_url": "redis://127.0.0.1:1/0"},
+    REVIEWS.name: {},
+}
 
 
 @pytest.fixture(scope="module")
@@ -63,8 +72,8 @@ def stores(mine) -> Iterator[Stores]:
 
 @pytest.fixture(params=list(ROWS))
 def row(request, monkeypatch, tmp_path) -> Entity:
-    if request.param not in SAMPLES:
-        pytest.fail(f"the entity {request.param!r} has no sample record in SAMPLES")
+    if request.param not in SAMPLES or request.param not in UNREACHABLE:
+        pytest.fail(f"the entity {request.param!r} needs a sample record and an unreachable server")
     monkeypatch.setenv("REVIEWS_DB", str(tmp_path / "reviews.sqlite"))  # the example store's
     return ROWS[request.param]
 
@@ -121,6 +130,22 @@ def test_clear_empties_it(mine, row):
         write(store, row, version(row, str(uuid.uuid4()), 1, 10))
         store.clear()
         assert store.count() == 0 and list(store.entries()) == []
+
+
+def test_an_unreachable_server_is_an_outage_never_the_records_fault(
+    mine, row, monkeypatch, tmp_path
+):
+    monkeypatch.setenv("REVIEWS_DB", str(tmp_path / "missing" / "reviews.sqlite"))
+    with row.open_store(mine.replace(**UNREACHABLE[row.name])) as store:
+        try:
+            write(store, row, version(row, str(uuid.uuid4()), 1, 10))
+        except Exception as exc:  # whatever the store raises, its verdict is what counts
+            failure = exc
+        else:
+            pytest.fail("a write to an unreachable server succeeded")
+    # the store's own translation of its driver's failures, then the policy's
+    verdict = row.store_class().classify(failure) or classify(failure)
+    assert verdict is Verdict.TRANSIENT, f"{type(failure).__name__}: {failure}"
 
 
 def test_a_namespace_holds_its_own_data_or_the_store_says_it_has_none(mine, row):

@@ -13,9 +13,12 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from bookstore.entities import Entity
+from bookstore.errors import Verdict
 from bookstore.stores import Closing
 
 QUEUE = "reviews"
+# sqlite3's messages for "the file cannot be used now" (its OperationalError is also a bad query)
+OUTAGES = ("locked", "busy", "disk I/O", "unable to open", "is full", "readonly")
 
 
 class Review(BaseModel):
@@ -32,6 +35,19 @@ class ReviewStore(Closing):
     offset) and only a later record replaces it, so redeliveries never roll a review back."""
 
     server = "SQLite"
+    configured_by = "REVIEWS_DB"
+
+    @staticmethod
+    def classify(exc: BaseException) -> Verdict | None:
+        """What an sqlite3 failure means (None: not sqlite3's): a locked or unreachable file is
+        an outage, a refused value the record's own fault."""
+        if not isinstance(exc, sqlite3.Error):
+            return None
+        if isinstance(exc, sqlite3.IntegrityError | sqlite3.DataError):
+            return Verdict.RECORD
+        if isinstance(exc, sqlite3.OperationalError) and any(m in str(exc) for m in OUTAGES):
+            return Verdict.TRANSIENT
+        return Verdict.UNEXPLAINED
 
     def __init__(self, path: str):
         self.path = path
