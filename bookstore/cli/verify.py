@@ -1,0 +1,62 @@
+"""`python -m bookstore verify`: prove stores equal the log (missing, extra, different
+entries). Exit 0 / 1 (differences) / 2 / 4."""
+
+from __future__ import annotations
+
+import typer
+
+from bookstore.cli.app import app
+from bookstore.cli.common import (
+    EXIT_INCONSISTENT,
+    JsonOption,
+    console,
+    print_json,
+    print_report,
+    reporting_errors,
+)
+from bookstore.cli.stores import REDIS_DB_OPTION, STORE_OPTION, StoreChoice, chosen, in_namespace
+from bookstore.config import load_settings
+
+
+@app.command()
+def verify(
+    store: StoreChoice = STORE_OPTION,
+    namespace: str = typer.Option(None, "--namespace", help="a namespace, not the live stores"),
+    redis_db: int = REDIS_DB_OPTION,
+    examples: int = typer.Option(5, "--examples", min=0, help="differences to show per store"),
+    as_json: bool = JsonOption,
+) -> None:
+    """Compare stores with the log: missing, extra, different entries (exit 1 if any)."""
+    from bookstore.kafka import check_reachable
+    from bookstore.verify import stores as comparable
+    from bookstore.verify import verify as run
+
+    known = comparable()
+    stores = chosen(store, known)
+    if not set(stores) <= set(known):
+        raise typer.BadParameter(
+            f"verify compares {', '.join(known)} (or all): {store.value} has no canonical form "
+            "(its store class has no form/entries)",
+            param_hint="--store",
+        )
+    target = in_namespace(load_settings(), namespace, redis_db, stores)
+    with reporting_errors():
+        check_reachable(target)
+        reports = run(target, stores, examples)
+    differences = sum(r.differences for r in reports)
+    if as_json:
+        print_json({"stores": [vars(r) for r in reports], "differences": differences})
+    else:
+        rows = [
+            [r.store, r.expected, r.checked, r.missing, r.extra, r.different, r.newer]
+            for r in reports
+        ]
+        print_report(
+            f"{f'namespace {namespace}' if namespace else 'the live stores'} against the log",
+            ["store", "in the log", "checked", "missing", "extra", "different", "newer"],
+            rows,
+            [f"{r.store}: {example}" for r in reports for example in r.examples],
+        )
+        console().print("equal to the log" if not differences else f"{differences} difference(s)")
+    if differences:
+        raise typer.Exit(EXIT_INCONSISTENT)
