@@ -30,7 +30,8 @@ class KafkaUnavailable(Unavailable):
 
 # An ApiVersions v0 request (size, api key 18, version 0, correlation id 7, no client id): a
 # broker that answers it is alive, not merely accepting connections.
-_API_VERSIONS = struct.pack(">ihhih", 10, 18, 0, 7, -1)
+_CORRELATION_ID = 7
+_API_VERSIONS = struct.pack(">ihhih", 10, 18, 0, _CORRELATION_ID, -1)
 
 
 def bootstrap_servers(settings: Settings, timeout: float = 1.0) -> str:
@@ -84,7 +85,8 @@ def _answers(address: str, timeout: float) -> bool:
         with socket.create_connection((host.strip("[]") or "localhost", int(port)), timeout) as s:
             s.settimeout(timeout)
             s.sendall(_API_VERSIONS)
-            return len(s.recv(8)) == 8  # the response's size and correlation id
+            head = s.recv(8, socket.MSG_WAITALL)  # the response's size and correlation id
+            return len(head) == 8 and struct.unpack(">ii", head)[1] == _CORRELATION_ID
     except (OSError, ValueError):
         return False
 

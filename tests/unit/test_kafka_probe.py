@@ -1,0 +1,63 @@
+"""Which bootstrap servers a client is given: only those that answer Kafka's protocol. A port
+that accepts connections but is something else (another server on a mistyped port) or that
+stays silent (a paused broker) is left out; none answering is one error naming the setting."""
+
+from __future__ import annotations
+
+import socket
+import struct
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from bookstore.config import Settings
+from bookstore.kafka import KafkaUnavailable, bootstrap_servers
+
+
+def serve(reply: bytes | None) -> Iterator[str]:
+    """A listener on 127.0.0.1 that reads the probe and sends `reply` (None: says nothing)."""
+    server = socket.create_server(("127.0.0.1", 0))
+    done = threading.Event()
+
+    def answer() -> None:
+        conn, _ = server.accept()
+        with conn:
+            conn.recv(64)
+            if reply is not None:
+                conn.sendall(reply[:5])  # in two segments: the probe must wait for all of it
+                conn.sendall(reply[5:])
+            done.wait(5)
+
+    threading.Thread(target=answer, daemon=True).start()
+    try:
+        yield f"127.0.0.1:{server.getsockname()[1]}"
+    finally:
+        done.set()
+        server.close()
+
+
+@pytest.fixture
+def kafka() -> Iterator[str]:
+    yield from serve(struct.pack(">ii", 20, 7) + b"\0" * 20)  # size, the probe's correlation id
+
+
+@pytest.fixture
+def other_server() -> Iterator[str]:
+    yield from serve(b"-ERR unknown command\r\n")
+
+
+@pytest.fixture
+def silent() -> Iterator[str]:
+    yield from serve(None)
+
+
+def test_only_brokers_that_answer_kafka_are_bootstrapped_from(kafka, other_server, silent):
+    settings = Settings(kafka_bootstrap_servers=f"{other_server},{silent},{kafka}")
+    assert bootstrap_servers(settings, timeout=0.5) == kafka
+
+
+def test_no_broker_answering_is_one_error_naming_the_setting(other_server):
+    settings = Settings(kafka_bootstrap_servers=f"{other_server},127.0.0.1:1")
+    with pytest.raises(KafkaUnavailable, match="KAFKA_BOOTSTRAP_SERVERS"):
+        bootstrap_servers(settings, timeout=0.5)
