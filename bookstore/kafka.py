@@ -85,7 +85,10 @@ def _answers(address: str, timeout: float) -> bool:
         with socket.create_connection((host.strip("[]") or "localhost", int(port)), timeout) as s:
             s.settimeout(timeout)
             s.sendall(_API_VERSIONS)
-            head = s.recv(8, socket.MSG_WAITALL)  # the response's size and correlation id
+            # the response's size and correlation id, however TCP splits them (a buffered read
+            # loops; MSG_WAITALL does not on a socket with a timeout)
+            with s.makefile("rb") as reply:
+                head = reply.read(8)
             return len(head) == 8 and struct.unpack(">ii", head)[1] == _CORRELATION_ID
     except (OSError, ValueError):
         return False
