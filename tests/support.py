@@ -44,6 +44,15 @@ def run(*args: str, env: dict[str, str] | None = None, cwd: Path = REPO, timeout
     )
 
 
+def services(*args: str, timeout: float = 300) -> str:
+    """`scripts/services ARGS` (the fault suites stop, kill and cut servers with it); its output."""
+    result = subprocess.run(
+        [str(REPO / "scripts/services"), *args], capture_output=True, text=True, timeout=timeout
+    )
+    assert result.returncode == 0, f"services {' '.join(args)}: {result.stderr[-2000:]}"
+    return result.stdout
+
+
 def status(url: str, credentials: str | None = None) -> int | None:
     """HTTP status of a GET, or None while nothing answers yet."""
     request = urllib.request.Request(url)

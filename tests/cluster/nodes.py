@@ -16,21 +16,12 @@ from kafka.errors import KafkaError
 
 from bookstore.config import Settings
 from bookstore.kafka import KafkaUnavailable, client_options
-from tests.support import REPO
+from tests.support import REPO, services
 
 STALLS: dict[str, float] = {}  # fault -> seconds until records flowed end to end again
 KAFKA = ("kafka-1", "kafka-2", "kafka-3")
 RABBITMQ = ("rabbitmq-1", "rabbitmq-2", "rabbitmq-3")
 VHOST = "bookstore_test"
-
-
-def services(*args: str, timeout: float = 300) -> str:
-    """`scripts/services ARGS`; its output."""
-    result = subprocess.run(
-        [str(REPO / "scripts/services"), *args], capture_output=True, text=True, timeout=timeout
-    )
-    assert result.returncode == 0, f"services {' '.join(args)}: {result.stderr[-2000:]}"
-    return result.stdout
 
 
 class Cluster:

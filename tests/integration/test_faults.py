@@ -8,7 +8,6 @@ seconds (measured: a record sent to every partition once the fault is over, unti
 from __future__ import annotations
 
 import signal
-import subprocess
 import time
 from collections.abc import Iterator
 
@@ -18,15 +17,10 @@ import redis
 from bookstore.stores.redis_orders import ALL_ORDERS
 from tests.integration.faults import Run, mixed_run
 from tests.integration.pipeline import Namespace
-from tests.support import REPO, Processes, wait_until
+from tests.support import Processes, services, wait_until
 
 NS = Namespace("bookstore_faults", redis_db=2)
 RESUME_BOUND = 10.0  # seconds (issue: "consumption resumes within 10 s")
-SERVICES = str(REPO / "scripts/services")
-
-
-def services(*args: str) -> None:
-    subprocess.run([SERVICES, *args], check=True, capture_output=True, timeout=300)
 
 
 @pytest.fixture
