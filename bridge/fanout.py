@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 
 COMMIT_EVERY = 0.2  # seconds: offsets are committed at most this often (and when stopping)
+POLL_RETRY = 1.0  # seconds between polls while Kafka cannot serve the group
 
 
 class Bridge:
@@ -62,9 +63,18 @@ class Bridge:
         )
         while not self.stopping:
             self.apply_backpressure()
-            polled = self.consumer.poll(
-                timeout_ms=self._poll_timeout_ms(), max_records=self.settings.bridge_batch_size
-            )
+            try:
+                polled = self.consumer.poll(
+                    timeout_ms=self._poll_timeout_ms(), max_records=self.settings.bridge_batch_size
+                )
+            except KafkaError as exc:
+                # kafka-python 3 raises out of poll() when no broker answers for the group's
+                # coordinator (two of three nodes down): a broker outage, retried, never fatal
+                if not exc.retriable:
+                    raise
+                log.warning("polling Kafka failed (%s); retrying in %.0fs", exc, POLL_RETRY)
+                self._pause(POLL_RETRY)
+                continue
             now = time.monotonic()
             polled_count = 0
             for tp, messages in polled.items():
@@ -153,7 +163,11 @@ class Bridge:
         delay = retry_delay(self.failed_publishes, self.settings.retry_max_seconds, base=0.5)
         self.failed_publishes += 1
         log.warning("%s; retrying in %.1fs", why, delay)
-        deadline = time.monotonic() + delay
+        self._pause(delay)
+
+    def _pause(self, seconds: float) -> None:
+        """Wait, but not past a stop request (polled: the stop comes from a signal handler)."""
+        deadline = time.monotonic() + seconds
         while not self.stopping and time.monotonic() < deadline:
             time.sleep(0.1)
 
