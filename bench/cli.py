@@ -40,17 +40,17 @@ def seed(orders: int = 20) -> tuple[dict[str, str], str]:
     """A customer with `orders` orders of 5 books; the environment to run the CLI with."""
     base = load_settings()
     env = {
-        "POSTGRES_DSN": base.postgres_dsn.rsplit("/", 1)[0] + f"/{NAME}",
+        "POSTGRES_DSN": base.store("postgres").dsn.rsplit("/", 1)[0] + f"/{NAME}",
         "MONGO_DB": NAME,
         "REDIS_URL": base.redis_url.rsplit("/", 1)[0] + "/4",
     }
-    admin = psycopg2.connect(base.postgres_dsn.rsplit("/", 1)[0] + "/bookstore")
+    admin = psycopg2.connect(base.store("postgres").dsn.rsplit("/", 1)[0] + "/bookstore")
     admin.autocommit = True
     with admin.cursor() as cur:
         cur.execute(f'DROP DATABASE IF EXISTS "{NAME}" WITH (FORCE)')
         cur.execute(f'CREATE DATABASE "{NAME}"')
     admin.close()
-    pymongo.MongoClient(base.mongo_uri).drop_database(NAME)
+    pymongo.MongoClient(base.store("mongo").uri).drop_database(NAME)
     redis.Redis.from_url(env["REDIS_URL"]).flushdb()
 
     cid = str(uuid.uuid4())
@@ -71,7 +71,7 @@ def seed(orders: int = 20) -> tuple[dict[str, str], str]:
     }
     stores = {
         CUSTOMERS: CustomerStore(env["POSTGRES_DSN"]),
-        BOOKS: BookStore(base.mongo_uri, NAME),
+        BOOKS: BookStore(base.store("mongo").uri, NAME),
         ORDERS: OrderStore(env["REDIS_URL"]),
     }
     for name, values in entities.items():

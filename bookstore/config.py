@@ -9,11 +9,12 @@ config edge `celeryconfig.py`) call `load_settings()`. Variables and defaults: d
 from __future__ import annotations
 
 import os
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 from pydantic import AliasChoices, Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+S = TypeVar("S", bound=BaseSettings)
 MiB = 1024 * 1024
 Milliseconds = Annotated[int, Field(ge=0, le=24 * 3600 * 1000)]
 Retention = Annotated[int, Field(ge=-1)]  # -1: forever
@@ -41,9 +42,8 @@ class Settings(BaseSettings):
     # Put before every topic's name (`test.` -> test.customers, test.dead-letters): a second
     # deployment, or the test suite, shares one Kafka without sharing its data.
     kafka_topic_prefix: str = Field("", pattern=r"^[A-Za-z0-9._-]{0,200}$")
-    postgres_dsn: str = "postgresql://bookstore:bookstore@localhost:5432/bookstore"
-    mongo_uri: str = "mongodb://localhost:27017"
-    mongo_db: str = "bookstore"
+    # The generator's registry of ids that exist (the orders store reads REDIS_URL too, into
+    # its own settings). Each store's settings are its own: `stores` below.
     redis_url: str = "redis://localhost:6379/0"
     celery_broker_url: str = "amqp://guest:guest@localhost:5672//"
     audit_log_path: str = "messages.log"
@@ -103,6 +103,10 @@ class Settings(BaseSettings):
     google_books_backoff_seconds: float = Field(1.0, ge=0, le=3600)
     google_books_cooldown_seconds: float = Field(60.0, ge=0, le=24 * 3600)
 
+    # Each store's own settings (its class's `settings_class`, read under its own prefix), by
+    # store name (its entity's queue): filled by load_settings from the entity table.
+    stores: dict[str, Any] = Field(default_factory=dict, repr=False)
+
     @field_validator("kafka_min_insync_replicas")
     @classmethod
     def _no_more_than_the_copies(cls, value: int, info: ValidationInfo) -> int:
@@ -113,7 +117,23 @@ class Settings(BaseSettings):
 
     def replace(self, **changes: object) -> Settings:
         """A copy with some fields changed, validated as the environment's values are."""
-        return Settings(**{**self.model_dump(), **changes})
+        return Settings(**{**self.model_dump(exclude={"stores"}), "stores": self.stores, **changes})
+
+    def store(self, name: str, model: type[BaseSettings] | None = None) -> Any:
+        """The settings of the store `name` (its entity's queue): as loaded, or else read from
+        the environment now with its class's `settings_class` (or `model`)."""
+        own = self.stores.get(name)
+        if own is None:
+            if model is None:
+                from bookstore.entities import store_class
+
+                model = store_class(name).settings_class
+            own = read(model)
+        return own
+
+    def with_store(self, name: str, **changes: object) -> Settings:
+        """A copy with some of the store `name`'s settings changed (e.g. into a namespace)."""
+        return self.replace(stores={**self.stores, name: self.store(name).replace(**changes)})
 
     @field_validator("google_books_base_url")
     @classmethod
@@ -142,19 +162,41 @@ def read_env_file() -> None:
 
 
 def load_settings() -> Settings:
-    """Read the environment (and `.env`) now. Raises `ConfigError`, one line per bad variable,
-    never pydantic's report."""
+    """Read the environment (and `.env`) now: these settings and every store's in the entity
+    table. Raises `ConfigError`, one line per bad variable, never pydantic's report."""
     read_env_file()
+    from bookstore.entities import ENTITIES
+
+    problems: list[str] = []
+    stores = {}
+    for entity in ENTITIES:
+        try:
+            stores[entity.queue] = read(entity.store_class().settings_class)
+        except ConfigError as exc:
+            problems.append(str(exc))
     try:
-        return Settings()
+        settings = Settings(stores=stores)
     except ValidationError as exc:
-        raise ConfigError(_explain(exc)) from None
+        problems.insert(0, _explain(exc, ""))
+    if problems:
+        raise ConfigError("configuration error: " + "; ".join(problems))
+    return settings
 
 
-def _explain(exc: ValidationError) -> str:
+def read(model: type[S]) -> S:
+    """`model` read from the environment; ConfigError (without the prefix "configuration error")
+    naming each bad variable."""
+    try:
+        return model()
+    except ValidationError as exc:
+        prefix = model.model_config.get("env_prefix") or ""
+        raise ConfigError(_explain(exc, prefix.upper())) from None
+
+
+def _explain(exc: ValidationError, prefix: str) -> str:
     problems = []
     for error in exc.errors():
-        name = str(error["loc"][0]).upper() if error["loc"] else "?"
+        name = prefix + str(error["loc"][0]).upper() if error["loc"] else "?"
         raw = os.environ.get(name, error.get("input"))
         problems.append(f"{name}={raw!r}: {error['msg'].removeprefix('Value error, ').lower()}")
-    return "configuration error: " + "; ".join(problems)
+    return "; ".join(problems)

@@ -48,7 +48,9 @@ class Entity:
         return _load(self.model)
 
     def open_store(self, settings: Settings) -> Store:
-        return self.store_class().from_settings(settings)
+        """Its store, on the store's own settings within `settings` (a namespace's, if moved)."""
+        cls = self.store_class()
+        return cls.from_settings(settings.store(self.queue, cls.settings_class))
 
 
 @cache
@@ -179,6 +181,15 @@ class Topics:
 
 def topics(settings: Settings) -> Topics:
     return Topics(settings.kafka_topic_prefix)
+
+
+def store_class(store: str, table: Iterable[Entity] | None = None) -> Any:
+    """The `Store` class of the store named `store` (its entity's queue) in `table` (by default
+    the entity table); KeyError if none is."""
+    for entity in ENTITIES if table is None else table:
+        if entity.queue == store:
+            return entity.store_class()
+    raise KeyError(store)
 
 
 @contextmanager

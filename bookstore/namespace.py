@@ -56,35 +56,38 @@ def namespace_settings(
             path = audit.with_name(f"{audit.stem}.{name}{audit.suffix or '.log'}")
             settings = settings.replace(audit_log_path=str(path))
             continue
-        move = getattr(store_class(store, table), "in_namespace", None)
+        cls = _store_class(store, table)
+        move = getattr(cls, "in_namespace", None)
         if move is None:
             raise NamespaceError(
                 f"the {store} store cannot name a namespace (its class has no in_namespace): "
                 "leave it out with --store, or rebuild it in place with --yes"
             )
-        settings = move(settings, namespace)
+        moved = move(live.store(store, cls.settings_class), namespace)
+        settings = settings.with_store(store, **moved.model_dump())
     return settings
 
 
-def create_namespace(live: Settings, name: str, stores: Iterable[str]) -> None:
+def create_namespace(
+    live: Settings, name: str, stores: Iterable[str], table: Iterable[Entity] | None = None
+) -> None:
     """Create what the namespace's stores need before their first write, where the store says
-    (its class's `create_namespace`; e.g. a PostgreSQL database)."""
+    (its class's `create_namespace`, given its live settings; e.g. a PostgreSQL database)."""
     for store in stores:
         if store != AUDIT:
-            create = getattr(store_class(store), "create_namespace", None)
+            cls = _store_class(store, table)
+            create = getattr(cls, "create_namespace", None)
             if create is not None:
-                create(live, name)
+                create(live.store(store, cls.settings_class), name)
 
 
-def store_class(store: str, table: Iterable[Entity] | None = None) -> Any:
-    """The `Store` class of the store named `store` (its entity's queue) in `table` (by default
-    the entity table)."""
-    if table is None:
-        from bookstore.entities import ENTITIES as table
-    for entity in table:
-        if entity.queue == store:
-            return entity.store_class()
-    raise NamespaceError(f"no store {store!r} in the entity table")
+def _store_class(store: str, table: Iterable[Entity] | None) -> Any:
+    from bookstore.entities import store_class
+
+    try:
+        return store_class(store, table)
+    except KeyError:
+        raise NamespaceError(f"no store {store!r} in the entity table") from None
 
 
 def url_path(url: str) -> str:

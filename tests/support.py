@@ -152,7 +152,7 @@ def create_database(settings, name: str) -> None:
 
     from bookstore.stores.postgres import create_database
 
-    create_database(settings.postgres_dsn.rsplit("/", 1)[0] + "/bookstore", name)
+    create_database(settings.store("postgres").dsn.rsplit("/", 1)[0] + "/bookstore", name)
 
 
 def group_members(settings, group: str) -> list[set[tuple[str, int]]]:

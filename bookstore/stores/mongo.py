@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from bson.errors import InvalidDocument
+from pydantic import Field
 from pymongo import MongoClient, ReplaceOne
 from pymongo.errors import (
     BulkWriteError,
@@ -22,11 +23,17 @@ from pymongo.errors import (
 from bookstore.errors import StoreUnavailable, Verdict, classify
 from bookstore.namespace import Namespace, refuse_live
 from bookstore.records import Record
-from bookstore.stores import Closing
+from bookstore.stores import Closing, StoreSettings
 
 if TYPE_CHECKING:  # validation (pydantic) is the workers' part, not the readers'
-    from bookstore.config import Settings
     from bookstore.schemas import Book
+
+
+class MongoSettings(StoreSettings, env_prefix="MONGO_"):
+    uri: str = "mongodb://localhost:27017"  # MONGO_URI
+    # MONGO_DB: MongoDB refuses a database name with any of /\. "$ or longer than 63 bytes
+    db: str = Field("bookstore", pattern=r'^[^/\\. "$]{1,63}$')
+
 
 # FerretDB v1 (SQLite) holds one pooled connection per statement until an update command ends,
 # from a pool of 100 shared by all clients: one command of >100 upserts deadlocks the server.
@@ -78,6 +85,7 @@ _RECORD = {
 class BookStore(Closing):
     server = "MongoDB"
     configured_by = "MONGO_URI"
+    settings_class = MongoSettings
 
     @staticmethod
     def classify(exc: BaseException) -> Verdict | None:
@@ -112,14 +120,14 @@ class BookStore(Closing):
         self._client: MongoClient | None = None
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> BookStore:
-        return cls(settings.mongo_uri, settings.mongo_db)
+    def from_settings(cls, own: MongoSettings) -> BookStore:
+        return cls(own.uri, own.db)
 
     @classmethod
-    def in_namespace(cls, settings: Settings, namespace: Namespace) -> Settings:
+    def in_namespace(cls, own: MongoSettings, namespace: Namespace) -> MongoSettings:
         """A namespace is a database of its own on the same server."""
-        refuse_live("mongo", settings.mongo_db, namespace.name)
-        return settings.replace(mongo_db=namespace.name)
+        refuse_live("mongo", own.db, namespace.name)
+        return own.replace(db=namespace.name)
 
     @property
     def books(self):

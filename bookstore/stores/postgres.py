@@ -19,10 +19,9 @@ from psycopg2.extras import execute_values
 from bookstore.errors import Refused, StoreUnavailable, Verdict, classify
 from bookstore.namespace import NAME, Namespace, refuse_live, url_path, with_url_path
 from bookstore.records import Record
-from bookstore.stores import Closing
+from bookstore.stores import Closing, StoreSettings
 
 if TYPE_CHECKING:  # validation (pydantic) is the workers' part, not the readers'
-    from bookstore.config import Settings
     from bookstore.schemas import Customer
 
 SCHEMA = """
@@ -66,6 +65,10 @@ _RECORD = {
 }
 
 
+class PostgresSettings(StoreSettings, env_prefix="POSTGRES_"):
+    dsn: str = "postgresql://bookstore:bookstore@localhost:5432/bookstore"  # POSTGRES_DSN
+
+
 @dataclass(frozen=True)
 class CustomerRow:
     id: str
@@ -76,6 +79,7 @@ class CustomerRow:
 class CustomerStore(Closing):
     server = "PostgreSQL"
     configured_by = "POSTGRES_DSN"
+    settings_class = PostgresSettings
 
     @staticmethod
     def classify(exc: BaseException) -> Verdict | None:
@@ -98,18 +102,18 @@ class CustomerStore(Closing):
         self._conn: psycopg2.extensions.connection | None = None
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> CustomerStore:
-        return cls(settings.postgres_dsn)
+    def from_settings(cls, own: PostgresSettings) -> CustomerStore:
+        return cls(own.dsn)
 
     @classmethod
-    def in_namespace(cls, settings: Settings, namespace: Namespace) -> Settings:
+    def in_namespace(cls, own: PostgresSettings, namespace: Namespace) -> PostgresSettings:
         """A namespace is a database of its own on the same server."""
-        refuse_live("postgres", url_path(settings.postgres_dsn), namespace.name)
-        return settings.replace(postgres_dsn=with_url_path(settings.postgres_dsn, namespace.name))
+        refuse_live("postgres", url_path(own.dsn), namespace.name)
+        return own.replace(dsn=with_url_path(own.dsn, namespace.name))
 
     @classmethod
-    def create_namespace(cls, live: Settings, name: str) -> None:
-        create_database(live.postgres_dsn, name)
+    def create_namespace(cls, live: PostgresSettings, name: str) -> None:
+        create_database(live.dsn, name)
 
     def _connection(self) -> psycopg2.extensions.connection:
         if self._conn is None or self._conn.closed:

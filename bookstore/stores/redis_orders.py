@@ -20,11 +20,16 @@ import redis
 from bookstore.errors import StoreUnavailable, Verdict, classify
 from bookstore.namespace import Namespace, NamespaceError, url_path, with_url_path
 from bookstore.records import Record
-from bookstore.stores import Closing
+from bookstore.stores import Closing, StoreSettings
 
 if TYPE_CHECKING:  # validation (pydantic) is the workers' part, not the readers'
-    from bookstore.config import Settings
     from bookstore.schemas import Order
+
+
+class RedisSettings(StoreSettings, env_prefix="REDIS_"):
+    # REDIS_URL: also where the generator keeps its registry of ids (bookstore.config)
+    url: str = "redis://localhost:6379/0"
+
 
 ALL_ORDERS = "orders"  # set of every order id: counts and checks without SCAN (also in WRITE_ORDER)
 
@@ -96,6 +101,7 @@ _TRANSIENT = (
 class OrderStore(Closing):
     server = "Redis"
     configured_by = "REDIS_URL"
+    settings_class = RedisSettings
 
     @staticmethod
     def classify(exc: BaseException) -> Verdict | None:
@@ -117,20 +123,18 @@ class OrderStore(Closing):
         self._write_order = self.redis.register_script(WRITE_ORDER)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> OrderStore:
-        return cls(settings.redis_url)
+    def from_settings(cls, own: RedisSettings) -> OrderStore:
+        return cls(own.url)
 
     @classmethod
-    def in_namespace(cls, settings: Settings, namespace: Namespace) -> Settings:
+    def in_namespace(cls, own: RedisSettings, namespace: Namespace) -> RedisSettings:
         """A namespace is a Redis database of its own: Redis numbers them (`--redis-db`)."""
         if namespace.redis_db is None:
             raise NamespaceError("the redis store needs a database of its own: --redis-db N")
-        live = url_path(settings.redis_url)
+        live = url_path(own.url)
         if namespace.redis_db == (int(live) if live.isdigit() else 0):
             raise NamespaceError(f"Redis database {namespace.redis_db} is the live one (REDIS_URL)")
-        return settings.replace(
-            redis_url=with_url_path(settings.redis_url, str(namespace.redis_db))
-        )
+        return own.replace(url=with_url_path(own.url, str(namespace.redis_db)))
 
     def close(self) -> None:
         self.redis.close()

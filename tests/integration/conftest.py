@@ -28,4 +28,4 @@ def settings():
 @pytest.fixture(scope="session", autouse=True)
 def _test_database(settings) -> None:
     """The tests' own PostgreSQL database, apart from a running stack's."""
-    create_database(settings, settings.postgres_dsn.rsplit("/", 1)[1])
+    create_database(settings, settings.store("postgres").dsn.rsplit("/", 1)[1])

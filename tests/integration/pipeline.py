@@ -264,7 +264,7 @@ class Namespace:
     redis_db: int
 
     def env(self, settings: Settings) -> dict[str, str]:
-        base = settings.postgres_dsn.rsplit("/", 1)[0]
+        base = settings.store("postgres").dsn.rsplit("/", 1)[0]
         return {
             "POSTGRES_DSN": f"{base}/{self.name}",
             "MONGO_DB": self.name,
@@ -272,23 +272,25 @@ class Namespace:
         }
 
     def settings(self, settings: Settings) -> Settings:
+        """`settings` as the processes given `env` read them."""
         env = self.env(settings)
-        return settings.replace(
-            postgres_dsn=env["POSTGRES_DSN"],
-            mongo_db=env["MONGO_DB"],
-            redis_url=env["REDIS_URL"],
+        return (
+            settings.replace(redis_url=env["REDIS_URL"])
+            .with_store("postgres", dsn=env["POSTGRES_DSN"])
+            .with_store("mongo", db=env["MONGO_DB"])
+            .with_store("redis", url=env["REDIS_URL"])
         )
 
     def reset(self, settings: Settings) -> None:
         mine = self.settings(settings)
         create_database(settings, self.name)
-        with psycopg2.connect(mine.postgres_dsn) as conn, conn.cursor() as cur:
+        with psycopg2.connect(mine.store("postgres").dsn) as conn, conn.cursor() as cur:
             cur.execute("DROP TABLE IF EXISTS customers")
         conn.close()
-        client = pymongo.MongoClient(mine.mongo_uri)
-        client.drop_database(mine.mongo_db)
+        client = pymongo.MongoClient(mine.store("mongo").uri)
+        client.drop_database(mine.store("mongo").db)
         client.close()
-        r = redis.Redis.from_url(mine.redis_url)
+        r = redis.Redis.from_url(mine.store("redis").url)
         r.flushdb()
         r.close()
 
@@ -379,10 +381,10 @@ class Stores:
     """Read-only views of the test databases, as docs/contracts.md describes them."""
 
     def __init__(self, settings: Settings):
-        self.pg = psycopg2.connect(settings.postgres_dsn)
+        self.pg = psycopg2.connect(settings.store("postgres").dsn)
         self.pg.autocommit = True
-        self.mongo = pymongo.MongoClient(settings.mongo_uri)[settings.mongo_db]
-        self.redis = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+        self.mongo = pymongo.MongoClient(settings.store("mongo").uri)[settings.store("mongo").db]
+        self.redis = redis.Redis.from_url(settings.store("redis").url, decode_responses=True)
 
     def customers(self, ids) -> dict[str, dict]:
         with self.pg.cursor() as cur:

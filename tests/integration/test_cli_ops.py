@@ -79,7 +79,7 @@ def env(cli_database, tmp_path: Path) -> dict[str, str]:
             (ALICE, "Alice Souza", "alice@example.com", BOB, "Bob Lima", "bob@example.org"),
         )
     conn.close()
-    mongo = pymongo.MongoClient(load_settings().mongo_uri, serverSelectionTimeoutMS=10_000)
+    mongo = pymongo.MongoClient(load_settings().store("mongo").uri, serverSelectionTimeoutMS=10_000)
     books = mongo[DB].books
     books.drop()
     books.insert_many([{"_id": bid, **doc} for bid, doc in SAMPLE_BOOKS.items()])

@@ -72,7 +72,7 @@ def test_stores_killed_or_stopped_mid_stream(run):
     run.progressed(0.4)
     services("down", "postgres")
     stopped = time.monotonic()
-    orders = redis.Redis.from_url(run.settings.redis_url)
+    orders = redis.Redis.from_url(run.settings.store("redis").url)
     try:  # the other stores keep flowing meanwhile
         seen = orders.scard(ALL_ORDERS)
         wait_until(

@@ -4,13 +4,13 @@ The fourth entity (fourth_entity/reviews.py: a topic, a schema, a queue, a tiny 
 installed for the processes this test starts by an entry point in the group `bookstore.entities`,
 as a package of its own would declare it. Nothing else is touched: the
 worker's task and queue, the bridge's subscription and routing, the topic's creation, validation,
-dead letters, the audit log and `stats` all come from the table."""
+dead letters, the audit log, `stats`, `rebuild --into` and `verify --namespace` all come from the
+table and the store's own module (its settings under REVIEWS_, its namespace, its errors)."""
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import sqlite3
 import uuid
 
@@ -86,11 +86,19 @@ def test_a_fourth_entity_defined_by_a_table_row_flows_end_to_end(processes, sett
     stats = pipeline.cli("stats", "--json")
     assert json.loads(stats.stdout)[name] == len(reviews), stats.stdout + stats.stderr
 
-    # Its store names no namespace: `rebuild --into` refuses it rather than empty its live file
-    # (its from_settings ignores the namespace's settings), and leaves every store alone.
-    before = stored(db)
-    refused = pipeline.cli("rebuild", "--into", "reviews_ns", "--redis-db", "9")
-    assert refused.returncode == 2, refused.stdout + refused.stderr
-    message = " ".join(re.sub("[│╭╮╰╯─]", " ", refused.stderr).split())  # rich's box unwrapped
-    assert "the reviews store cannot name a namespace" in message
-    assert stored(db) == before
+    # Its store names a namespace (a file beside the live one, from its own settings): the log
+    # rebuilds into it and `verify` compares it, and the live file is never touched.
+    live_bytes = db.read_bytes()
+    there = tmp_path / "reviews.reviews_ns.sqlite"
+    rebuilt = pipeline.cli("rebuild", "--into", "reviews_ns", "--store", QUEUE)
+    assert rebuilt.returncode == 0, rebuilt.stdout + rebuilt.stderr
+    assert stored(there) == stored(db) and db.read_bytes() == live_bytes
+    checked = pipeline.cli("verify", "--namespace", "reviews_ns", "--store", QUEUE)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    with sqlite3.connect(there) as tampered:
+        tampered.execute("UPDATE reviews SET stars = 6 - stars WHERE id = 'r1'")
+    tampered.close()
+    checked = pipeline.cli("verify", "--namespace", "reviews_ns", "--store", QUEUE, "--json")
+    assert checked.returncode == 1, checked.stdout + checked.stderr
+    assert json.loads(checked.stdout)["differences"] == 1
+    assert db.read_bytes() == live_bytes

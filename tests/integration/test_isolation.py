@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import psycopg2
 import pymongo
+import pytest
 import redis
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
-from bookstore.config import Settings
+from bookstore.config import Settings, load_settings
 from bookstore.entities import topics
 from bookstore.kafka import offsets
 from tests.integration.pipeline import (
@@ -23,13 +24,17 @@ from tests.integration.pipeline import (
 )
 from tests.support import REPO, wait_until
 
-# Where the product keeps its data: these settings' defaults (tests/unit/test_settings.py
+# Where the product keeps its data: these variables' defaults (tests/unit/test_settings.py
 # checks that the suite moves every one of them).
-PLACES = ("kafka_topic_prefix", "postgres_dsn", "mongo_db", "redis_url", "audit_log_path")
+PLACES = ("KAFKA_TOPIC_PREFIX", "POSTGRES_DSN", "MONGO_DB", "REDIS_URL", "AUDIT_LOG_PATH")
 
 
-def product(settings: Settings) -> Settings:
-    return settings.replace(**{f: Settings.model_fields[f].default for f in PLACES})
+def product() -> Settings:
+    """The settings the product runs with on these servers: PLACES at their defaults."""
+    with pytest.MonkeyPatch.context() as env:
+        for variable in PLACES:
+            env.delenv(variable, raising=False)
+        return load_settings()
 
 
 def ends(settings: Settings) -> dict[TopicPartition, int]:
@@ -64,18 +69,18 @@ def written_since(settings: Settings, since: dict[TopicPartition, int], tag: str
 def stored(settings: Settings, ds: Dataset) -> list[str]:
     """The stores of `settings` holding any entity of `ds`, and the audit log naming its tag."""
     found = []
-    with psycopg2.connect(settings.postgres_dsn) as conn, conn.cursor() as cur:
+    with psycopg2.connect(settings.store("postgres").dsn) as conn, conn.cursor() as cur:
         cur.execute("SELECT to_regclass('customers') IS NOT NULL")
         if cur.fetchone()[0]:
             cur.execute("SELECT 1 FROM customers WHERE id = ANY(%s::uuid[])", (list(ds.customers),))
             if cur.fetchone():
                 found.append("PostgreSQL")
     conn.close()
-    mongo = pymongo.MongoClient(settings.mongo_uri)
-    if mongo[settings.mongo_db].books.find_one({"_id": {"$in": list(ds.books)}}):
+    mongo = pymongo.MongoClient(settings.store("mongo").uri)
+    if mongo[settings.store("mongo").db].books.find_one({"_id": {"$in": list(ds.books)}}):
         found.append("MongoDB")
     mongo.close()
-    r = redis.Redis.from_url(settings.redis_url)
+    r = redis.Redis.from_url(settings.store("redis").url)
     if r.exists(*(f"order:{oid}" for oid in ds.orders)):
         found.append("Redis")
     r.close()
@@ -88,7 +93,7 @@ def stored(settings: Settings, ds: Dataset) -> list[str]:
 def test_the_suite_leaves_the_product_data_alone(processes, settings, tmp_path):
     ds = build_dataset(20, 10, 30)
     tag = next(iter(ds.books)).split("-")[0]  # in every book, every order and every bad record
-    live = product(settings)
+    live = product()
     before = ends(live)
     pipeline = Pipeline(processes, settings, tmp_path)
     pipeline.start_workers()

@@ -82,7 +82,7 @@ def test_worker_killed_mid_batch_has_its_batch_redelivered(processes, settings, 
     mine = KILL_NS.settings(settings)
     # A slow PostgreSQL (a trigger sleeps 40 ms per row): each batch of 25 customers is in
     # progress for about a second, so the kill lands inside one.
-    with psycopg2.connect(mine.postgres_dsn) as conn, conn.cursor() as cur:
+    with psycopg2.connect(mine.store("postgres").dsn) as conn, conn.cursor() as cur:
         cur.execute(SCHEMA)
         cur.execute(
             """CREATE OR REPLACE FUNCTION slow() RETURNS trigger AS $$

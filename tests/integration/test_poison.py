@@ -224,7 +224,7 @@ def test_an_email_held_by_another_customer_is_a_store_dead_letter(suite):
 def test_what_a_store_refuses_for_one_record_is_a_store_dead_letter(suite):
     tag = uuid.uuid4().hex[:8]
     taken = str(uuid.uuid4())
-    r = redis.Redis.from_url(suite.settings.redis_url)
+    r = redis.Redis.from_url(suite.settings.store("redis").url)
     r.set(f"customer:{taken}:orders", "not a sorted set")  # the history key holds a string
     r.close()
     bad = [
@@ -248,7 +248,7 @@ def test_what_a_store_refuses_for_one_record_is_a_store_dead_letter(suite):
 def trigger(suite) -> Iterator[Callable[[str], None]]:
     """Install a PostgreSQL trigger on customers (the kind of surprise a DBA can add); dropped
     at teardown."""
-    conn = psycopg2.connect(suite.settings.postgres_dsn)
+    conn = psycopg2.connect(suite.settings.store("postgres").dsn)
     conn.autocommit = True
 
     def install(condition: str) -> None:
@@ -298,7 +298,7 @@ def test_a_failure_about_no_record_parks_the_task_until_an_operator_requeues_it(
     stats = json.loads(suite.pipeline.cli("stats", "--json").stdout)
     assert stats["queues"]["parked"]["messages"] == 1
 
-    with psycopg2.connect(suite.settings.postgres_dsn) as conn, conn.cursor() as cur:
+    with psycopg2.connect(suite.settings.store("postgres").dsn) as conn, conn.cursor() as cur:
         cur.execute("DROP TRIGGER poison_trigger ON customers")  # the operator fixes the cause
     conn.close()
     requeue = suite.pipeline.cli("parked", "requeue", "--all")

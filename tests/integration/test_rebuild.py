@@ -153,13 +153,13 @@ def test_verify_names_exactly_what_was_tampered_with(truth, settings):
     customer, book = next(iter(truth.ds.customers)), next(iter(truth.ds.books))
     order, deleted = list(truth.ds.orders)[:2]
     stray = str(uuid.uuid4())
-    with psycopg2.connect(target.postgres_dsn) as conn, conn.cursor() as cur:
+    with psycopg2.connect(target.store("postgres").dsn) as conn, conn.cursor() as cur:
         cur.execute("UPDATE customers SET name = 'tampered' WHERE id = %s", (customer,))
     conn.close()
-    client = pymongo.MongoClient(target.mongo_uri)
+    client = pymongo.MongoClient(target.store("mongo").uri)
     client[name].books.update_one({"_id": book}, {"$set": {"title": "tampered"}})
     client.close()
-    r = redis.Redis.from_url(target.redis_url)
+    r = redis.Redis.from_url(target.store("redis").url)
     r.hset(f"order:{order}", "quantity", 999)
     owner = r.hget(f"order:{deleted}", "customer_id").decode()
     r.delete(f"order:{deleted}")

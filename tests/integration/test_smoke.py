@@ -58,7 +58,7 @@ def test_kafka_produce_then_consumer_group_commits_and_resumes(settings):
 
 
 def test_postgres_round_trip(settings):
-    conn = psycopg2.connect(settings.postgres_dsn, connect_timeout=5)
+    conn = psycopg2.connect(settings.store("postgres").dsn, connect_timeout=5)
     try:
         with conn, conn.cursor() as cur:
             cur.execute("CREATE TEMP TABLE smoke (id int PRIMARY KEY, v text)")
@@ -70,8 +70,8 @@ def test_postgres_round_trip(settings):
 
 
 def test_mongo_upsert_find_and_index(settings):
-    client = pymongo.MongoClient(settings.mongo_uri, serverSelectionTimeoutMS=5000)
-    coll = client[settings.mongo_db][f"smoke_{uuid.uuid4().hex[:8]}"]
+    client = pymongo.MongoClient(settings.store("mongo").uri, serverSelectionTimeoutMS=5000)
+    coll = client[settings.store("mongo").db][f"smoke_{uuid.uuid4().hex[:8]}"]
     try:
         coll.create_index("isbn")
         coll.update_one({"_id": "b1"}, {"$set": {"isbn": "9780000000002"}}, upsert=True)

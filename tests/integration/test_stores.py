@@ -20,6 +20,7 @@ from typing import Any
 import pymongo
 import pytest
 
+from bookstore.config import Settings
 from bookstore.entities import BOOKS, CUSTOMERS, ENTITIES, ORDERS, Entity
 from bookstore.errors import Verdict, classify
 from bookstore.namespace import NamespaceError, create_namespace, namespace_settings
@@ -48,12 +49,12 @@ SAMPLES: dict[str, Callable[[str, int], dict[str, Any]]] = {
     REVIEWS.name: lambda key, n: {"id": key, "book_id": f"vol{n}", "stars": 1 + n % 5},
 }
 ROWS = {**{e.name: e for e in ENTITIES}, REVIEWS.name: REVIEWS}
-# Where each store's server is not (the example store: REVIEWS_DB in a folder that does not exist)
+# Where each store's server is not, in its own settings (the example store: a missing folder)
 UNREACHABLE: dict[str, dict[str, str]] = {
-    CUSTOMERS: {"postgres_dsn": "postgresql://bookstore@127.0.0.1:1/nowhere"},
-    BOOKS: {"mongo_uri": "mongodb://127.0.0.1:1"},
-    ORDERS: {"redis_url": "redis://127.0.0.1:1/0"},
-    REVIEWS.name: {},
+    CUSTOMERS: {"dsn": "postgresql://bookstore@127.0.0.1:1/nowhere"},
+    BOOKS: {"uri": "mongodb://127.0.0.1:1"},
+    ORDERS: {"url": "redis://127.0.0.1:1/0"},
+    REVIEWS.name: {"db": "/nonexistent/reviews.sqlite"},
 }
 
 
@@ -76,6 +77,13 @@ def row(request, monkeypatch, tmp_path) -> Entity:
         pytest.fail(f"the entity {request.param!r} needs a sample record and an unreachable server")
     monkeypatch.setenv("REVIEWS_DB", str(tmp_path / "reviews.sqlite"))  # the example store's
     return ROWS[request.param]
+
+
+@pytest.fixture
+def here(mine, row) -> Settings:
+    """`mine` holding the row's store settings too (the example store is outside the table)."""
+    own = mine.store(row.queue, row.store_class().settings_class)
+    return mine.replace(stores={**mine.stores, row.queue: own})
 
 
 def record(topic: str, value: dict, offset: int, timestamp: int = 1_700_000_000_000) -> Record:
@@ -103,9 +111,9 @@ def expected(store, entity: Entity, key: str, n: int) -> bytes:
     )
 
 
-def test_a_batch_written_twice_changes_nothing(mine, row):
+def test_a_batch_written_twice_changes_nothing(here, row):
     key = str(uuid.uuid4())
-    with row.open_store(mine) as store:
+    with row.open_store(here) as store:
         before = store.count()
         write(store, row, version(row, key, 1, 10))
         write(store, row, version(row, key, 1, 10))
@@ -113,9 +121,9 @@ def test_a_batch_written_twice_changes_nothing(mine, row):
         assert held(store, key) == expected(store, row, key, 1)
 
 
-def test_the_latest_record_in_kafka_order_wins_whatever_the_delivery_order(mine, row):
+def test_the_latest_record_in_kafka_order_wins_whatever_the_delivery_order(here, row):
     key = str(uuid.uuid4())
-    with row.open_store(mine) as store:
+    with row.open_store(here) as store:
         write(store, row, version(row, key, 2, 11))
         write(store, row, version(row, key, 1, 10))  # a late redelivery of the older record
         assert held(store, key) == expected(store, row, key, 2)
@@ -125,18 +133,15 @@ def test_the_latest_record_in_kafka_order_wins_whatever_the_delivery_order(mine,
         assert held(store, key) == expected(store, row, key, 3)
 
 
-def test_clear_empties_it(mine, row):
-    with row.open_store(mine) as store:
+def test_clear_empties_it(here, row):
+    with row.open_store(here) as store:
         write(store, row, version(row, str(uuid.uuid4()), 1, 10))
         store.clear()
         assert store.count() == 0 and list(store.entries()) == []
 
 
-def test_an_unreachable_server_is_an_outage_never_the_records_fault(
-    mine, row, monkeypatch, tmp_path
-):
-    monkeypatch.setenv("REVIEWS_DB", str(tmp_path / "missing" / "reviews.sqlite"))
-    with row.open_store(mine.replace(**UNREACHABLE[row.name])) as store:
+def test_an_unreachable_server_is_an_outage_never_the_records_fault(here, row):
+    with row.open_store(here.with_store(row.queue, **UNREACHABLE[row.name])) as store:
         try:
             write(store, row, version(row, str(uuid.uuid4()), 1, 10))
         except Exception as exc:  # whatever the store raises, its verdict is what counts
@@ -148,16 +153,16 @@ def test_an_unreachable_server_is_an_outage_never_the_records_fault(
     assert verdict is Verdict.TRANSIENT, f"{type(failure).__name__}: {failure}"
 
 
-def test_a_namespace_holds_its_own_data_or_the_store_says_it_has_none(mine, row):
+def test_a_namespace_holds_its_own_data_or_the_store_says_it_has_none(here, row):
     name, redis_db = ELSEWHERE
     if not hasattr(row.store_class(), "in_namespace"):
         with pytest.raises(NamespaceError, match="cannot name a namespace"):
-            namespace_settings(mine, name, redis_db, [row.queue], ROWS.values())
+            namespace_settings(here, name, redis_db, [row.queue], ROWS.values())
         return
-    there = namespace_settings(mine, name, redis_db, [row.queue])
-    create_namespace(mine, name, [row.queue])
+    there = namespace_settings(here, name, redis_db, [row.queue], ROWS.values())
+    create_namespace(here, name, [row.queue], ROWS.values())
     key = str(uuid.uuid4())
-    with row.open_store(mine) as live, row.open_store(there) as other:
+    with row.open_store(here) as live, row.open_store(there) as other:
         other.clear()
         write(other, row, version(row, key, 1, 10))
         assert held(other, key) is not None and held(live, key) is None
@@ -166,10 +171,11 @@ def test_a_namespace_holds_its_own_data_or_the_store_says_it_has_none(mine, row)
 
 def test_a_book_stored_before_books_remembered_their_record_is_replaced(mine, stores):
     bid = f"vol-{uuid.uuid4().hex[:8]}"
-    client = pymongo.MongoClient(mine.mongo_uri)
-    client[mine.mongo_db].books.insert_one({"_id": bid, "title": "old release", "authors": []})
+    own = mine.store("mongo")
+    client = pymongo.MongoClient(own.uri)
+    client[own.db].books.insert_one({"_id": bid, "title": "old release", "authors": []})
     client.close()
-    store = BookStore(mine.mongo_uri, mine.mongo_db)
+    store = BookStore(own.uri, own.db)
     try:
         write(store, ROWS[BOOKS], record(BOOKS, {"id": bid, "title": "new", "authors": []}, 1))
         assert stores.books([bid])[bid]["title"] == "new"
@@ -178,7 +184,7 @@ def test_a_book_stored_before_books_remembered_their_record_is_replaced(mine, st
 
 
 def test_an_order_moved_to_another_customer_leaves_no_stale_history(mine, stores):
-    store = OrderStore(mine.redis_url)
+    store = OrderStore(mine.store("redis").url)
     oid, alice, bob = (str(uuid.uuid4()) for _ in range(3))
     v1 = {"id": oid, "customer_id": alice, "book_id": "b", "quantity": 1, "timestamp": 1_700_000}
     v2 = {**v1, "customer_id": bob, "quantity": 2}

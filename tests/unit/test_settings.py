@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bookstore.config import ConfigError, Settings, load_settings
+from bookstore.entities import ENTITIES
 from tests.support import REPO, run
 
 
@@ -53,6 +54,7 @@ def test_the_former_name_of_the_retry_limit_is_still_read(env):
         ("GOOGLE_BOOKS_MAX_ATTEMPTS", "0"),
         ("KAFKA_PARTITIONS", "three"),
         ("BRIDGE_FLUSH_WHEN_IDLE", "maybe"),
+        ("MONGO_DB", "books/2026"),  # a store's own settings (bookstore.stores.mongo)
     ],
 )
 def test_a_value_out_of_range_names_the_variable_and_the_value(env, name, value):
@@ -62,6 +64,29 @@ def test_a_value_out_of_range_names_the_variable_and_the_value(env, name, value)
     message = str(raised.value)
     assert message.startswith(f"configuration error: {name}={value!r}: "), message
     assert "\n" not in message
+
+
+def test_every_bad_variable_is_named_the_cores_and_the_stores_alike(env):
+    env.setenv("KAFKA_PARTITIONS", "0")
+    env.setenv("MONGO_DB", "a.b")
+    with pytest.raises(
+        ConfigError, match=r"^configuration error: KAFKA_PARTITIONS='0': .*; MONGO_DB='a.b': "
+    ):
+        load_settings()
+
+
+def test_each_store_reads_its_own_settings_under_its_own_prefix(env):
+    env.setenv("POSTGRES_DSN", "postgresql://u@127.0.0.1:5433/shop")
+    env.setenv("MONGO_DB", "shop")
+    settings = load_settings()
+    assert settings.store("postgres").dsn == "postgresql://u@127.0.0.1:5433/shop"
+    assert (settings.store("mongo").db, settings.store("mongo").uri) == (
+        "shop",
+        "mongodb://localhost:27017",
+    )
+    moved = settings.with_store("mongo", db="elsewhere")
+    assert (moved.store("mongo").db, settings.store("mongo").db) == ("elsewhere", "shop")
+    assert moved.replace(bridge_batch_size=7).store("mongo").db == "elsewhere"
 
 
 def test_every_numeric_setting_has_a_range():
@@ -101,16 +126,26 @@ def test_the_test_suite_moves_every_place_the_product_keeps_data():
     from tests.conftest import TEST_ENV
 
     places = (
-        "kafka_topic_prefix",
-        "postgres_dsn",
-        "mongo_db",
-        "redis_url",
-        "celery_broker_url",
-        "audit_log_path",
-        "bridge_group_id",
+        "KAFKA_TOPIC_PREFIX",
+        "POSTGRES_DSN",
+        "MONGO_DB",
+        "REDIS_URL",
+        "CELERY_BROKER_URL",
+        "AUDIT_LOG_PATH",
+        "BRIDGE_GROUP_ID",
     )
     for place in places:
-        assert TEST_ENV[place.upper()] != Settings.model_fields[place].default, place
+        assert TEST_ENV[place] != default(place), place
+
+
+def default(variable: str) -> object:
+    """The default of the setting read from `variable`: the core's or a store's own."""
+    for model in (Settings, *(e.store_class().settings_class for e in ENTITIES)):
+        prefix = (model.model_config.get("env_prefix") or "").upper()
+        field = model.model_fields.get(variable.removeprefix(prefix).lower())
+        if variable.startswith(prefix) and field is not None:
+            return field.default
+    raise KeyError(variable)
 
 
 def test_more_insync_replicas_than_copies_is_refused_naming_the_variable(env):

@@ -8,13 +8,15 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from bookstore.entities import Entity
 from bookstore.errors import Verdict
-from bookstore.stores import Closing
+from bookstore.namespace import Namespace
+from bookstore.stores import Closing, StoreSettings
 
 QUEUE = "reviews"
 # sqlite3's messages for "the file cannot be used now" (its OperationalError is also a bad query)
@@ -29,6 +31,10 @@ class Review(BaseModel):
     stars: int = Field(ge=1, le=5)
 
 
+class ReviewSettings(StoreSettings, env_prefix="REVIEWS_"):
+    db: str = Field("reviews.sqlite", min_length=1)  # REVIEWS_DB: the file
+
+
 class ReviewStore(Closing):
     """One SQLite table. Last write wins in Kafka order, as the contract asks of every store
     (tests/integration/test_stores.py): each row remembers its record's (timestamp, partition,
@@ -36,6 +42,7 @@ class ReviewStore(Closing):
 
     server = "SQLite"
     configured_by = "REVIEWS_DB"
+    settings_class = ReviewSettings
 
     @staticmethod
     def classify(exc: BaseException) -> Verdict | None:
@@ -54,8 +61,14 @@ class ReviewStore(Closing):
         self._db: sqlite3.Connection | None = None
 
     @classmethod
-    def from_settings(cls, settings: Any) -> ReviewStore:
-        return cls(os.environ["REVIEWS_DB"])  # the test's file
+    def from_settings(cls, own: ReviewSettings) -> ReviewStore:
+        return cls(own.db)
+
+    @classmethod
+    def in_namespace(cls, own: ReviewSettings, namespace: Namespace) -> ReviewSettings:
+        """A namespace is a file of its own beside the live one: reviews.NAME.sqlite."""
+        live = Path(own.db)
+        return own.replace(db=str(live.with_name(f"{live.stem}.{namespace.name}{live.suffix}")))
 
     def _conn(self) -> sqlite3.Connection:
         if self._db is None:
