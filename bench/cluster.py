@@ -18,7 +18,8 @@ import statistics
 import subprocess
 import uuid
 
-from bench.pipeline import REPO, Run, producer, records, run_pipeline
+from bench.harness import REPO, producer, records
+from bench.pipeline import Run, run_pipeline
 from bookstore.config import Settings, load_settings
 from bookstore.entities import NAMES, topics
 from bookstore.kafka import offsets

@@ -23,197 +23,41 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import re
 import signal
 import statistics
 import subprocess
 import sys
-import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 
 import psutil
-import psycopg2
-import pymongo
-import redis
-from kafka import KafkaProducer
-from kombu import Connection
 
+from bench.harness import (
+    ASSIGNED,
+    REPO,
+    RESULT,
+    Namespace,
+    Processes,
+    cpu_by_group,
+    events,
+    log_time,
+    percentile,
+    producer,
+    purge_task_queues,
+    records,
+    server_pids,
+)
+from bench.steady import steady
 from bookstore import entities
 from bookstore.config import Settings, load_settings
-from bookstore.entities import BOOKS, CELERY_QUEUES, CUSTOMERS, ORDERS, STORE_QUEUE, topics
-from bookstore.kafka import client_options, commit_group_offsets, offsets
+from bookstore.entities import STORE_QUEUE, topics
+from bookstore.kafka import commit_group_offsets, offsets
 from bookstore.topic_config import ensure_topics
-
-REPO = Path(__file__).resolve().parent.parent
-
-# Each server's processes, as `scripts/services` names them: on the single stack, or on the
-# three-node one (when KAFKA_BOOTSTRAP_SERVERS names several brokers).
-SERVERS = {name: (name,) for name in ("kafka", "postgres", "mongo", "redis", "rabbitmq")}
-CLUSTER_SERVERS = {
-    **SERVERS,
-    "kafka": ("kafka-1", "kafka-2", "kafka-3"),
-    "rabbitmq": ("rabbitmq-1", "rabbitmq-2", "rabbitmq-3"),
-}
-REDIS_DB = 4  # the benchmark's own; emptied before each run
-BENCH_VHOST_QUEUES = (*CELERY_QUEUES,)
-
-
-# --- the workload -------------------------------------------------------------------------------
-
-
-def records(n: int, tag: str) -> list[tuple[str, bytes, bytes]]:
-    """n valid (entity, key, value) records in the original format, a third per entity; orders
-    reference the others."""
-    third = n // 3
-    out: list[tuple[str, bytes, bytes]] = []
-    customers = [str(uuid.uuid4()) for _ in range(third)]
-    books = [f"{tag}-vol{i}" for i in range(third)]
-    for i, cid in enumerate(customers):
-        value = {"id": cid, "name": f"Cliente {i} ção", "email": f"c{i}.{tag}@example.com"}
-        out.append((CUSTOMERS, cid.encode(), json.dumps(value).encode()))
-    for i, bid in enumerate(books):
-        value = {"id": bid, "isbn": f"978{i:010d}", "title": f"Livro {i}", "authors": [f"A {i}"]}
-        out.append((BOOKS, bid.encode(), json.dumps({**value, "publishedDate": "2004"}).encode()))
-    for i in range(n - 2 * third):
-        oid = str(uuid.uuid4())
-        value = {
-            "id": oid,
-            "customer_id": customers[i % third],
-            "book_id": books[i % third],
-            "quantity": 1 + i % 5,
-            "timestamp": 1_700_000_000 + i,
-        }
-        out.append((ORDERS, oid.encode(), json.dumps(value).encode()))
-    return out
-
-
-def producer(settings: Settings) -> KafkaProducer:
-    return KafkaProducer(**client_options(settings), acks="all", linger_ms=5)
-
-
-# --- a run's own stores --------------------------------------------------------------------------
-
-
-@dataclass
-class Namespace:
-    """Empty stores, a consumer group, an audit file and a log directory for one run."""
-
-    settings: Settings
-    name: str = field(default_factory=lambda: f"bench_{uuid.uuid4().hex[:8]}")
-    dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="bench-")))
-
-    def __post_init__(self) -> None:
-        base = self.settings
-        admin = psycopg2.connect(base.postgres_dsn.rsplit("/", 1)[0] + "/bookstore")
-        admin.autocommit = True
-        with admin.cursor() as cur:
-            cur.execute(f'CREATE DATABASE "{self.name}"')
-        admin.close()
-        redis.Redis.from_url(self.redis_url).flushdb()
-
-    @property
-    def redis_url(self) -> str:
-        return self.settings.redis_url.rsplit("/", 1)[0] + f"/{REDIS_DB}"
-
-    @property
-    def env(self) -> dict[str, str]:
-        return {
-            "POSTGRES_DSN": self.settings.postgres_dsn.rsplit("/", 1)[0] + f"/{self.name}",
-            "MONGO_DB": self.name,
-            "REDIS_URL": self.redis_url,
-            "AUDIT_LOG_PATH": str(self.dir / "messages.log"),
-            "BRIDGE_GROUP_ID": self.name,
-            "GO_FILE": str(self.dir / "go"),
-            # the stack measured: the single one, or the three-node one (bench/cluster.py)
-            "KAFKA_BOOTSTRAP_SERVERS": self.settings.kafka_bootstrap_servers,
-            "CELERY_BROKER_URL": self.settings.celery_broker_url,
-        }
-
-    def drop(self) -> None:
-        admin = psycopg2.connect(self.settings.postgres_dsn.rsplit("/", 1)[0] + "/bookstore")
-        admin.autocommit = True
-        with admin.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
-        admin.close()
-        pymongo.MongoClient(self.settings.mongo_uri).drop_database(self.name)
-
-
-# --- processes and their CPU ---------------------------------------------------------------------
-
-
-class Processes:
-    def __init__(self, log_dir: Path, env: dict[str, str]):
-        self.log_dir, self.env = log_dir, {**os.environ, **env}
-        self.procs: dict[str, subprocess.Popen] = {}
-
-    def start(self, name: str, *args: str) -> subprocess.Popen:
-        log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 (closed with the process)
-        proc = subprocess.Popen(
-            [sys.executable, *args], cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT
-        )
-        self.procs[name] = proc
-        return proc
-
-    def worker(self, queue: str) -> None:
-        self.start(
-            f"worker-{queue}",
-            *("-m", "celery", "-A", "tasks", "worker", "-Q", queue, "-n", f"bench-{queue}@%h"),
-            *("--concurrency=1", "--loglevel=INFO", "--without-mingle", "--without-gossip"),
-        )
-
-    def log(self, name: str) -> str:
-        return (self.log_dir / f"{name}.log").read_text(errors="replace")
-
-    def stop_all(self) -> None:
-        for proc in self.procs.values():
-            proc.terminate()
-        for proc in self.procs.values():
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-
-
-def server_pids(settings: Settings) -> dict[str, list[int]]:
-    """The processes of every server of the stack `settings` point at."""
-    servers = CLUSTER_SERVERS if "," in settings.kafka_bootstrap_servers else SERVERS
-    pids: dict[str, list[int]] = {}
-    for server, names in servers.items():
-        for name in names:
-            found = subprocess.run(
-                [str(REPO / "scripts/services"), "pid", name], capture_output=True, text=True
-            )
-            if found.returncode == 0:
-                pids.setdefault(server, []).append(int(found.stdout))
-    return pids
-
-
-def tree_cpu(pid: int) -> float:
-    """CPU-seconds (user + system) of a process and its live descendants."""
-    try:
-        root = psutil.Process(pid)
-        total = 0.0
-        for p in [root, *root.children(recursive=True)]:
-            try:
-                t = p.cpu_times()
-                total += t.user + t.system
-            except psutil.NoSuchProcess:
-                pass
-        return total
-    except psutil.NoSuchProcess:
-        return 0.0
-
-
-def cpu_by_group(groups: dict[str, list[int]]) -> dict[str, float]:
-    return {name: sum(tree_cpu(pid) for pid in pids) for name, pids in groups.items()}
 
 
 @dataclass
@@ -257,10 +101,6 @@ def measured(
     return Run(peer, n, t1 - t0, {k: after[k] - before.get(k, 0.0) for k in after}, rss, t0)
 
 
-def events(text: str, kind: str) -> list[float]:
-    return [e["at"] for e in map(json.loads, text.splitlines()) if e.get("event") == kind]
-
-
 # --- the peers -----------------------------------------------------------------------------------
 
 
@@ -296,14 +136,6 @@ def run_sinks(settings: Settings, start: dict, roles: dict[str, int], label: str
         ns.drop()
 
 
-_RESULT = re.compile(r"^\[(\S+ \S+?): INFO/\w+(?:-\d+)?\] Task \S+ succeeded in \S+: (.*)$", re.M)
-_ASSIGNED = re.compile(r"^(\S+ \S+) INFO bridge\.fanout: assigned \S", re.M)
-
-
-def _log_time(stamp: str) -> float:
-    return datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f").timestamp()
-
-
 def run_pipeline(settings: Settings, start: dict, per_topic: dict[str, int], batch: int) -> Run:
     ns = Namespace(settings)
     commit_group_offsets(settings, ns.name, start)
@@ -320,19 +152,19 @@ def run_pipeline(settings: Settings, start: dict, per_topic: dict[str, int], bat
 
         def start_bridge() -> float:
             procs.start("bridge", "-m", "bridge")
-            while not (m := _ASSIGNED.search(procs.log("bridge"))):
+            while not (m := ASSIGNED.search(procs.log("bridge"))):
                 time.sleep(0.01)
             if PROFILE_DIR:
                 spies.extend(profile(procs))
-            return _log_time(m.group(1))
+            return log_time(m.group(1))
 
         def progress(queue: str) -> list[tuple[float, int]]:
             """(time, records stored so far) after each task of `queue`, from its results."""
             stored, steps = 0, []
-            for stamp, result in _RESULT.findall(procs.log(f"worker-{queue}")):
+            for stamp, result in RESULT.findall(procs.log(f"worker-{queue}")):
                 m = re.search(r"'stored': (\d+)", result)
                 stored += int(m.group(1)) if m else int(result)
-                steps.append((_log_time(stamp), stored))
+                steps.append((log_time(stamp), stored))
             return steps
 
         def target(topic: str | None) -> int:
@@ -431,137 +263,11 @@ def print_profiles(top: int = 8) -> None:
             print(f"    {n / total:6.1%}  {frame[:110]}")
 
 
-def purge_task_queues(settings: Settings) -> None:
-    """Tasks left by an interrupted run must not count in this one."""
-    from tasks import app
-    from tasks.queues import declare
-
-    declare(app, settings.celery_broker_url)
-    with Connection(settings.celery_broker_url) as conn:
-        for queue in BENCH_VHOST_QUEUES:
-            conn.default_channel.queue_purge(queue)
-
-
-# --- latency -------------------------------------------------------------------------------------
-
-
-class Probe:
-    """Looks a sample of sent records up by key in their stores every 10 ms; the first time each
-    is found, minus its send time, is its latency."""
-
-    def __init__(self, ns: Namespace):
-        self.pg = psycopg2.connect(ns.env["POSTGRES_DSN"])
-        self.pg.autocommit = True
-        self.mongo = pymongo.MongoClient(ns.settings.mongo_uri)[ns.name].books
-        self.redis = redis.Redis.from_url(ns.redis_url)
-        self.pending: dict[tuple[str, str], float] = {}
-        self.latencies: list[float] = []
-        self.lock = threading.Lock()
-        self.stopping = False
-
-    def sent(self, topic: str, key: str, at: float) -> None:
-        with self.lock:
-            self.pending[(topic, key)] = at
-
-    def run(self) -> None:
-        while not self.stopping:
-            with self.lock:
-                waiting = dict(self.pending)
-            found = self._found(waiting)
-            now = time.time()
-            with self.lock:
-                for k in found:
-                    self.latencies.append(now - self.pending.pop(k))
-            time.sleep(0.01)
-
-    def _found(self, waiting: dict[tuple[str, str], float]) -> list[tuple[str, str]]:
-        found = []
-        customers = [k for t, k in waiting if t == CUSTOMERS]
-        if customers:
-            with self.pg.cursor() as cur:
-                try:
-                    cur.execute(
-                        "SELECT id::text FROM customers WHERE id = ANY(%s::uuid[])", (customers,)
-                    )
-                    found += [(CUSTOMERS, r[0]) for r in cur.fetchall()]
-                except psycopg2.errors.UndefinedTable:
-                    pass
-        for t, k in waiting:
-            if t == BOOKS and self.mongo.find_one({"_id": k}, {"_id": 1}):
-                found.append((t, k))
-        orders = [k for t, k in waiting if t == ORDERS]
-        if orders:
-            pipe = self.redis.pipeline(transaction=False)
-            for k in orders:
-                pipe.exists(f"order:{k}")
-            found += [(ORDERS, k) for k, hit in zip(orders, pipe.execute(), strict=True) if hit]
-        return found
-
-
-def latency(settings: Settings, peer: str, rate: float, seconds: float, batch: int) -> list[float]:
-    """Run `peer` on fresh stores; produce `rate` records/s for `seconds`; sampled latencies."""
-    ns = Namespace(settings)
-    names = topics(settings)
-    _, start = offsets(settings, names.entities)
-    env = {**ns.env, "BRIDGE_BATCH_SIZE": str(batch)}
-    procs = Processes(ns.dir, env)
-    n = int(rate * seconds)
-    if peer == "pipeline":
-        commit_group_offsets(settings, ns.name, start)
-        purge_task_queues(settings)
-        for queue in (*STORE_QUEUE.values(), "audit"):
-            procs.worker(queue)
-        while not all(" ready." in procs.log(f"worker-{q}") for q in (*STORE_QUEUE.values(),)):
-            time.sleep(0.1)
-        procs.start("bridge", "-m", "bridge")
-        while not _ASSIGNED.search(procs.log("bridge")):
-            time.sleep(0.05)
-    else:
-        for role in (*entities.NAMES, "audit"):
-            commit_group_offsets(settings, f"{ns.name}-{role}", start)
-            procs.env["EXPECT"] = str(n // 3 if role != "audit" else n)
-            procs.start(role, str(REPO / "bench/sinks.py"), "direct", role)
-        while not all(events(procs.log(r), "ready") for r in (*entities.NAMES, "audit")):
-            time.sleep(0.05)
-        (ns.dir / "go").touch()
-    probe = Probe(ns)
-    thread = threading.Thread(target=probe.run, daemon=True)
-    thread.start()
-    kafka = producer(settings)
-    workload = records(n, uuid.uuid4().hex[:6])
-    order = [workload[i // 3 + (i % 3) * (n // 3)] for i in range(3 * (n // 3))]  # interleaved
-    began = time.time()
-    try:
-        for i, (entity, key, value) in enumerate(order):
-            due = began + i / rate
-            if (wait := due - time.time()) > 0:
-                time.sleep(wait)
-            kafka.send(names.of(entity), key=key, value=value)
-            if i % 10 == 0:
-                probe.sent(entity, key.decode(), time.time())
-        kafka.flush()
-        deadline = time.time() + 60
-        while probe.pending and time.time() < deadline:
-            time.sleep(0.1)
-    finally:
-        probe.stopping = True
-        thread.join()
-        kafka.close()
-        procs.stop_all()
-        ns.drop()
-    return probe.latencies
-
-
 # --- report --------------------------------------------------------------------------------------
 
 
 def spread(values: list[float]) -> str:
     return f"{statistics.median(values):8,.0f}  ({min(values):,.0f}-{max(values):,.0f})"
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 NAMES = {"naive": "naive per-record", "direct": "parallel direct", "pipeline": "pipeline"}
@@ -698,7 +404,7 @@ def main() -> None:
             rate = maximum * fraction
             for peer in ("direct", "pipeline"):
                 batch = int(os.environ["BRIDGE_BATCH_SIZE"])
-                ms = [1000 * x for x in latency(settings, peer, rate, args.seconds, batch)]
+                ms = [1000 * x for x in steady(settings, peer, rate, args.seconds).latencies]
                 row = (
                     f"{fraction:.0%} ({rate:,.0f}/s)",
                     peer,

@@ -21,7 +21,7 @@ import time
 import uuid
 from pathlib import Path
 
-from bench.pipeline import producer, records
+from bench.harness import producer, records
 from bookstore.config import load_settings
 from bookstore.entities import topics
 from bookstore.kafka import read_topics

@@ -1,0 +1,239 @@
+"""Benchmark: what the pipeline costs at a steady load, beside the parallel direct sink.
+
+    .venv/bin/python -m bench.steady [--rates 100,300,1000] [--seconds 30] [--repeat 2]
+                                     [--config NAME:VAR=VALUE,VAR=VALUE ...] [--no-direct]
+
+Each run produces valid records (a third per topic) at a fixed rate for a fixed time into fresh
+stores and a consumer group of its own (bench.harness). Per rate and per peer (the parallel
+direct sink; the pipeline with the product's defaults, `defaults`; each --config: the pipeline
+with those variables set) it reports: CPU per record of every process and server, counted from
+the first record sent until the last is stored, and split by process; records per persistence
+task; latency produce -> stored, p50 and p99, of one record in ten (looked up by key in its
+store every 10 ms). Runs are interleaved and repeated; figures are medians, and every pipeline
+configuration is also given as a ratio to `defaults` measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+
+import psycopg2
+import pymongo
+import redis
+
+from bench.harness import (
+    ASSIGNED,
+    REPO,
+    RESULT,
+    Namespace,
+    Processes,
+    cpu_by_group,
+    events,
+    percentile,
+    producer,
+    purge_task_queues,
+    records,
+    server_pids,
+)
+from bookstore import entities
+from bookstore.config import Settings, load_settings
+from bookstore.entities import BOOKS, CUSTOMERS, ORDERS, STORE_QUEUE, topics
+from bookstore.kafka import commit_group_offsets, offsets
+from bookstore.topic_config import ensure_topics
+
+
+class Probe:
+    """Looks a sample of sent records up by key in their stores every 10 ms; the first time each
+    is found, minus its send time, is its latency."""
+
+    def __init__(self, ns: Namespace):
+        self.pg = psycopg2.connect(ns.env["POSTGRES_DSN"])
+        self.pg.autocommit = True
+        self.mongo = pymongo.MongoClient(ns.settings.store("mongo").uri)[ns.name].books
+        self.redis = redis.Redis.from_url(ns.redis_url)
+        self.pending: dict[tuple[str, str], float] = {}
+        self.latencies: list[float] = []
+        self.lock = threading.Lock()
+        self.stopping = False
+
+    def sent(self, topic: str, key: str, at: float) -> None:
+        with self.lock:
+            self.pending[(topic, key)] = at
+
+    def run(self) -> None:
+        while not self.stopping:
+            with self.lock:
+                waiting = dict(self.pending)
+            found = self._found(waiting)
+            now = time.time()
+            with self.lock:
+                for k in found:
+                    self.latencies.append(now - self.pending.pop(k))
+            time.sleep(0.01)
+
+    def _found(self, waiting: dict[tuple[str, str], float]) -> list[tuple[str, str]]:
+        found = []
+        customers = [k for t, k in waiting if t == CUSTOMERS]
+        if customers:
+            with self.pg.cursor() as cur:
+                try:
+                    cur.execute(
+                        "SELECT id::text FROM customers WHERE id = ANY(%s::uuid[])", (customers,)
+                    )
+                    found += [(CUSTOMERS, r[0]) for r in cur.fetchall()]
+                except psycopg2.errors.UndefinedTable:
+                    pass
+        for t, k in waiting:
+            if t == BOOKS and self.mongo.find_one({"_id": k}, {"_id": 1}):
+                found.append((t, k))
+        orders = [k for t, k in waiting if t == ORDERS]
+        if orders:
+            pipe = self.redis.pipeline(transaction=False)
+            for k in orders:
+                pipe.exists(f"order:{k}")
+            found += [(ORDERS, k) for k, hit in zip(orders, pipe.execute(), strict=True) if hit]
+        return found
+
+
+@dataclass
+class Steady:
+    peer: str
+    records: int
+    cpu: dict[str, float]  # process or server -> CPU-seconds, first record sent to last stored
+    tasks: int  # persistence tasks the workers ran (0: not the pipeline)
+    latencies: list[float]  # seconds, one record in ten
+
+    @property
+    def cpu_ms_per_record(self) -> float:
+        return sum(self.cpu.values()) / self.records * 1e3
+
+
+def steady(
+    settings: Settings, peer: str, rate: float, seconds: float, env: dict[str, str] | None = None
+) -> Steady:
+    """Run `peer` ("direct", or "pipeline" with `env` set) on fresh stores while records are
+    produced at `rate` records/s for `seconds`."""
+    ns = Namespace(settings)
+    names = topics(settings)
+    _, start = offsets(settings, names.entities)
+    procs = Processes(ns.dir, {**ns.env, **(env or {})})
+    servers = server_pids(settings)
+    n = 3 * max(1, int(rate * seconds / 3))
+    if peer == "pipeline":
+        commit_group_offsets(settings, ns.name, start)
+        purge_task_queues(settings)
+        for queue in (*STORE_QUEUE.values(), "audit"):
+            procs.worker(queue)
+        while not all(" ready." in procs.log(f"worker-{q}") for q in (*STORE_QUEUE.values(),)):
+            time.sleep(0.1)
+        procs.start("bridge", "-m", "bridge")
+        while not ASSIGNED.search(procs.log("bridge")):
+            time.sleep(0.05)
+    else:
+        procs.env["EXPECT"] = str(10**9)  # they run until stopped: their CPU is counted then
+        for role in (*entities.NAMES, "audit"):
+            commit_group_offsets(settings, f"{ns.name}-{role}", start)
+            procs.start(role, str(REPO / "bench/sinks.py"), "direct", role)
+        while not all(events(procs.log(r), "ready") for r in (*entities.NAMES, "audit")):
+            time.sleep(0.05)
+        (ns.dir / "go").touch()
+    probe = Probe(ns)
+    thread = threading.Thread(target=probe.run, daemon=True)
+    thread.start()
+    kafka = producer(settings)
+    workload = records(n, uuid.uuid4().hex[:6])
+    order = [workload[i // 3 + (i % 3) * (n // 3)] for i in range(n)]  # interleaved
+    try:
+        before = cpu_by_group(procs.groups() | servers)
+        began = time.time()
+        for i, (entity, key, value) in enumerate(order):
+            due = began + i / rate
+            if (wait := due - time.time()) > 0:
+                time.sleep(wait)
+            kafka.send(names.of(entity), key=key, value=value)
+            if i % 10 == 0 or i >= n - 3:  # and the last of each topic: the run's end
+                probe.sent(entity, key.decode(), time.time())
+        kafka.flush()
+        deadline = time.time() + 60
+        while probe.pending and time.time() < deadline:
+            time.sleep(0.01)
+        after = cpu_by_group(procs.groups() | servers)
+    finally:
+        probe.stopping = True
+        thread.join()
+        kafka.close()
+        procs.stop_all()
+        ns.drop()
+    if probe.pending:
+        raise RuntimeError(f"{peer}: {len(probe.pending)} sampled records never stored")
+    tasks = sum(len(RESULT.findall(procs.log(f"worker-{q}"))) for q in STORE_QUEUE.values())
+    cpu = {k: after[k] - before.get(k, 0.0) for k in after}
+    return Steady(peer, n, cpu, tasks if peer == "pipeline" else 0, probe.latencies)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rates", default="100,300,1000", help="records/s, e.g. 100,300")
+    parser.add_argument("--seconds", type=float, default=30, help="per run")
+    parser.add_argument("--repeat", type=int, default=2, help="interleaved runs per peer")
+    parser.add_argument(
+        "--config",
+        action="append",
+        default=[],
+        metavar="NAME:VAR=VALUE,...",
+        help="a pipeline configuration to compare with the defaults (repeatable)",
+    )
+    parser.add_argument("--no-direct", action="store_true", help="leave the direct sink out")
+    args = parser.parse_args()
+    os.environ.setdefault("KAFKA_TOPIC_PREFIX", "bench.")  # every process it starts too
+    settings = load_settings()
+    ensure_topics(settings)
+    peers: dict[str, tuple[str, dict[str, str]]] = {"defaults": ("pipeline", {})}
+    for spec in args.config:
+        name, _, assignments = spec.partition(":")
+        peers[name] = ("pipeline", dict(a.split("=", 1) for a in assignments.split(",") if a))
+    if not args.no_direct:
+        peers["direct"] = ("direct", {})
+    for rate in [float(r) for r in args.rates.split(",")]:
+        runs: dict[str, list[Steady]] = {name: [] for name in peers}
+        for i in range(args.repeat):
+            for name, (peer, env) in peers.items():
+                runs[name].append(steady(settings, peer, rate, args.seconds, env))
+            print(
+                f"  {rate:,.0f}/s run {i + 1}: "
+                + ", ".join(f"{p} {r[-1].cpu_ms_per_record:.2f} ms" for p, r in runs.items())
+            )
+        report(rate, runs)
+
+
+def report(rate: float, runs: dict[str, list[Steady]]) -> None:
+    print(f"\n== {rate:,.0f} records/s")
+    print(
+        f"{'peer':<14}{'CPU ms/rec':>11}{'x defaults':>11}{'rec/task':>9}{'p50 ms':>8}{'p99 ms':>8}"
+    )
+    base = statistics.median(r.cpu_ms_per_record for r in runs["defaults"])
+    for name, rs in runs.items():
+        cpu = statistics.median(r.cpu_ms_per_record for r in rs)
+        tasks = sum(r.tasks for r in rs)
+        per_task = f"{sum(r.records for r in rs) / tasks:.1f}" if tasks else "-"
+        ms = [1000 * x for r in rs for x in r.latencies]
+        print(
+            f"{name:<14}{cpu:11.3f}{cpu / base:11.2f}{per_task:>9}"
+            f"{percentile(ms, 0.5):8.0f}{percentile(ms, 0.99):8.0f}"
+        )
+    print("CPU µs per record by process (median):")
+    for name, rs in runs.items():
+        parts = {
+            g: statistics.median(r.cpu.get(g, 0) / r.records * 1e6 for r in rs) for g in rs[0].cpu
+        }
+        print(f"  {name:<12}" + "  ".join(f"{g} {us:,.0f}" for g, us in parts.items()))
+
+
+if __name__ == "__main__":
+    main()
