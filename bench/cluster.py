@@ -13,17 +13,17 @@ three RabbitMQ nodes on the cluster; the stores are the same servers on both), a
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import subprocess
 import uuid
 
-from bench.harness import REPO, producer, records
+from bench.harness import REPO, VHOST, bench_settings, producer, records
 from bench.pipeline import Run, run_pipeline
-from bookstore.config import Settings, load_settings
+from bookstore.config import Settings
 from bookstore.entities import NAMES, topics
 from bookstore.kafka import offsets
 from bookstore.topic_config import ensure_topics
+from tests.support import on_vhost
 
 
 def cluster_settings(single: Settings) -> Settings:
@@ -37,7 +37,7 @@ def cluster_settings(single: Settings) -> Settings:
     kafka, broker = values["KAFKA_BOOTSTRAP_SERVERS"], values["CELERY_BROKER_URL"].strip("'")
     if "," not in kafka:
         raise SystemExit("the three-node stack is not up: scripts/services up --cluster")
-    return single.replace(kafka_bootstrap_servers=kafka, celery_broker_url=broker)
+    return single.replace(kafka_bootstrap_servers=kafka, celery_broker_url=on_vhost(broker, VHOST))
 
 
 def main() -> None:
@@ -46,10 +46,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="interleaved runs per stack")
     parser.add_argument("--batch-size", type=int, default=500, help="BRIDGE_BATCH_SIZE")
     args = parser.parse_args()
-    os.environ.setdefault("KAFKA_TOPIC_PREFIX", "bench.")
-    single = load_settings().replace(
+    single = bench_settings().replace(
         kafka_bootstrap_servers="127.0.0.1:9092",
-        celery_broker_url="amqp://guest:guest@127.0.0.1:5672//",
+        celery_broker_url=on_vhost("amqp://guest:guest@127.0.0.1:5672//", VHOST),
     )
     stacks = {"single node": single, "three nodes": cluster_settings(single)}
     workload = records(args.records, uuid.uuid4().hex[:6])

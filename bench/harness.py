@@ -2,9 +2,9 @@
 it starts, and the CPU they and the servers spend (psutil).
 
 Every run has stores of its own (a PostgreSQL and a MongoDB database, Redis database 4, an audit
-file) and topics of its own (KAFKA_TOPIC_PREFIX `bench.` unless set), and purges the task queues of
-the vhost CELERY_BROKER_URL names before it starts: run benchmarks against a stack that is not
-serving users (`scripts/services`), never against production's vhost.
+file), topics of its own (KAFKA_TOPIC_PREFIX `bench.` unless set) and RabbitMQ's vhost
+`bookstore_bench`, whose task queues it purges before it starts: a stack running alongside on the
+same servers keeps its data and its tasks.
 """
 
 from __future__ import annotations
@@ -27,9 +27,10 @@ import redis
 from kafka import KafkaProducer
 from kombu import Connection
 
-from bookstore.config import Settings
+from bookstore.config import Settings, load_settings
 from bookstore.entities import BOOKS, CELERY_QUEUES, CUSTOMERS, ORDERS
 from bookstore.kafka import client_options
+from tests.support import on_vhost
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -42,6 +43,20 @@ CLUSTER_SERVERS = {
     "rabbitmq": ("rabbitmq-1", "rabbitmq-2", "rabbitmq-3"),
 }
 REDIS_DB = 4  # the benchmark's own; emptied before each run
+VHOST = "bookstore_bench"  # created by scripts/services
+
+
+def bench_settings() -> Settings:
+    """The settings of a benchmark and of every process it starts: topics of its own and the
+    benchmarks' vhost on the broker(s) CELERY_BROKER_URL names."""
+    os.environ.setdefault("KAFKA_TOPIC_PREFIX", "bench.")
+    broker = (
+        os.environ.get("CELERY_BROKER_URL") or Settings.model_fields["celery_broker_url"].default
+    )
+    os.environ["CELERY_BROKER_URL"] = on_vhost(broker, VHOST)
+    return load_settings()
+
+
 BENCH_VHOST_QUEUES = (*CELERY_QUEUES,)
 
 

@@ -43,6 +43,7 @@ from bench.harness import (
     RESULT,
     Namespace,
     Processes,
+    bench_settings,
     cpu_by_group,
     events,
     log_time,
@@ -54,7 +55,7 @@ from bench.harness import (
 )
 from bench.steady import steady
 from bookstore import entities
-from bookstore.config import Settings, load_settings
+from bookstore.config import Settings
 from bookstore.entities import STORE_QUEUE, topics
 from bookstore.kafka import commit_group_offsets, offsets
 from bookstore.topic_config import ensure_topics
@@ -354,8 +355,7 @@ def main() -> None:
     args = parser.parse_args()
     global PROFILE_DIR
     PROFILE_DIR = Path(args.profile) if args.profile else None
-    os.environ.setdefault("KAFKA_TOPIC_PREFIX", "bench.")  # every process it starts too
-    settings = load_settings()
+    settings = bench_settings()
     ensure_topics(settings)
     names = topics(settings)
     sizes = [int(b) for b in args.batch_sizes.split(",")]

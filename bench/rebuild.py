@@ -14,15 +14,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import resource
 import tempfile
 import time
 import uuid
 from pathlib import Path
 
-from bench.harness import producer, records
-from bookstore.config import load_settings
+from bench.harness import bench_settings, producer, records
 from bookstore.entities import topics
 from bookstore.kafka import read_topics
 from bookstore.namespace import create_namespace, namespace_settings
@@ -39,8 +37,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--records", type=int, default=300_000, help="records to append")
     args = parser.parse_args()
-    os.environ.setdefault("KAFKA_TOPIC_PREFIX", "bench.")  # the benchmark's own topics
-    live = load_settings()
+    live = bench_settings()
     ensure_topics(live)
     names = topics(live)
     kafka = producer(live)

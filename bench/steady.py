@@ -16,7 +16,6 @@ configuration is also given as a ratio to `defaults` measured in the same run.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import threading
 import time
@@ -33,6 +32,7 @@ from bench.harness import (
     RESULT,
     Namespace,
     Processes,
+    bench_settings,
     cpu_by_group,
     events,
     percentile,
@@ -42,7 +42,7 @@ from bench.harness import (
     server_pids,
 )
 from bookstore import entities
-from bookstore.config import Settings, load_settings
+from bookstore.config import Settings
 from bookstore.entities import BOOKS, CUSTOMERS, ORDERS, STORE_QUEUE, topics
 from bookstore.kafka import commit_group_offsets, offsets
 from bookstore.topic_config import ensure_topics
@@ -172,9 +172,11 @@ def steady(
         ns.drop()
     if probe.pending:
         raise RuntimeError(f"{peer}: {len(probe.pending)} sampled records never stored")
-    tasks = sum(len(RESULT.findall(procs.log(f"worker-{q}"))) for q in STORE_QUEUE.values())
+    tasks = 0
+    if peer == "pipeline":
+        tasks = sum(len(RESULT.findall(procs.log(f"worker-{q}"))) for q in STORE_QUEUE.values())
     cpu = {k: after[k] - before.get(k, 0.0) for k in after}
-    return Steady(peer, n, cpu, tasks if peer == "pipeline" else 0, probe.latencies)
+    return Steady(peer, n, cpu, tasks, probe.latencies)
 
 
 def main() -> None:
@@ -191,8 +193,7 @@ def main() -> None:
     )
     parser.add_argument("--no-direct", action="store_true", help="leave the direct sink out")
     args = parser.parse_args()
-    os.environ.setdefault("KAFKA_TOPIC_PREFIX", "bench.")  # every process it starts too
-    settings = load_settings()
+    settings = bench_settings()
     ensure_topics(settings)
     peers: dict[str, tuple[str, dict[str, str]]] = {"defaults": ("pipeline", {})}
     for spec in args.config:

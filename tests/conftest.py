@@ -4,18 +4,8 @@ from __future__ import annotations
 
 import os
 import tempfile
-from urllib.parse import urlsplit, urlunsplit
 
-from tests.support import TOPIC_PREFIX
-
-
-def on_test_vhost(urls: str) -> str:
-    """The environment's RabbitMQ node(s) (one URL, or a cluster's, `;`-separated), on the
-    tests' own vhost `bookstore_test`."""
-    return ";".join(
-        urlunsplit(urlsplit(u)._replace(path="/bookstore_test")) for u in urls.split(";")
-    )
-
+from tests.support import TOPIC_PREFIX, on_vhost
 
 # The tests share the local servers with a developer's running stack, but never touch its data:
 # their own Kafka topics (a prefix: test.customers, ...), consumer groups, PostgreSQL database,
@@ -28,8 +18,9 @@ TEST_ENV = {
     "MONGO_DB": "bookstore_test",
     "REDIS_URL": "redis://localhost:6379/1",
     # the servers the environment names (a cluster: `eval "$(scripts/services env)"`)
-    "CELERY_BROKER_URL": on_test_vhost(
-        os.environ.get("CELERY_BROKER_URL") or "amqp://guest:guest@localhost:5672//"
+    "CELERY_BROKER_URL": on_vhost(
+        os.environ.get("CELERY_BROKER_URL") or "amqp://guest:guest@localhost:5672//",
+        "bookstore_test",
     ),
     "BRIDGE_GROUP_ID": "bookstore-bridge-test",
     # Never call out of the machine from tests: a closed loopback port makes every process the

@@ -1,6 +1,6 @@
-"""What the tests share, in one place: the repository's path, the suite's own topics, polling
-real state, running the product's processes (reaped at teardown), a command's result, a free
-port, an HTTP status, a test database."""
+"""What the tests share, in one place (the benchmarks use it too): the repository's path, the
+suite's own topics and vhost, polling real state, running the product's processes (reaped at
+teardown), a command's result, a free port, an HTTP status, a test database."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
@@ -30,6 +31,13 @@ TOPICS = entities.Topics(TOPIC_PREFIX)
 CUSTOMERS, BOOKS, ORDERS, DEAD_LETTERS = map(
     TOPICS.of, (entities.CUSTOMERS, entities.BOOKS, entities.ORDERS, entities.DEAD_LETTERS)
 )
+
+
+def on_vhost(urls: str, vhost: str) -> str:
+    """The RabbitMQ node(s) of `urls` (one URL, or a cluster's, `;`-separated) on `vhost`: the
+    tests' `bookstore_test` or the benchmarks' `bookstore_bench` (scripts/services creates both),
+    where they purge queues without touching a running stack's tasks."""
+    return ";".join(urlunsplit(urlsplit(u)._replace(path=f"/{vhost}")) for u in urls.split(";"))
 
 
 def run(*args: str, env: dict[str, str] | None = None, cwd: Path = REPO, timeout: float = 300):

@@ -290,14 +290,17 @@ rabbitmq_node_ctl() {
       /usr/lib/rabbitmq/bin/rabbitmqctl --longnames -n "$(rabbitmq_node_name "$n")" "$@" )
 }
 
-# After every `up`, idempotent: the tests' vhost, as rabbitmq_provision (vhosts are cluster-wide;
+# After every `up`, idempotent: the tests' and the benchmarks' vhosts, as rabbitmq_provision (vhosts are cluster-wide;
 # asking each node is cheap and covers a node that was started alone).
 rabbitmq_node_provision() {
-  if ! rabbitmq_node_ctl "$1" -q list_vhosts name 2>/dev/null | grep -qx bookstore_test; then
-    rabbitmq_node_ctl "$1" -q add_vhost bookstore_test >/dev/null 2>&1 ||
-      rabbitmq_node_ctl "$1" -q list_vhosts name 2>/dev/null | grep -qx bookstore_test || return 1
-    rabbitmq_node_ctl "$1" -q set_permissions -p bookstore_test guest '.*' '.*' '.*' >/dev/null || return 1
-  fi
+  local vhost
+  for vhost in "${RABBITMQ_OWN_VHOSTS[@]}"; do
+    if ! rabbitmq_node_ctl "$1" -q list_vhosts name 2>/dev/null | grep -qx "$vhost"; then
+      rabbitmq_node_ctl "$1" -q add_vhost "$vhost" >/dev/null 2>&1 ||
+        rabbitmq_node_ctl "$1" -q list_vhosts name 2>/dev/null | grep -qx "$vhost" || return 1
+      rabbitmq_node_ctl "$1" -q set_permissions -p "$vhost" guest '.*' '.*' '.*' >/dev/null || return 1
+    fi
+  done
 }
 
 # A graceful stop: SIGTERM to beam.smp is RabbitMQ's own clean shutdown (as `rabbitmqctl stop`,

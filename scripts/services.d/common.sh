@@ -22,6 +22,11 @@ SERVICES_LOGS="$SERVICES_DIR/logs"
 SERVICES_DATA="$SERVICES_DIR/data"
 mkdir -p "$SERVICES_CACHE" "$SERVICES_RUN" "$SERVICES_LOGS" "$SERVICES_DATA"
 
+# RabbitMQ vhosts besides the product's `/`: the tests' and the benchmarks'. They purge their
+# queues freely there without touching the tasks of a stack that runs alongside.
+# shellcheck disable=SC2034  # read by rabbitmq.sh and cluster.sh
+RABBITMQ_OWN_VHOSTS=(bookstore_test bookstore_bench)
+
 log() { printf '%s\n' "$*" >&2; }
 die() { printf 'services: %s\n' "$*" >&2; exit 1; }
 

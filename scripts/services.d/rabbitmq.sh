@@ -1,8 +1,7 @@
 # shellcheck shell=bash
 # RabbitMQ from Debian on 127.0.0.1:5672 (guest/guest works on loopback), node rabbit@localhost,
 # database and logs under $SERVICES_DATA/rabbitmq. Runs as the rabbitmq system user.
-# Besides the default vhost `/` (the product's), a vhost `bookstore_test` for the tests: they purge
-# their queues freely there without touching the tasks of a stack that runs alongside.
+# Besides the default vhost `/` (the product's), RABBITMQ_OWN_VHOSTS (common.sh).
 # shellcheck disable=SC2034  # read as ${!NAME_ADDR} by scripts/services
 RABBITMQ_ADDR="127.0.0.1:5672"
 
@@ -65,10 +64,13 @@ _rabbitmqctl() {
 
 # After every `up` (idempotent; a vhost that exists is left as it is).
 rabbitmq_provision() {
-  if ! _rabbitmqctl list_vhosts name 2>/dev/null | grep -qx bookstore_test; then
-    _rabbitmqctl add_vhost bookstore_test >/dev/null || return 1
-    _rabbitmqctl set_permissions -p bookstore_test guest '.*' '.*' '.*' >/dev/null || return 1
-  fi
+  local vhost
+  for vhost in "${RABBITMQ_OWN_VHOSTS[@]}"; do
+    if ! _rabbitmqctl list_vhosts name 2>/dev/null | grep -qx "$vhost"; then
+      _rabbitmqctl add_vhost "$vhost" >/dev/null || return 1
+      _rabbitmqctl set_permissions -p "$vhost" guest '.*' '.*' '.*' >/dev/null || return 1
+    fi
+  done
 }
 
 rabbitmq_ready() { port_open 5672 && _rabbitmq_hello >/dev/null; }

@@ -13,6 +13,10 @@ from tests.support import REPO, run
 def env(monkeypatch):
     for name in Settings.model_fields:
         monkeypatch.delenv(name.upper(), raising=False)
+    for entity in ENTITIES:  # and every store's own variables
+        model = entity.store_class().settings_class
+        for name in model.model_fields:
+            monkeypatch.delenv(model.model_config["env_prefix"] + name.upper(), raising=False)
     monkeypatch.delenv("STORE_RETRY_MAX_SECONDS", raising=False)
     return monkeypatch
 
@@ -21,6 +25,9 @@ def test_defaults_point_at_the_local_stack(env):
     s = load_settings()
     assert s.kafka_bootstrap_servers == "localhost:9092"
     assert (s.bridge_batch_size, s.bridge_flush_when_idle, s.retry_max_seconds) == (500, True, 30)
+    assert s.store("postgres").dsn == "postgresql://bookstore:bookstore@localhost:5432/bookstore"
+    assert (s.store("mongo").uri, s.store("mongo").db) == ("mongodb://localhost:27017", "bookstore")
+    assert s.store("redis").url == s.redis_url == "redis://localhost:6379/0"
 
 
 def test_values_are_parsed_and_an_empty_one_means_the_default(env):
