@@ -5,8 +5,8 @@ from __future__ import annotations
 import signal
 import subprocess
 
-from tests.integration.pipeline import Pipeline, Stores, build_dataset, produce
-from tests.support import Processes, run, wait_until
+from tests.integration.pipeline import Pipeline, Stores, Stream, build_dataset, produce
+from tests.support import ORDERS, Processes, run, wait_until
 
 
 def run_bridge(**env: str) -> subprocess.CompletedProcess:
@@ -54,6 +54,22 @@ def test_sigterm_finishes_in_flight_commits_and_exits_0(processes, settings, tmp
     committed = pipeline.committed()
     for topic, partition, offset in coords:
         assert committed[(topic, partition)] > offset
+
+
+def test_a_minimum_wait_gathers_a_steady_trickle_into_fewer_tasks(processes, settings, tmp_path):
+    """BRIDGE_BATCH_MIN_WAIT_MS: at 20 records/s, in two-record bursts, a batch waits 300 ms for
+    company (Kafka's fetch too) instead of leaving with each burst; every record still arrives."""
+    orders = [m for m in build_dataset(2, 2, 60).messages if m[0] == ORDERS]
+    pipeline = Pipeline(processes, settings, tmp_path, BRIDGE_BATCH_MIN_WAIT_MS="300")
+    pipeline.start_workers("redis", "audit")
+    pipeline.start_bridge()
+    pipeline.wait_assigned()
+    stream = Stream(settings, orders, per_second=20).start()
+    wait_until(lambda: stream.done, 30, "the trickle to be sent")
+    coords = stream.finish(timeout=60)
+    pipeline.wait_audited(set(coords), timeout=60)
+    batches = pipeline.metric("bookstore_bridge_batch_records_count")
+    assert batches is not None and batches <= 15, f"{batches} batches for 60 records in 3 s"
 
 
 PAUSED = "bookstore_bridge_paused_partitions"
