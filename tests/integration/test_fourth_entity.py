@@ -16,8 +16,9 @@ import uuid
 
 from kafka import KafkaAdminClient
 
-from tests.integration.fourth_entity.reviews import QUEUE
+from tests.integration.fourth_entity.reviews import QUEUE, REVIEWS, ReviewSettings
 from tests.integration.pipeline import Pipeline, dead_letters_of, produce_each
+from tests.integration.store_contract import StoreContract
 from tests.support import REPO, TOPICS, wait_until
 
 
@@ -102,3 +103,17 @@ def test_a_fourth_entity_defined_by_a_table_row_flows_end_to_end(processes, sett
     assert checked.returncode == 1, checked.stdout + checked.stderr
     assert json.loads(checked.stdout)["differences"] == 1
     assert db.read_bytes() == live_bytes
+
+
+class TestReviewStore(StoreContract):
+    """Its store, held to the contract every store is."""
+
+    entity = REVIEWS
+    unreachable = {"db": "/nonexistent/reviews.sqlite"}
+
+    @staticmethod
+    def sample(key: str, n: int) -> dict:
+        return {"id": key, "book_id": f"vol{n}", "stars": 1 + n % 5}
+
+    def own_settings(self, mine, tmp_path) -> ReviewSettings:
+        return ReviewSettings(db=str(tmp_path / "reviews.sqlite"))
