@@ -8,8 +8,8 @@ stops the process with one line naming it.
 
 from beat_schedule import schedule
 from bookstore.config import ConfigError, load_settings
-from bookstore.entities import AUDIT_QUEUE, AUDIT_TASK, ENTITIES, GENERATE_QUEUE
-from tasks.queues import TASK_QUEUES
+from bookstore.entities import AUDIT_QUEUE, ENTITIES, GENERATE_QUEUE
+from tasks.queues import AUDIT_TASK, TASK_QUEUES, persist_task
 
 try:
     _bookstore_settings = load_settings()
@@ -33,7 +33,7 @@ task_create_missing_queue_type = "quorum"  # a queue named by hand (-Q other) as
 worker_consumer = "tasks.consumer:Consumer"
 task_default_queue = GENERATE_QUEUE
 task_routes = {
-    **{e.task: {"queue": e.queue, "routing_key": e.queue} for e in ENTITIES},
+    **{persist_task(e): {"queue": e.queue, "routing_key": e.queue} for e in ENTITIES},
     AUDIT_TASK: {"queue": AUDIT_QUEUE, "routing_key": AUDIT_QUEUE},
     "tasks.generate.*": {"queue": GENERATE_QUEUE, "routing_key": GENERATE_QUEUE},
 }

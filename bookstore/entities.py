@@ -1,6 +1,7 @@
-"""The entity table: each entity's Kafka topic, the schema of its records, the Celery queue and
-task that persist it, and its store. Celery's routes and queues, the persistence tasks, the
-bridge, the topics' configuration, validation, `stats`, `rebuild` and `verify` derive from it.
+"""The entity table: each entity's Kafka topic, the schema of its records, the Celery queue
+that persists it, and its store. Celery's routes and queues, the persistence tasks (named in the
+Celery edge, tasks/queues.py), the bridge, the topics' configuration, validation, `stats`,
+`rebuild` and `verify` derive from it.
 
 An entity's name is its topic's name; in Kafka the topic is called KAFKA_TOPIC_PREFIX + name
 (`Topics`), so that a second deployment, or the test suite, shares one Kafka without sharing data.
@@ -34,7 +35,6 @@ DEAD_LETTERS = "dead-letters"
 class Entity:
     name: str  # also its topic's name in Kafka, after KAFKA_TOPIC_PREFIX
     queue: str  # the Celery queue of its store; also the store's name in `rebuild`/`verify`
-    task: str  # its persistence task; the bridge sends by name, without importing the tasks
     store: str  # "module:Class" of its `Store`, imported when first used (`--help` loads none)
     model: str  # "module:Class" of the pydantic model its records must match
     # Entities (the latest record per key is the truth) are compacted when TOPIC_COMPACTION is
@@ -97,21 +97,18 @@ ENTITIES: tuple[Entity, ...] = (
     Entity(
         CUSTOMERS,
         "postgres",
-        "tasks.persist.store_customers",
         "bookstore.stores.postgres:CustomerStore",
         "bookstore.schemas:Customer",
     ),
     Entity(
         BOOKS,
         "mongo",
-        "tasks.persist.store_books",
         "bookstore.stores.mongo:BookStore",
         "bookstore.schemas:Book",
     ),
     Entity(
         ORDERS,
         "redis",
-        "tasks.persist.store_orders",
         "bookstore.stores.redis_orders:OrderStore",
         "bookstore.schemas:Order",
         compactable=False,
@@ -123,7 +120,6 @@ NAMES = tuple(BY_NAME)
 
 STORE_QUEUE = {e.name: e.queue for e in ENTITIES}  # entity -> Celery queue of its store
 AUDIT_QUEUE = "audit"
-AUDIT_TASK = "tasks.audit.record_messages"
 GENERATE_QUEUE = "generate"
 BRIDGE_QUEUES = (*STORE_QUEUE.values(), AUDIT_QUEUE)  # what the bridge publishes to
 CELERY_QUEUES = (*BRIDGE_QUEUES, GENERATE_QUEUE)
@@ -131,12 +127,11 @@ PARKED_QUEUE = "parked"  # tasks that must not run again until an operator reque
 
 
 def _check(rows: tuple[Entity, ...]) -> None:
-    """Two rows sharing a topic, a queue or a task would silently route one entity's records
-    into the other's store: refuse the table instead."""
+    """Two rows sharing a topic or a queue would silently route one entity's records into the
+    other's store: refuse the table instead."""
     taken = {
         "name": {DEAD_LETTERS},
         "queue": {AUDIT_QUEUE, GENERATE_QUEUE, PARKED_QUEUE},
-        "task": {AUDIT_TASK},
     }
     for row in rows:
         for kind, names in taken.items():

@@ -19,13 +19,14 @@ from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
 from bookstore.config import Settings
-from bookstore.entities import AUDIT_QUEUE, AUDIT_TASK, topics
+from bookstore.entities import AUDIT_QUEUE, topics
 from bookstore.errors import retry_delay
 from bookstore.offsets import OffsetTracker, for_commit, rewind_points
 from bookstore.records import Record
 from bridge import metrics
 from bridge.backpressure import QueueDepths
 from bridge.batching import Batcher
+from tasks.queues import AUDIT_TASK, persist_task
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +134,7 @@ class Bridge:
             metrics.BATCH_RECORDS.observe(len(batch.records))
             metrics.BATCH_BYTES.observe(len(batch.lines))
             try:
-                self._publish(entity.task, entity.queue, batch.lines)
+                self._publish(persist_task(entity), entity.queue, batch.lines)
                 self._publish(AUDIT_TASK, AUDIT_QUEUE, batch.lines)
             except Exception as exc:  # broker down, connection lost, nack: rewind, retry later
                 self._rewind([r for b in batches[i:] for r in b.records])

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from bookstore.entities import AUDIT_TASK
 from bookstore.stores.audit import AuditLog
 from tasks import app, per_process
+from tasks.queues import AUDIT_TASK
 
 _audit = per_process(lambda settings: AuditLog(settings.audit_log_path))
 

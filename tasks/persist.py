@@ -17,6 +17,7 @@ from bookstore.entities import ENTITIES, Entity
 from bookstore.persister import Persister
 from bookstore.records import from_lines
 from tasks import app, per_process
+from tasks.queues import persist_task
 
 log = logging.getLogger(__name__)
 _persister = per_process(Persister)
@@ -33,10 +34,12 @@ def _persistence_task(entity: Entity) -> Task:
     def persist(lines: str | list[dict[str, Any]]) -> dict[str, int]:
         return _persist(entity.name, lines)
 
-    persist.__name__ = persist.__qualname__ = entity.task.rpartition(".")[2]
-    return app.task(name=entity.task)(persist)
+    name = persist_task(entity)
+    persist.__name__ = persist.__qualname__ = name.rpartition(".")[2].replace("-", "_")
+    return app.task(name=name)(persist)
 
 
 # One task per entity of the table: store_customers, store_books, store_orders.
 for _entity in ENTITIES:
-    globals()[_entity.task.rpartition(".")[2]] = _persistence_task(_entity)
+    _task = _persistence_task(_entity)
+    globals()[_task.__name__] = _task

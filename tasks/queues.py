@@ -27,9 +27,19 @@ from amqp.exceptions import NotFound, PreconditionFailed
 from celery import Celery
 from kombu import Connection, Exchange, Queue
 
-from bookstore.entities import CELERY_QUEUES, PARKED_QUEUE
+from bookstore.entities import CELERY_QUEUES, PARKED_QUEUE, Entity
 
 log = logging.getLogger(__name__)
+
+
+AUDIT_TASK = "tasks.audit.record_messages"  # every raw record into the audit log (tasks/audit.py)
+
+
+def persist_task(entity: Entity) -> str:
+    """The name of an entity's persistence task (tasks/persist.py), by which the bridge sends
+    it and Celery routes it to the entity's queue: tasks.persist.store_customers, ..."""
+    return f"tasks.persist.store_{entity.name}"
+
 
 QUORUM = {"x-queue-type": "quorum"}
 DELIVERY_LIMIT = 50

@@ -114,7 +114,6 @@ class ReviewStore(Closing):
 REVIEWS = Entity(
     name=os.environ.get("REVIEWS_NAME", "reviews"),
     queue=QUEUE,
-    task="tasks.persist.store_reviews",
     store=f"{__name__}:ReviewStore",
     model=f"{__name__}:Review",
 )
