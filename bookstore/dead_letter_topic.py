@@ -1,13 +1,24 @@
-"""The dead-letter topic: the original raw bytes, unchanged, with where they came from and why."""
+"""The dead-letter topic: the original raw bytes, unchanged, with where they came from and why.
+Written by the workers (`DeadLetter`, `publish`), read by `rebuild`, `verify` and the CLI
+(`Letter`, `read`, `origins`)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from bookstore.config import Settings
 from bookstore.entities import topics
-from bookstore.kafka import read_topics, send_confirmed
+from bookstore.kafka import Window, read_topics, send_confirmed
 from bookstore.records import Record
+
+# A dead letter's headers (docs/contracts.md)
+ORIGIN_TOPIC = "origin.topic"
+ORIGIN_PARTITION = "origin.partition"
+ORIGIN_OFFSET = "origin.offset"
+STAGE = "error.stage"  # decode | validate | store
+REASON = "error.reason"
 
 
 @dataclass(frozen=True)
@@ -18,11 +29,11 @@ class DeadLetter:
 
     def headers(self) -> list[tuple[str, bytes]]:
         return [
-            ("origin.topic", self.record.topic.encode()),
-            ("origin.partition", str(self.record.partition).encode()),
-            ("origin.offset", str(self.record.offset).encode()),
-            ("error.stage", self.stage.encode()),
-            ("error.reason", _bounded(self.reason).encode()),
+            (ORIGIN_TOPIC, self.record.topic.encode()),
+            (ORIGIN_PARTITION, str(self.record.partition).encode()),
+            (ORIGIN_OFFSET, str(self.record.offset).encode()),
+            (STAGE, self.stage.encode()),
+            (REASON, _bounded(self.reason).encode()),
         ]
 
 
@@ -47,15 +58,66 @@ def publish(settings: Settings, letters: list[DeadLetter]) -> None:
         )
 
 
+@dataclass(frozen=True)
+class Letter:
+    """A dead letter as read back from the topic: where it is, its bytes and its headers."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int
+    key: bytes | None
+    value: bytes | None
+    headers: dict[str, str]
+
+    @classmethod
+    def from_kafka(cls, message: Any) -> Letter:
+        headers = {k: (v or b"").decode("utf-8", "replace") for k, v in message.headers or ()}
+        return cls(
+            message.topic,
+            message.partition,
+            message.offset,
+            message.timestamp,
+            message.key,
+            message.value,
+            headers,
+        )
+
+    @property
+    def coordinates(self) -> str:
+        return f"{self.topic}[{self.partition}]@{self.offset}"
+
+    @property
+    def origin_topic(self) -> str | None:
+        return self.headers.get(ORIGIN_TOPIC)
+
+    @property
+    def origin(self) -> tuple[str, int, int] | None:
+        """(topic, partition, offset) of the record it holds; None: not written by this pipeline."""
+        h = self.headers
+        try:
+            return h[ORIGIN_TOPIC], int(h[ORIGIN_PARTITION]), int(h[ORIGIN_OFFSET])
+        except (KeyError, ValueError):
+            return None
+
+    @property
+    def stage(self) -> str | None:
+        return self.headers.get(STAGE)
+
+    @property
+    def reason(self) -> str | None:
+        return self.headers.get(REASON)
+
+
+def read(
+    settings: Settings, window: Window = lambda tp, start, end: (start, end)
+) -> Iterator[Letter]:
+    """The dead letters the topic holds now, partition by partition (each narrowed by `window`,
+    as bookstore.kafka.read_topics)."""
+    for batch in read_topics(settings, [topics(settings).dead_letters], window=window):
+        yield from map(Letter.from_kafka, batch)
+
+
 def origins(settings: Settings) -> set[tuple[str, int, int]]:
     """The origin (topic, partition, offset) of every dead letter the topic holds."""
-    origins = set()
-    for batch in read_topics(settings, [topics(settings).dead_letters]):
-        for message in batch:
-            h = {k: v.decode("utf-8", "replace") for k, v in message.headers or ()}
-            try:
-                origin = (h["origin.topic"], int(h["origin.partition"]), int(h["origin.offset"]))
-            except (KeyError, ValueError):
-                continue  # not written by this pipeline
-            origins.add(origin)
-    return origins
+    return {origin for dl in read(settings) if (origin := dl.origin) is not None}

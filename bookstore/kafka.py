@@ -124,6 +124,13 @@ def offsets(
         consumer.close()
 
 
+def spanned(settings: Settings, topics: Iterable[str]) -> dict[TopicPartition, int]:
+    """How many offsets each partition spans now (end minus first; compaction may have left
+    fewer records than that)."""
+    starts, ends = offsets(settings, topics)
+    return {tp: ends[tp] - starts[tp] for tp in ends}
+
+
 def group_offsets(settings: Settings, group: str) -> dict[TopicPartition, int]:
     """The offsets a consumer group has committed (none: {})."""
     admin = admin_client(settings)
@@ -186,22 +193,29 @@ def count_keyless(settings: Settings, topic: str) -> int:
     return keyless
 
 
+Window = Callable[["TopicPartition", int, int], tuple[int, int]]
+STALLED_SECONDS = 60  # a read that got nothing for this long: Kafka is away
+
+
 def read_topics(
     settings: Settings,
     topics: Iterable[str],
     max_records: int = 2000,
     on_bounds: Callable[[dict, dict], None] = lambda starts, ends: None,
+    window: Window = lambda tp, start, end: (start, end),
 ) -> Iterator[list[ConsumerRecord]]:
     """Every record the topics hold now, in batches, from the first offset of each partition to
     its end when the call starts (records written meanwhile are not read). No consumer group.
     `on_bounds(starts, ends)` gets each partition's first and end offsets ({TopicPartition:
-    offset}) before the first batch."""
+    offset}) before the first batch; `window(tp, first, end)` narrows a partition to the
+    [start, stop) it gives (e.g. its last 50 records)."""
     from kafka import KafkaConsumer, TopicPartition
 
     consumer = KafkaConsumer(
         **client_options(settings),
         enable_auto_commit=False,
         group_id=None,
+        auto_offset_reset="earliest",  # a start retention removed meanwhile: the new first one
         fetch_max_bytes=64 * 1024 * 1024,
         max_partition_fetch_bytes=16 * 1024 * 1024,
     )
@@ -212,12 +226,24 @@ def read_topics(
             for p in sorted(consumer.partitions_for_topic(t) or ())
         ]
         consumer.assign(partitions)
-        consumer.seek_to_beginning(*partitions)
-        ends = consumer.end_offsets(partitions)
-        on_bounds(consumer.beginning_offsets(partitions), ends)
-        remaining = {tp: end for tp, end in ends.items() if consumer.position(tp) < end}
+        starts, ends = consumer.beginning_offsets(partitions), consumer.end_offsets(partitions)
+        on_bounds(starts, ends)
+        remaining = {}
+        for tp in partitions:
+            start, stop = window(tp, starts[tp], ends[tp])
+            start, stop = max(start, starts[tp]), min(stop, ends[tp])
+            if start < stop:
+                consumer.seek(tp, start)
+                remaining[tp] = stop
+            else:
+                consumer.pause(tp)
+        progressed = time.monotonic()
         while remaining:
+            if time.monotonic() - progressed > STALLED_SECONDS:
+                raise KafkaUnavailable(f"no progress reading {', '.join(map(str, remaining))}")
             polled = consumer.poll(timeout_ms=1000, max_records=max_records)
+            if polled:
+                progressed = time.monotonic()
             for tp, records in polled.items():
                 batch = [r for r in records if r.offset < remaining.get(tp, -1)]
                 if batch:

@@ -11,7 +11,8 @@ from kafka import KafkaConsumer
 from kafka.errors import KafkaTimeoutError
 
 from bookstore.config import ConfigError, load_settings
-from bookstore.kafka import KafkaUnavailable, client_options
+from bookstore.entities import topics
+from bookstore.kafka import KafkaUnavailable, client_options, spanned
 from bookstore.topic_config import ensure_topics
 from bridge import metrics
 from bridge.fanout import Bridge
@@ -93,7 +94,12 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:  # e.g. more copies wanted than the cluster has brokers
         return fail(str(exc))
 
-    metrics.serve(settings.bridge_metrics_addr, settings.bridge_metrics_port)
+    dead_letters = [topics(settings).dead_letters]
+    metrics.serve(
+        settings.bridge_metrics_addr,
+        settings.bridge_metrics_port,
+        lambda: sum(spanned(settings, dead_letters).values()),
+    )
     bridge = Bridge(settings, app, consumer)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: bridge.stop())

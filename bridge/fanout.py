@@ -50,7 +50,6 @@ class Bridge:
         )
         self.caught_up = False  # the last poll returned all the consumer had: no reason to wait
         self.committed_at = 0.0
-        self.dead_letters_read_at = 0.0
         self.offsets = OffsetTracker()
         self.failed_publishes = 0  # in a row: the backoff's attempt number
         self.depths = QueueDepths(app, settings.bridge_max_queue_depth)
@@ -200,21 +199,7 @@ class Bridge:
                 metrics.LAG.remove(tp.topic, str(tp.partition))
 
     def measure_lag(self) -> None:
-        """Per partition: its end offset as last fetched, minus the offset RabbitMQ confirmed;
-        and, every 10 s, how many records the dead-letter topic holds."""
-        now = time.monotonic()
-        if now - self.dead_letters_read_at >= 10:
-            self.dead_letters_read_at = now
-            try:
-                dead = self.names.dead_letters
-                tps = [
-                    TopicPartition(dead, p) for p in self.consumer.partitions_for_topic(dead) or ()
-                ]
-                ends = self.consumer.end_offsets(tps, timeout_ms=2000)
-                starts = self.consumer.beginning_offsets(tps, timeout_ms=2000)
-                metrics.DEAD_LETTERS.set(sum(ends[tp] - starts[tp] for tp in tps))
-            except KafkaError as exc:
-                log.debug("dead-letter count failed: %s", exc)
+        """Per partition: its end offset as last fetched, minus the offset RabbitMQ confirmed."""
         for tp in self.consumer.assignment():
             end = self.consumer.highwater(tp)
             if end is not None:

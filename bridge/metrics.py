@@ -9,8 +9,12 @@ refused). Workers' task metrics come from Flower's /metrics.
 from __future__ import annotations
 
 import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
 
-from prometheus_client import Counter, Gauge, Histogram, start_http_server
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.core import GaugeMetricFamily
 
 log = logging.getLogger(__name__)
 
@@ -50,20 +54,48 @@ QUEUE_DEPTH = Gauge(
     "Tasks waiting in each Celery queue, as backpressure last read them from RabbitMQ.",
     ["queue"],
 )
-DEAD_LETTERS = Gauge(
-    "bookstore_dead_letters", "Records held by the dead-letter topic (read every 10 s)."
-)
 REWINDS = Counter(
     "bookstore_bridge_rewinds", "Failed publishes rewound to be read and published again."
 )
 COMMIT_FAILURES = Counter("bookstore_bridge_commit_failures", "Offset commits Kafka refused.")
 
 
-def serve(address: str, port: int) -> None:
-    """Serve /metrics in a background thread (port 0: not at all). A port already taken is
-    logged, not fatal: the bridge's work matters more than its metrics."""
+class DeadLetterCount:
+    """bookstore_dead_letters: the records the dead-letter topic holds, read from Kafka when
+    Prometheus asks (at most every `every` seconds) in the scrape's own thread, so the bridge's
+    loop never waits for it. Absent until Kafka first answered."""
+
+    def __init__(self, count: Callable[[], int], every: float = 10.0):
+        self.count = count
+        self.every = every
+        self.value: int | None = None
+        self.read_at = float("-inf")
+        self.lock = threading.Lock()
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        with self.lock:
+            if time.monotonic() - self.read_at >= self.every:
+                self.read_at = time.monotonic()
+                try:
+                    self.value = self.count()
+                except Exception as exc:  # Kafka away: the last figure stands
+                    log.debug("dead-letter count failed: %s", exc)
+            value = self.value
+        if value is not None:
+            yield GaugeMetricFamily(
+                "bookstore_dead_letters",
+                "Records held by the dead-letter topic (read at most every 10 s).",
+                value=value,
+            )
+
+
+def serve(address: str, port: int, dead_letters: Callable[[], int]) -> None:
+    """Serve /metrics in a background thread (port 0: not at all), `dead_letters()` counting
+    the dead-letter topic. A port already taken is logged, not fatal: the bridge's work matters
+    more than its metrics."""
     if not port:
         return
+    REGISTRY.register(DeadLetterCount(dead_letters))
     try:
         start_http_server(port, addr=address)
     except OSError as exc:

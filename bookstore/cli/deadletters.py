@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import enum
 from collections import defaultdict
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 
-from bookstore import entities
+from bookstore import dead_letter_topic, entities
 from bookstore.cli.app import app
 from bookstore.cli.common import (
     EXIT_NOT_FOUND,
@@ -17,116 +16,62 @@ from bookstore.cli.common import (
     JsonOption,
     build_table,
     console,
-    kafka_consumer,
     print_json,
     reporting_errors,
 )
 from bookstore.config import Settings, load_settings
-from bookstore.kafka import KafkaUnavailable, send_confirmed
+from bookstore.dead_letter_topic import ORIGIN_OFFSET, ORIGIN_PARTITION, ORIGIN_TOPIC, Letter
+from bookstore.kafka import Window, send_confirmed
 from bookstore.records import put_text
 
-if TYPE_CHECKING:
-    from kafka import TopicPartition
 
-
-@dataclass(frozen=True)
-class DeadLetterView:
-    topic: str
-    partition: int
-    offset: int
-    timestamp: int
-    key: bytes | None
-    value: bytes | None
-    headers: dict[str, str]
-
-    @property
-    def coordinates(self) -> str:
-        return f"{self.topic}[{self.partition}]@{self.offset}"
-
-    @property
-    def origin(self) -> str:
-        h = self.headers
-        return f"{h.get('origin.topic')}[{h.get('origin.partition')}]@{h.get('origin.offset')}"
-
-    def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = {
-            "partition": self.partition,
-            "offset": self.offset,
-            "timestamp": self.timestamp,
-            "key": _text(self.key),
-            "headers": self.headers,
-            "value": None,
-        }
-        put_text(data, "value", self.value)
-        return data
+def _as_json(dl: Letter) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "partition": dl.partition,
+        "offset": dl.offset,
+        "timestamp": dl.timestamp,
+        "key": _text(dl.key),
+        "headers": dl.headers,
+        "value": None,
+    }
+    put_text(data, "value", dl.value)
+    return data
 
 
 def _text(raw: bytes | None) -> str | None:
     return None if raw is None else raw.decode("utf-8", errors="replace")
 
 
-def _read_dead_letters(
-    settings: Settings,
-    last: int | None = None,
-    ranges: dict[int, tuple[int, int]] | None = None,
-    timeout_ms: int = 60_000,
-) -> list[DeadLetterView]:
-    """Read the dead-letter topic without a consumer group: the `last` newest per partition, or
-    the given [start, stop) offset range per partition, or everything. Oldest first."""
-    from kafka import TopicPartition
-
-    found: list[DeadLetterView] = []
-    topic = entities.topics(settings).dead_letters
-    with kafka_consumer(settings) as consumer:
-        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
-        if ranges is not None:
-            tps = [tp for tp in tps if tp.partition in ranges]
-        if not tps:
-            return []
-        begins, ends = consumer.beginning_offsets(tps), consumer.end_offsets(tps)
-        starts: dict[TopicPartition, int] = {}
-        stops: dict[TopicPartition, int] = {}
-        for tp in tps:
-            start, stop = begins[tp], ends[tp]
-            if ranges is not None:
-                start, stop = (
-                    max(start, ranges[tp.partition][0]),
-                    min(stop, ranges[tp.partition][1]),
-                )
-            elif last is not None:
-                start = max(start, stop - last)
-            if start < stop:
-                starts[tp], stops[tp] = start, stop
-        if not stops:
-            return []
-        consumer.assign(list(stops))
-        for tp, start in starts.items():
-            consumer.seek(tp, start)
-        waited = 0
-        while stops:
-            if waited > timeout_ms:
-                raise KafkaUnavailable(f"timed out reading {topic}")
-            batch = consumer.poll(timeout_ms=500)
-            waited += 500
-            for tp, records in batch.items():
-                for r in records:
-                    if tp in stops and r.offset < stops[tp]:
-                        headers = {k: _text(v) or "" for k, v in (r.headers or [])}
-                        found.append(
-                            DeadLetterView(
-                                topic, r.partition, r.offset, r.timestamp, r.key, r.value, headers
-                            )
-                        )
-            for tp in list(stops):
-                if consumer.position(tp) >= stops[tp]:
-                    del stops[tp]
-                    consumer.pause(tp)
-    return sorted(found, key=lambda d: (d.timestamp, d.partition, d.offset))
+def _origin(dl: Letter) -> str:
+    h = dl.headers
+    return f"{h.get(ORIGIN_TOPIC)}[{h.get(ORIGIN_PARTITION)}]@{h.get(ORIGIN_OFFSET)}"
 
 
-def _refuse_keyless_into_compacted(settings: Settings, letters: list[DeadLetterView]) -> None:
+def _last(n: int) -> Window:
+    """The newest `n` records of each partition."""
+    return lambda tp, start, end: (max(start, end - n), end)
+
+
+def _whole(tp: Any, start: int, end: int) -> tuple[int, int]:
+    return start, end
+
+
+def _spans(ranges: dict[int, tuple[int, int]]) -> Window:
+    """Only these [start, stop) offsets, by partition; nothing of the others."""
+    return lambda tp, start, end: ranges.get(tp.partition, (end, end))
+
+
+def _read(settings: Settings, window: Window) -> list[Letter]:
+    """Oldest first, across partitions."""
+    return sorted(
+        dead_letter_topic.read(settings, window),
+        key=lambda dl: (dl.timestamp, dl.partition, dl.offset),
+    )
+
+
+def _refuse_keyless_into_compacted(settings: Settings, letters: list[Letter]) -> None:
     """Kafka refuses a record without a key on a compacted topic: say so before sending any."""
-    keyless = {dl.headers["origin.topic"]: dl for dl in letters if dl.key is None}
+    keyless = {dl.origin_topic: dl for dl in letters if dl.key is None}
     if not keyless:
         return
     from bookstore.kafka import admin_client
@@ -166,10 +111,10 @@ OriginTopic = enum.StrEnum("OriginTopic", {t: t for t in entities.NAMES})
 
 
 def _matches(
-    dl: DeadLetterView, names: entities.Topics, origin: OriginTopic | None, stage: Stage | None
+    dl: Letter, names: entities.Topics, origin: OriginTopic | None, stage: Stage | None
 ) -> bool:
-    return (origin is None or dl.headers.get("origin.topic") == names.of(origin.value)) and (
-        stage is None or dl.headers.get("error.stage") == stage.value
+    return (origin is None or dl.origin_topic == names.of(origin.value)) and (
+        stage is None or dl.stage == stage.value
     )
 
 
@@ -192,18 +137,18 @@ def dead_letters_list(
     with reporting_errors():
         letters = [
             dl
-            for dl in _read_dead_letters(settings, last=limit)
+            for dl in _read(settings, _last(limit))
             if _matches(dl, entities.topics(settings), origin_topic, stage)
         ]
     if as_json:
-        print_json([dl.to_json() for dl in letters])
+        print_json([_as_json(dl) for dl in letters])
         return
     rows = [
         [
             f"{dl.partition}:{dl.offset}",
-            dl.origin,
-            dl.headers.get("error.stage"),
-            dl.headers.get("error.reason"),
+            _origin(dl),
+            dl.stage,
+            dl.reason,
             _preview(dl.value),
         ]
         for dl in letters
@@ -251,16 +196,15 @@ def dead_letters_replay(
     settings = load_settings()
     names = entities.topics(settings)
     with reporting_errors():
-        ranges = None
         wanted = set(coords)
-        if coords:
-            ranges = {}
-            for p, o in coords:
-                lo, hi = ranges.get(p, (o, o + 1))
-                ranges[p] = (min(lo, o), max(hi, o + 1))
+        ranges: dict[int, tuple[int, int]] = {}
+        for p, o in coords:
+            lo, hi = ranges.get(p, (o, o + 1))
+            ranges[p] = (min(lo, o), max(hi, o + 1))
+        window = _spans(ranges) if coords else _whole
         letters = [
             dl
-            for dl in _read_dead_letters(settings, ranges=ranges)
+            for dl in _read(settings, window)
             if _matches(dl, names, origin_topic, stage)
             and (not coords or (dl.partition, dl.offset) in wanted)
         ]
@@ -268,9 +212,9 @@ def dead_letters_replay(
         unknown = [f"{p}:{o}" for p, o in coords if (p, o) not in found]
         if unknown:
             raise CliError(f"no such dead letter: {', '.join(unknown)}", EXIT_NOT_FOUND)
-        bad = [dl for dl in letters if dl.headers.get("origin.topic") not in names.entities]
+        bad = [dl for dl in letters if dl.origin_topic not in names.entities]
         if bad:
-            origin = bad[0].headers.get("origin.topic")
+            origin = bad[0].origin_topic
             raise CliError(
                 f"{bad[0].coordinates} has origin.topic {origin!r}, "
                 f"not one of {', '.join(names.entities)}; not replayed",
@@ -281,14 +225,14 @@ def dead_letters_replay(
             by_topic: dict[str, list[tuple[bytes | None, bytes | None, list]]] = defaultdict(list)
             for dl in letters:
                 header = ("replayed.from", dl.coordinates.encode())
-                by_topic[dl.headers["origin.topic"]].append((dl.key, dl.value, [header]))
+                by_topic[dl.origin_topic].append((dl.key, dl.value, [header]))
             for topic, messages in by_topic.items():
                 send_confirmed(settings, topic, messages)
 
     replayed = [
         {
             "dead_letter": f"{dl.partition}:{dl.offset}",
-            "to": dl.headers["origin.topic"],
+            "to": dl.origin_topic,
             "key": _text(dl.key),
         }
         for dl in letters

@@ -9,8 +9,18 @@ import urllib.parse
 import urllib.request
 import uuid
 
-from tests.integration.pipeline import Pipeline, produce_each
-from tests.support import CUSTOMERS, REPO, free_port, scrape, total, try_scrape, wait_until
+from bookstore.kafka import spanned
+from tests.integration.pipeline import Pipeline, dead_letters_of, produce_each
+from tests.support import (
+    CUSTOMERS,
+    DEAD_LETTERS,
+    REPO,
+    free_port,
+    scrape,
+    total,
+    try_scrape,
+    wait_until,
+)
 
 
 def test_the_metrics_follow_the_records_through_the_bridge(processes, settings, tmp_path):
@@ -53,6 +63,16 @@ def test_the_metrics_follow_the_records_through_the_bridge(processes, settings, 
         "the customers' lag to come back to 0",
     )
     assert ("bookstore_queue_messages", (("queue", "postgres"),)) in after
+
+    # the dead letters, as the topic holds them (counted when scraped, at most every 10 s)
+    [junk] = produce_each(settings, [(CUSTOMERS, None, b"{not json")])
+    dead_letters_of(settings, [junk])  # waits until the worker dead-lettered it
+    held = sum(spanned(settings, [DEAD_LETTERS]).values())
+    wait_until(
+        lambda: total(scrape(port), "bookstore_dead_letters") == held,
+        30,
+        f"bookstore_dead_letters to read {held}",
+    )
 
 
 def test_a_real_prometheus_scrapes_the_bridge(processes, settings, tmp_path):

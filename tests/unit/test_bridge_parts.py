@@ -10,6 +10,7 @@ from bookstore.offsets import OffsetTracker, rewind_points
 from bookstore.records import Record, audit_line, from_lines
 from bridge.backpressure import Holds
 from bridge.batching import Batcher
+from bridge.metrics import DeadLetterCount
 
 
 def record(partition: int, offset: int, value: str = "{}", topic: str = "customers") -> Record:
@@ -156,3 +157,27 @@ def test_a_deep_audit_queue_holds_every_topic_and_zero_turns_backpressure_off():
     for _ in range(100):
         off.published("redis")
     assert not off.holds("orders")
+
+
+# --- the dead-letter gauge ---------------------------------------------------------------------
+
+
+def test_the_dead_letter_count_is_read_when_scraped_at_most_every_period_and_kept_on_failure():
+    answers = iter([ConnectionError("Kafka away"), 7, ConnectionError("again")])
+
+    def count() -> int:
+        answer = next(answers)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    gauge = DeadLetterCount(count, every=0.0)
+    assert list(gauge.collect()) == []  # Kafka never answered: no figure rather than a wrong one
+    [family] = gauge.collect()
+    assert family.samples[0].value == 7
+    [family] = gauge.collect()  # Kafka away again: the last figure stands
+    assert family.samples[0].value == 7
+    slow = DeadLetterCount(lambda: 1, every=3600.0)
+    list(slow.collect())
+    slow.count = lambda: 2
+    assert [f.samples[0].value for f in slow.collect()] == [1]  # not read again within the period

@@ -23,12 +23,14 @@ FLOWER_EVENTS = Path(flower.events.__file__).read_text()  # where Flower defines
 def bridge_samples() -> set[str]:
     """The sample names the bridge exposes (counters get _total, histograms _bucket/_sum/_count)."""
     suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_sum", "_count"], "gauge": [""]}
-    return {
+    wrapped = {
         m._name + suffix
         for m in vars(metrics).values()
         if isinstance(m, MetricWrapperBase)
         for suffix in suffixes[m._type]
     }
+    collected = {family.name for family in metrics.DeadLetterCount(lambda: 0).collect()}
+    return wrapped | collected
 
 
 def test_prometheus_scrapes_every_bridge_and_flower_where_compose_runs_them():
