@@ -8,13 +8,14 @@ stops the process with one line naming it.
 
 from beat_schedule import schedule
 from bookstore.config import ConfigError, load_settings
-from bookstore.entities import AUDIT_QUEUE, ENTITIES, GENERATE_QUEUE
-from tasks.queues import AUDIT_TASK, TASK_QUEUES, persist_task
+from bookstore.entities import AUDIT_QUEUE, GENERATE_QUEUE
+from tasks.queues import AUDIT_TASK, persist_task, queues_of
 
-try:
-    _bookstore_settings = load_settings()
+try:  # with every store's settings: the workers open stores
+    _bookstore_settings = load_settings(stores=True)
 except ConfigError as exc:
     raise SystemExit(str(exc)) from None
+_entities = _bookstore_settings.entities
 
 # One node, or every node of a cluster separated by `;`: kombu fails over to the next.
 broker_url = _bookstore_settings.celery_broker_url
@@ -28,12 +29,12 @@ broker_heartbeat = 10
 
 # A quorum queue and a topic exchange per queue, each dead-lettering into `parked`
 # (tasks/queues.py); a retried task's countdown waits in RabbitMQ (tasks/consumer.py).
-task_queues = TASK_QUEUES
+task_queues = queues_of(_entities)
 task_create_missing_queue_type = "quorum"  # a queue named by hand (-Q other) as well
 worker_consumer = "tasks.consumer:Consumer"
 task_default_queue = GENERATE_QUEUE
 task_routes = {
-    **{persist_task(e): {"queue": e.queue, "routing_key": e.queue} for e in ENTITIES},
+    **{persist_task(e): {"queue": e.queue, "routing_key": e.queue} for e in _entities},
     AUDIT_TASK: {"queue": AUDIT_QUEUE, "routing_key": AUDIT_QUEUE},
     "tasks.generate.*": {"queue": GENERATE_QUEUE, "routing_key": GENERATE_QUEUE},
 }

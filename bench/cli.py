@@ -24,7 +24,7 @@ import pymongo
 import redis
 
 from bookstore.config import load_settings
-from bookstore.entities import BOOKS, BY_NAME, CUSTOMERS, ORDERS
+from bookstore.entities import BOOKS, CUSTOMERS, ORDERS
 from bookstore.records import Record
 from bookstore.schemas import parse
 from bookstore.stores.mongo import BookStore
@@ -78,7 +78,7 @@ def seed(orders: int = 20) -> tuple[dict[str, str], str]:
         records = [
             Record(name, 0, i, None, 0, json.dumps(v).encode()) for i, v in enumerate(values)
         ]
-        model = BY_NAME[name].model_class()
+        model = base.entities.by_name[name].model_class()
         stores[name].write([(parse(model, r.value), r) for r in records])
         stores[name].close()
     return env, cid

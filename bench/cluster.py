@@ -17,10 +17,10 @@ import statistics
 import subprocess
 import uuid
 
-from bench.harness import REPO, VHOST, bench_settings, producer, records
+from bench.harness import REPO, TABLE, VHOST, bench_settings, producer, records
 from bench.pipeline import Run, run_pipeline
 from bookstore.config import Settings
-from bookstore.entities import NAMES, topics
+from bookstore.entities import topics
 from bookstore.kafka import offsets
 from bookstore.topic_config import ensure_topics
 from tests.support import on_vhost
@@ -52,7 +52,7 @@ def main() -> None:
     )
     stacks = {"single node": single, "three nodes": cluster_settings(single)}
     workload = records(args.records, uuid.uuid4().hex[:6])
-    per_entity = {e: sum(1 for w in workload if w[0] == e) for e in NAMES}
+    per_entity = {e: sum(1 for w in workload if w[0] == e) for e in TABLE.names}
     starts = {}
     for name, settings in stacks.items():
         ensure_topics(settings)

@@ -28,7 +28,7 @@ from kafka import KafkaProducer
 from kombu import Connection
 
 from bookstore.config import Settings, load_settings
-from bookstore.entities import BOOKS, CELERY_QUEUES, CUSTOMERS, ORDERS
+from bookstore.entities import BOOKS, CUSTOMERS, ORDERS, EntityTable
 from bookstore.kafka import client_options
 from tests.support import on_vhost
 
@@ -54,10 +54,11 @@ def bench_settings() -> Settings:
         os.environ.get("CELERY_BROKER_URL") or Settings.model_fields["celery_broker_url"].default
     )
     os.environ["CELERY_BROKER_URL"] = on_vhost(broker, VHOST)
-    return load_settings()
+    return load_settings(stores=True)
 
 
-BENCH_VHOST_QUEUES = (*CELERY_QUEUES,)
+TABLE = EntityTable()  # the built-in entities: those the workload generates
+BENCH_VHOST_QUEUES = TABLE.celery_queues
 
 
 # --- the workload -------------------------------------------------------------------------------

@@ -41,6 +41,7 @@ from bench.harness import (
     ASSIGNED,
     REPO,
     RESULT,
+    TABLE,
     Namespace,
     Processes,
     bench_settings,
@@ -54,9 +55,8 @@ from bench.harness import (
     server_pids,
 )
 from bench.steady import steady
-from bookstore import entities
 from bookstore.config import Settings
-from bookstore.entities import STORE_QUEUE, topics
+from bookstore.entities import topics
 from bookstore.kafka import commit_group_offsets, offsets
 from bookstore.topic_config import ensure_topics
 
@@ -143,7 +143,7 @@ def run_pipeline(settings: Settings, start: dict, per_topic: dict[str, int], bat
     purge_task_queues(settings)
     procs = Processes(ns.dir, {**ns.env, "BRIDGE_BATCH_SIZE": str(batch)})
     servers = server_pids(settings)
-    queues = {**{q: t for t, q in STORE_QUEUE.items()}, "audit": None}
+    queues = {**{e.queue: e.name for e in TABLE}, "audit": None}
     for queue in queues:
         procs.worker(queue)
     spies: list[subprocess.Popen] = []
@@ -367,7 +367,7 @@ def main() -> None:
         kafka.send(names.of(entity), key=key, value=value)
     kafka.flush()
     kafka.close()
-    per_topic = {e: sum(1 for w in workload if w[0] == e) for e in entities.NAMES}
+    per_topic = {e: sum(1 for w in workload if w[0] == e) for e in TABLE.names}
     roles = {**per_topic, "audit": len(workload)}
     print(f"backlog: {len(workload):,} records; {args.repeat} interleaved runs per peer")
 

@@ -20,11 +20,11 @@ import time
 import uuid
 from pathlib import Path
 
-from bench.harness import bench_settings, producer, records
+from bench.harness import TABLE, bench_settings, producer, records
 from bookstore.entities import topics
 from bookstore.kafka import read_topics
 from bookstore.namespace import create_namespace, namespace_settings
-from bookstore.rebuild import STORES, rebuild
+from bookstore.rebuild import rebuild, stores
 from bookstore.topic_config import ensure_topics
 from bookstore.verify import verify
 
@@ -47,9 +47,10 @@ def main() -> None:
     kafka.close()
     scratch = tempfile.mkdtemp(prefix="bench-rebuild-")  # the namespace's audit log
     target = dataclasses.replace(
-        namespace_settings(live, NAME, REDIS_DB, STORES), audit_log_path=f"{scratch}/messages.log"
+        namespace_settings(live, NAME, REDIS_DB, stores(TABLE)),
+        audit_log_path=f"{scratch}/messages.log",
     )
-    create_namespace(live, NAME, STORES)
+    create_namespace(live, NAME, stores(TABLE))
 
     began = time.monotonic()
     in_log = sum(len(batch) for batch in read_topics(live, names.entities))
@@ -64,7 +65,7 @@ def main() -> None:
         print(f"{step:<22}{n:>14,}{rate:>14,.0f}{1e6 / rate:>14,.1f}{rate / baseline:>14.2f}")
 
     seconds, read = 0.0, 0
-    for store in STORES:
+    for store in stores(TABLE):
         summary = rebuild(target, store, NAME, from_start=True)
         line(f"rebuild {store}", summary.read, summary.seconds)
         if store != "audit":  # the three entity stores read each topic once between them
@@ -72,7 +73,7 @@ def main() -> None:
     line("rebuild the 3 stores", read, seconds)
 
     began = time.monotonic()
-    reports = verify(target, STORES)
+    reports = verify(target, stores(TABLE))
     seconds = time.monotonic() - began
     line("verify all 4", in_log, seconds)
     differences = sum(r.differences for r in reports)

@@ -30,6 +30,7 @@ from bench.harness import (
     ASSIGNED,
     REPO,
     RESULT,
+    TABLE,
     Namespace,
     Processes,
     bench_settings,
@@ -41,9 +42,8 @@ from bench.harness import (
     records,
     server_pids,
 )
-from bookstore import entities
 from bookstore.config import Settings
-from bookstore.entities import BOOKS, CUSTOMERS, ORDERS, STORE_QUEUE, topics
+from bookstore.entities import BOOKS, CUSTOMERS, ORDERS, topics
 from bookstore.kafka import commit_group_offsets, offsets
 from bookstore.topic_config import ensure_topics
 
@@ -128,19 +128,19 @@ def steady(
     if peer == "pipeline":
         commit_group_offsets(settings, ns.name, start)
         purge_task_queues(settings)
-        for queue in (*STORE_QUEUE.values(), "audit"):
+        for queue in (*TABLE.store_queues, "audit"):
             procs.worker(queue)
-        while not all(" ready." in procs.log(f"worker-{q}") for q in (*STORE_QUEUE.values(),)):
+        while not all(" ready." in procs.log(f"worker-{q}") for q in TABLE.store_queues):
             time.sleep(0.1)
         procs.start("bridge", "-m", "bridge")
         while not ASSIGNED.search(procs.log("bridge")):
             time.sleep(0.05)
     else:
         procs.env["EXPECT"] = str(10**9)  # they run until stopped: their CPU is counted then
-        for role in (*entities.NAMES, "audit"):
+        for role in (*TABLE.names, "audit"):
             commit_group_offsets(settings, f"{ns.name}-{role}", start)
             procs.start(role, str(REPO / "bench/sinks.py"), "direct", role)
-        while not all(events(procs.log(r), "ready") for r in (*entities.NAMES, "audit")):
+        while not all(events(procs.log(r), "ready") for r in (*TABLE.names, "audit")):
             time.sleep(0.05)
         (ns.dir / "go").touch()
     probe = Probe(ns)
@@ -174,7 +174,7 @@ def steady(
         raise RuntimeError(f"{peer}: {len(probe.pending)} sampled records never stored")
     tasks = 0
     if peer == "pipeline":
-        tasks = sum(len(RESULT.findall(procs.log(f"worker-{q}"))) for q in STORE_QUEUE.values())
+        tasks = sum(len(RESULT.findall(procs.log(f"worker-{q}"))) for q in TABLE.store_queues)
     cpu = {k: after[k] - before.get(k, 0.0) for k in after}
     return Steady(peer, n, cpu, tasks, probe.latencies)
 

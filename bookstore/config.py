@@ -11,8 +11,17 @@ from __future__ import annotations
 import os
 from typing import Annotated, Any, TypeVar
 
-from pydantic import AliasChoices, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from bookstore.entities import EntityTable, load_table
 
 S = TypeVar("S", bound=BaseSettings)
 MiB = 1024 * 1024
@@ -108,8 +117,21 @@ class Settings(BaseSettings):
     google_books_cooldown_seconds: float = Field(60.0, ge=0, le=24 * 3600)
 
     # Each store's own settings (its class's `settings_class`, read under its own prefix), by
-    # store name (its entity's queue): filled by load_settings from the entity table.
+    # store name (its entity's queue): read when first asked for (`store`), or all at once by
+    # load_settings(stores=True); a namespace's replace the live ones (`with_store`).
     stores: dict[str, Any] = Field(default_factory=dict, repr=False)
+    # The entities this process runs (load_settings: the built-in rows and installed ones).
+    _entities: EntityTable = PrivateAttr(default_factory=EntityTable)
+
+    @property
+    def entities(self) -> EntityTable:
+        return self._entities
+
+    def running(self, table: EntityTable) -> Settings:
+        """A copy running the entities of `table`."""
+        copy = self.model_copy()
+        copy._entities = table
+        return copy
 
     @field_validator("kafka_min_insync_replicas")
     @classmethod
@@ -121,18 +143,15 @@ class Settings(BaseSettings):
 
     def replace(self, **changes: object) -> Settings:
         """A copy with some fields changed, validated as the environment's values are."""
-        return Settings(**{**self.model_dump(exclude={"stores"}), "stores": self.stores, **changes})
+        fields = {**self.model_dump(exclude={"stores"}), "stores": self.stores, **changes}
+        return Settings(**fields).running(self.entities)
 
     def store(self, name: str, model: type[BaseSettings] | None = None) -> Any:
         """The settings of the store `name` (its entity's queue): as loaded, or else read from
         the environment now with its class's `settings_class` (or `model`)."""
         own = self.stores.get(name)
         if own is None:
-            if model is None:
-                from bookstore.entities import store_class
-
-                model = store_class(name).settings_class
-            own = read(model)
+            own = read(model or self.entities.of_store(name).store_class().settings_class)
         return own
 
     def with_store(self, name: str, **changes: object) -> Settings:
@@ -165,26 +184,27 @@ def read_env_file() -> None:
             os.environ.setdefault(key, value)
 
 
-def load_settings() -> Settings:
-    """Read the environment (and `.env`) now: these settings and every store's in the entity
-    table. Raises `ConfigError`, one line per bad variable, never pydantic's report."""
+def load_settings(*, stores: bool = False) -> Settings:
+    """Read the environment (and `.env`) now, with the entity table (`load_table`). `stores`:
+    every store's settings too, now (for the processes that open stores: a bad variable stops
+    them at start; the others do not import the stores' drivers). Raises `ConfigError`, one
+    line per bad variable, never pydantic's report."""
     read_env_file()
-    from bookstore.entities import ENTITIES
-
+    table = load_table()
     problems: list[str] = []
-    stores = {}
-    for entity in ENTITIES:
+    own = {}
+    for entity in table if stores else ():
         try:
-            stores[entity.queue] = read(entity.store_class().settings_class)
+            own[entity.queue] = read(entity.store_class().settings_class)
         except ConfigError as exc:
             problems.append(str(exc))
     try:
-        settings = Settings(stores=stores)
+        settings = Settings(stores=own)
     except ValidationError as exc:
         problems.insert(0, _explain(exc, ""))
     if problems:
         raise ConfigError("configuration error: " + "; ".join(problems))
-    return settings
+    return settings.running(table)
 
 
 def read(model: type[S]) -> S:

@@ -6,8 +6,10 @@ Celery edge, tasks/queues.py), the bridge, the topics' configuration, validation
 An entity's name is its topic's name; in Kafka the topic is called KAFKA_TOPIC_PREFIX + name
 (`Topics`), so that a second deployment, or the test suite, shares one Kafka without sharing data.
 
-An entity is added by a row here, or by an installed package declaring one (an entry point in
-the group `bookstore.entities` whose object is an `Entity`): README, "Add an entity".
+An entity is added by a row here (`BUILT_IN`), or by an installed package declaring one (an
+entry point in the group `bookstore.entities` whose object is an `Entity`): README, "Add an
+entity". No table is built at import: `load_table()` builds one when a process loads its
+settings (bookstore.config.load_settings), and it travels in them (`settings.entities`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import sys
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -93,7 +95,8 @@ def _declares_group(path_entry: str) -> bool:
     return False
 
 
-ENTITIES: tuple[Entity, ...] = (
+# The built-in rows; `load_table()` adds the installed packages' rows to them.
+BUILT_IN: tuple[Entity, ...] = (
     Entity(
         CUSTOMERS,
         "postgres",
@@ -113,35 +116,69 @@ ENTITIES: tuple[Entity, ...] = (
         "bookstore.schemas:Order",
         compactable=False,
     ),
-    *_installed(),
 )
-BY_NAME = {e.name: e for e in ENTITIES}
-NAMES = tuple(BY_NAME)
-
-STORE_QUEUE = {e.name: e.queue for e in ENTITIES}  # entity -> Celery queue of its store
 AUDIT_QUEUE = "audit"
 GENERATE_QUEUE = "generate"
-BRIDGE_QUEUES = (*STORE_QUEUE.values(), AUDIT_QUEUE)  # what the bridge publishes to
-CELERY_QUEUES = (*BRIDGE_QUEUES, GENERATE_QUEUE)
 PARKED_QUEUE = "parked"  # tasks that must not run again until an operator requeues them
 
 
-def _check(rows: tuple[Entity, ...]) -> None:
-    """Two rows sharing a topic or a queue would silently route one entity's records into the
-    other's store: refuse the table instead."""
-    taken = {
-        "name": {DEAD_LETTERS},
-        "queue": {AUDIT_QUEUE, GENERATE_QUEUE, PARKED_QUEUE},
-    }
-    for row in rows:
-        for kind, names in taken.items():
-            name = getattr(row, kind)
-            if name in names:
-                raise ValueError(f"entity table: the {kind} {name!r} of {row} is already taken")
-            names.add(name)
+@dataclass(frozen=True)
+class EntityTable:
+    """The entities one process runs: built by `load_table()` (bookstore.config.load_settings
+    puts it in the `Settings` every module receives) and passed on, never a global. Two rows
+    sharing a topic or a queue would silently route one entity's records into the other's
+    store: the table refuses them."""
+
+    rows: tuple[Entity, ...] = BUILT_IN
+
+    def __post_init__(self) -> None:
+        taken = {
+            "name": {DEAD_LETTERS},
+            "queue": {AUDIT_QUEUE, GENERATE_QUEUE, PARKED_QUEUE},
+        }
+        for row in self.rows:
+            for kind, names in taken.items():
+                name = getattr(row, kind)
+                if name in names:
+                    raise ValueError(f"entity table: the {kind} {name!r} of {row} is already taken")
+                names.add(name)
+
+    def __iter__(self) -> Iterator[Entity]:
+        return iter(self.rows)
+
+    @cached_property
+    def by_name(self) -> dict[str, Entity]:
+        return {e.name: e for e in self.rows}
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(self.by_name)
+
+    @property
+    def store_queues(self) -> tuple[str, ...]:
+        """Every entity's store, by the name of its Celery queue."""
+        return tuple(e.queue for e in self.rows)
+
+    @property
+    def bridge_queues(self) -> tuple[str, ...]:
+        """The queues the bridge publishes to."""
+        return (*self.store_queues, AUDIT_QUEUE)
+
+    @property
+    def celery_queues(self) -> tuple[str, ...]:
+        return (*self.bridge_queues, GENERATE_QUEUE)
+
+    def of_store(self, store: str) -> Entity:
+        """The entity whose store is named `store` (its queue); KeyError if none is."""
+        for entity in self.rows:
+            if entity.queue == store:
+                return entity
+        raise KeyError(store)
 
 
-_check(ENTITIES)
+def load_table() -> EntityTable:
+    """The built-in rows and those of the installed packages."""
+    return EntityTable((*BUILT_IN, *_installed()))
 
 
 @dataclass(frozen=True)
@@ -150,6 +187,7 @@ class Topics:
     dead letters'. Records carry these names (the audit log, dead-letter origins)."""
 
     prefix: str = ""
+    table: EntityTable = EntityTable()
 
     def of(self, name: str) -> str:
         """The topic of an entity (or of the dead letters), by name."""
@@ -157,7 +195,7 @@ class Topics:
 
     @property
     def entities(self) -> tuple[str, ...]:
-        return tuple(self.of(name) for name in NAMES)
+        return tuple(self.of(name) for name in self.table.names)
 
     @property
     def dead_letters(self) -> str:
@@ -171,24 +209,20 @@ class Topics:
         """The entity whose records `topic` holds (KeyError: not an entity topic of ours)."""
         if not topic.startswith(self.prefix):
             raise KeyError(topic)
-        return BY_NAME[topic[len(self.prefix) :]]
+        return self.table.by_name[topic[len(self.prefix) :]]
 
 
 def topics(settings: Settings) -> Topics:
-    return Topics(settings.kafka_topic_prefix)
-
-
-def store_class(store: str, table: Iterable[Entity] | None = None) -> Any:
-    """The `Store` class of the store named `store` (its entity's queue) in `table` (by default
-    the entity table); KeyError if none is."""
-    for entity in ENTITIES if table is None else table:
-        if entity.queue == store:
-            return entity.store_class()
-    raise KeyError(store)
+    return Topics(settings.kafka_topic_prefix, settings.entities)
 
 
 @contextmanager
-def open_stores(settings: Settings, names: Iterable[str] = NAMES) -> Iterator[dict]:
-    """entity name -> its store, each closed when the block ends (however it ends)."""
+def open_stores(settings: Settings, names: Iterable[str] | None = None) -> Iterator[dict]:
+    """entity name -> its store (every entity's by default), each closed when the block ends
+    (however it ends)."""
+    table = settings.entities
     with ExitStack() as stack:
-        yield {n: stack.enter_context(BY_NAME[n].open_store(settings)) for n in names}
+        yield {
+            n: stack.enter_context(table.by_name[n].open_store(settings))
+            for n in (table.names if names is None else names)
+        }

@@ -76,12 +76,20 @@ def classify(exc: BaseException) -> Verdict:
 
 
 def store_classes() -> tuple[Any, ...]:
-    """The store classes of the entity table that say what their driver's failures mean (a
-    `classify(exc)` giving a Verdict, or None for another driver's). Imported at the first
-    failure judged, not before: the CLI's `--help` loads no driver."""
-    from bookstore.entities import ENTITIES
+    """The store classes imported in this process that say what their driver's failures mean
+    (a `classify(exc)` giving a Verdict, or None for another driver's): every store subclasses
+    `bookstore.stores.Closing`. A driver's failure can only come from a store that is loaded,
+    so none is imported to judge one (the CLI's `--help` loads no driver)."""
+    from bookstore.stores import Closing
 
-    return tuple(c for c in (e.store_class() for e in ENTITIES) if hasattr(c, "classify"))
+    found: dict[Any, Any] = {}
+    pending = [Closing]
+    while pending:
+        cls = pending.pop()
+        pending.extend(cls.__subclasses__())
+        if hasattr(cls, "classify"):
+            found.setdefault(cls.classify, cls)
+    return tuple(found.values())
 
 
 def raised_by(exc: BaseException, module: str, base: str) -> bool:

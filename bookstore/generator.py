@@ -23,6 +23,11 @@ from bookstore.config import Settings
 from bookstore.kafka import send_confirmed
 from bookstore.sources.fake import fake_book, fake_customer, make_faker
 from bookstore.sources.google_books import GoogleBooks
+
+# The id registry lives on the orders store's server (REDIS_URL) and its failures mean what that
+# store says Redis's mean: loading the store class is what lets bookstore.errors (and the CLI's
+# "server unreachable" line) judge them, in a process that opens no store.
+from bookstore.stores.redis_orders import OrderStore  # noqa: F401
 from bookstore.topic_config import ensure_topics
 
 log = logging.getLogger(__name__)

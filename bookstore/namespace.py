@@ -18,7 +18,6 @@ from urllib.parse import urlsplit, urlunsplit
 
 if TYPE_CHECKING:
     from bookstore.config import Settings
-    from bookstore.entities import Entity
 
 NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
 AUDIT = "audit"
@@ -39,11 +38,10 @@ def namespace_settings(
     name: str,
     redis_db: int | None,
     stores: Iterable[str],
-    table: Iterable[Entity] | None = None,
 ) -> Settings:
     """The live settings with each of `stores` (by their queue's name, or `audit`) moved into
     namespace `name`; NamespaceError if one cannot be, or would land on its live data. The
-    stores are looked up in `table` (by default the entity table)."""
+    stores are those of the entities `live` runs."""
     if not NAME.fullmatch(name):
         raise NamespaceError(
             f"namespace {name!r}: lower-case letters, digits and _, starting with a letter"
@@ -56,7 +54,7 @@ def namespace_settings(
             path = audit.with_name(f"{audit.stem}.{name}{audit.suffix or '.log'}")
             settings = settings.replace(audit_log_path=str(path))
             continue
-        cls = _store_class(store, table)
+        cls = _store_class(live, store)
         move = getattr(cls, "in_namespace", None)
         if move is None:
             raise NamespaceError(
@@ -68,24 +66,20 @@ def namespace_settings(
     return settings
 
 
-def create_namespace(
-    live: Settings, name: str, stores: Iterable[str], table: Iterable[Entity] | None = None
-) -> None:
+def create_namespace(live: Settings, name: str, stores: Iterable[str]) -> None:
     """Create what the namespace's stores need before their first write, where the store says
     (its class's `create_namespace`, given its live settings; e.g. a PostgreSQL database)."""
     for store in stores:
         if store != AUDIT:
-            cls = _store_class(store, table)
+            cls = _store_class(live, store)
             create = getattr(cls, "create_namespace", None)
             if create is not None:
                 create(live.store(store, cls.settings_class), name)
 
 
-def _store_class(store: str, table: Iterable[Entity] | None) -> Any:
-    from bookstore.entities import store_class
-
+def _store_class(live: Settings, store: str) -> Any:
     try:
-        return store_class(store, table)
+        return live.entities.of_store(store).store_class()
     except KeyError:
         raise NamespaceError(f"no store {store!r} in the entity table") from None
 

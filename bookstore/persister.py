@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from bookstore import dead_letter_topic
 from bookstore.config import Settings
 from bookstore.dead_letter_topic import DeadLetter
-from bookstore.entities import BY_NAME
 from bookstore.errors import Unexplained, describe
 from bookstore.isolation import write_isolating
 from bookstore.records import Record
@@ -37,7 +36,7 @@ class Persister:
 
     def store_for(self, entity: str) -> Store:
         if entity not in self._stores:
-            self._stores[entity] = BY_NAME[entity].open_store(self.settings)
+            self._stores[entity] = self.settings.entities.by_name[entity].open_store(self.settings)
         return self._stores[entity]
 
     def persist(self, entity: str, records: list[Record]) -> Outcome:
@@ -55,7 +54,7 @@ class Persister:
         """`persist` without publishing the dead letters: a rebuild judges the records again
         but leaves the dead-letter topic as the pipeline wrote it."""
         outcome = Outcome()
-        model = BY_NAME[entity].model_class()
+        model = self.settings.entities.by_name[entity].model_class()
         valid = []
         crashed: list[tuple[Record, Exception]] = []
         for record in records:

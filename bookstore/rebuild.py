@@ -24,17 +24,21 @@ from typing import Any
 
 from bookstore import dead_letter_topic
 from bookstore.config import Settings
-from bookstore.entities import ENTITIES, NAMES, topics
+from bookstore.entities import EntityTable, topics
+from bookstore.namespace import AUDIT
 from bookstore.persister import Outcome, Persister
 from bookstore.records import Record, audit_line
 from bookstore.stores.audit import AuditLog
 
-# store -> the entities it is rebuilt from: each entity's store its own, the audit log all
-STORE_ENTITIES: dict[str, tuple[str, ...]] = {
-    **{e.queue: (e.name,) for e in ENTITIES},
-    "audit": NAMES,
-}
-STORES = tuple(STORE_ENTITIES)
+
+def stores(table: EntityTable) -> tuple[str, ...]:
+    """Every store `rebuild` refills: each entity's (by its queue's name) and the audit log."""
+    return (*table.store_queues, AUDIT)
+
+
+def entities_of(table: EntityTable, store: str) -> tuple[str, ...]:
+    """The entities a store is rebuilt from: an entity's store its own, the audit log all."""
+    return table.names if store == AUDIT else (table.of_store(store).name,)
 
 
 @dataclass
@@ -93,7 +97,7 @@ def rebuild(
     try:
         partitions = [
             TopicPartition(t, p)
-            for t in map(topics(settings).of, STORE_ENTITIES[store])
+            for t in map(topics(settings).of, entities_of(settings.entities, store))
             for p in sorted(consumer.partitions_for_topic(t) or ())
         ]
         consumer.assign(partitions)
@@ -111,13 +115,13 @@ def rebuild(
         ends = consumer.end_offsets(partitions)
         on_start(sum(end - consumer.position(tp) for tp, end in ends.items()))
         audit = AuditLog(settings.audit_log_path)
-        entity = STORE_ENTITIES[store][0]  # whose records a store of an entity holds
-        if store == "audit":
+        entity = entities_of(settings.entities, store)[0]  # whose records an entity store holds
+        if store == AUDIT:
             refused = set()
         elif refused is None:
             refused = dead_letter_topic.origins(settings)
         for batch in _in_kafka_order(consumer, ends, settings.bridge_batch_size):
-            if store == "audit":
+            if store == AUDIT:
                 audit.append("".join(map(audit_line, batch)))
                 summary.stored += len(batch)
             else:
@@ -173,9 +177,9 @@ def _in_kafka_order(consumer: Any, ends: dict[Any, int], size: int) -> Iterator[
 def _clear(settings: Settings, store: str, persister: Persister) -> None:
     """Empty the store a first run fills. A live audit log is kept aside, never deleted: it may
     hold records the topics no longer do (compacted away, or past their retention)."""
-    if store == "audit":
+    if store == AUDIT:
         path = Path(settings.audit_log_path)
         if path.exists() and path.stat().st_size:
             path.rename(path.with_name(f"{path.name}.before-rebuild-{int(time.time())}"))
         return
-    persister.store_for(STORE_ENTITIES[store][0]).clear()
+    persister.store_for(settings.entities.of_store(store).name).clear()

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from bookstore.config import ConfigError, Settings
-from bookstore.entities import ENTITIES, Topics, topics
+from bookstore.entities import Topics, topics
 from bookstore.kafka import admin_client
 
 if TYPE_CHECKING:
@@ -48,7 +48,7 @@ def topic_configs(settings: Settings, min_insync: int | None = None) -> dict[str
     events = {CLEANUP_POLICY: "delete", "retention.ms": str(settings.orders_retention_ms)}
     entity = compacted if settings.topic_compaction else whole
     configs = {
-        **{names.of(e.name): entity if e.compactable else events for e in ENTITIES},
+        **{names.of(e.name): entity if e.compactable else events for e in settings.entities},
         names.dead_letters: {
             CLEANUP_POLICY: "delete",
             "retention.ms": str(settings.dead_letters_retention_ms),

@@ -26,7 +26,7 @@ from typing import Any
 
 from bookstore import dead_letter_topic
 from bookstore.config import Settings
-from bookstore.entities import ENTITIES, Entity, topics
+from bookstore.entities import Entity, EntityTable, topics
 from bookstore.kafka import admin_client, read_topics
 from bookstore.records import Record
 from bookstore.schemas import Rejected, parse
@@ -37,19 +37,19 @@ Order3 = tuple[int, int, int]  # (timestamp, partition, offset)
 AUDIT = "audit"
 
 
-def comparable() -> dict[str, Entity]:
+def comparable(table: EntityTable) -> dict[str, Entity]:
     """store -> its entity, for every store with a canonical form (`form` and `entries`): the
     stores `verify` compares, besides the audit log."""
     return {
         e.queue: e
-        for e in ENTITIES
+        for e in table
         if hasattr(e.store_class(), "form") and hasattr(e.store_class(), "entries")
     }
 
 
-def stores() -> tuple[str, ...]:
+def stores(table: EntityTable) -> tuple[str, ...]:
     """Every store `verify` compares with the log."""
-    return (*comparable(), AUDIT)
+    return (*comparable(table), AUDIT)
 
 
 @dataclass
@@ -115,7 +115,7 @@ def read_log(settings: Settings, stores: Iterable[str]) -> LogView:
     view = LogView()
     judged = {
         names.of(e.name): (e.model_class(), e.store_class().form)
-        for store, e in comparable().items()
+        for store, e in comparable(settings.entities).items()
         if store in stores
     }
     read = names.entities if AUDIT in stores else sorted(judged)
@@ -168,7 +168,7 @@ def _value_digest(value: bytes | None) -> bytes:
 def verify(settings: Settings, stores: Iterable[str], examples: int = 5) -> list[Report]:
     """One report per store, `stores` as `settings` locate them, against the log."""
     stores = list(stores)
-    known = comparable()
+    known = comparable(settings.entities)
     unknown = sorted(set(stores) - {*known, AUDIT})
     if unknown:
         raise ValueError(f"verify compares {', '.join(known)}, {AUDIT}; not {', '.join(unknown)}")

@@ -12,21 +12,21 @@ import time
 
 from celery import Celery
 
-from bookstore.entities import AUDIT_QUEUE, BRIDGE_QUEUES, STORE_QUEUE
+from bookstore.entities import AUDIT_QUEUE, EntityTable
 from bridge import metrics
 
 log = logging.getLogger(__name__)
 
-WATCHED = BRIDGE_QUEUES
-
 
 class Holds:
     """The policy, without RabbitMQ: a queue is held once its depth exceeds `max_depth` and
-    released once it drained to half of it; each publish counts one more between readings."""
+    released once it drained to half of it; each publish counts one more between readings. It
+    watches the queues the bridge publishes to, for the entities of `table`."""
 
-    def __init__(self, max_depth: int):
+    def __init__(self, max_depth: int, table: EntityTable):
         self.max_depth = max_depth
-        self.estimate = dict.fromkeys(WATCHED, 0)
+        self.store_queue = {e.name: e.queue for e in table}
+        self.estimate = dict.fromkeys(table.bridge_queues, 0)
         self.held: set[str] = set()
 
     @property
@@ -35,7 +35,7 @@ class Holds:
 
     def holds(self, entity: str) -> bool:
         """Whether records of `entity` must wait: its store's queue or the audit queue is full."""
-        return bool(self.held & {STORE_QUEUE[entity], AUDIT_QUEUE})
+        return bool(self.held & {self.store_queue[entity], AUDIT_QUEUE})
 
     def published(self, queue: str) -> None:
         self.estimate[queue] += 1
@@ -58,8 +58,8 @@ class Holds:
 class QueueDepths(Holds):
     """Holds fed by RabbitMQ's queue depths (passive queue.declare), read at most every second."""
 
-    def __init__(self, app: Celery, max_depth: int, every: float = 1.0):
-        super().__init__(max_depth)
+    def __init__(self, app: Celery, max_depth: int, table: EntityTable, every: float = 1.0):
+        super().__init__(max_depth, table)
         self.app = app
         self.every = every
         self._read_at = 0.0
@@ -85,7 +85,7 @@ class QueueDepths(Holds):
         if self._conn is None:
             self._conn = self.app.connection_for_read()
         channel = self._conn.default_channel
-        return {q: channel.queue_declare(q, passive=True).message_count for q in WATCHED}
+        return {q: channel.queue_declare(q, passive=True).message_count for q in self.estimate}
 
     def close(self) -> None:
         if self._conn is not None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import time
 
 from celery import Celery
@@ -41,7 +42,7 @@ class Bridge:
         self.names = topics(settings)
         self.app = app
         self.consumer = consumer
-        self.stopping = False
+        self.stopped = threading.Event()
         self.batcher = Batcher(
             settings.bridge_batch_size,
             settings.bridge_batch_max_bytes,
@@ -52,7 +53,7 @@ class Bridge:
         self.committed_at = 0.0
         self.offsets = OffsetTracker()
         self.failed_publishes = 0  # in a row: the backoff's attempt number
-        self.depths = QueueDepths(app, settings.bridge_max_queue_depth)
+        self.depths = QueueDepths(app, settings.bridge_max_queue_depth, settings.entities)
 
     # -- main loop -------------------------------------------------------------------------
     def run(self) -> None:
@@ -62,7 +63,7 @@ class Bridge:
             ", ".join(self.names.entities),
             self.settings.bridge_group_id,
         )
-        while not self.stopping:
+        while not self.stopped.is_set():
             self.apply_backpressure()
             try:
                 polled = self.consumer.poll(
@@ -97,7 +98,10 @@ class Bridge:
         self.shutdown()
 
     def stop(self) -> None:
-        self.stopping = True
+        """Ask the loop to finish (it flushes and commits first). Safe from a signal handler:
+        the event is set from a thread of its own, since setting it in the main thread could
+        interrupt that thread's own wait while it holds the event's lock, and hang."""
+        threading.Thread(target=self.stopped.set, name="bridge-stop").start()
 
     def shutdown(self) -> None:
         """Finish in-flight work: flush what is buffered, commit what is confirmed, close."""
@@ -167,10 +171,8 @@ class Bridge:
         self._pause(delay)
 
     def _pause(self, seconds: float) -> None:
-        """Wait, but not past a stop request (polled: the stop comes from a signal handler)."""
-        deadline = time.monotonic() + seconds
-        while not self.stopping and time.monotonic() < deadline:
-            time.sleep(0.1)
+        """Wait, but not past a stop request."""
+        self.stopped.wait(seconds)
 
     # -- offsets ---------------------------------------------------------------------------
     def commit(self) -> None:

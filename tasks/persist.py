@@ -13,10 +13,10 @@ from typing import Any
 
 from celery import Task
 
-from bookstore.entities import ENTITIES, Entity
+from bookstore.entities import Entity
 from bookstore.persister import Persister
 from bookstore.records import from_lines
-from tasks import app, per_process
+from tasks import app, per_process, settings
 from tasks.queues import persist_task
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ def _persistence_task(entity: Entity) -> Task:
     return app.task(name=name)(persist)
 
 
-# One task per entity of the table: store_customers, store_books, store_orders.
-for _entity in ENTITIES:
+# One task per entity the app runs: store_customers, store_books, store_orders.
+for _entity in settings().entities:
     _task = _persistence_task(_entity)
     globals()[_task.__name__] = _task

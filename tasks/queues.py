@@ -27,7 +27,7 @@ from amqp.exceptions import NotFound, PreconditionFailed
 from celery import Celery
 from kombu import Connection, Exchange, Queue
 
-from bookstore.entities import CELERY_QUEUES, PARKED_QUEUE, Entity
+from bookstore.entities import PARKED_QUEUE, Entity, EntityTable
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +56,15 @@ PARKED = Queue(
     queue_arguments={**QUORUM, "x-delivery-limit": PARKED_DELIVERY_LIMIT},
 )
 
-TASK_QUEUES = tuple(
-    Queue(
+
+def queues_of(table: EntityTable) -> tuple[Queue, ...]:
+    """The queues the workers consume, for the entities of `table` (celeryconfig's
+    `task_queues`): each store's, audit and generate."""
+    return tuple(_task_queue(name) for name in table.celery_queues)
+
+
+def _task_queue(name: str) -> Queue:
+    return Queue(
         name,
         Exchange(name, type="topic", durable=True),  # a task goes to its own queue only
         routing_key=name,
@@ -70,9 +77,11 @@ TASK_QUEUES = tuple(
             "x-delivery-limit": DELIVERY_LIMIT,
         },
     )
-    for name in CELERY_QUEUES
-)
-ALL_QUEUES = (PARKED, *TASK_QUEUES)
+
+
+def all_queues(table: EntityTable) -> tuple[Queue, ...]:
+    """Every queue of the pipeline: `parked` first (a task rejected meanwhile reaches it)."""
+    return (PARKED, *queues_of(table))
 
 
 class QueueMigrationNeeded(RuntimeError):
@@ -87,8 +96,8 @@ def declare_parked(app: Celery) -> None:
 
 
 def declare(app: Celery, url: str | None = None) -> None:
-    """Declare the parked queue, then every task queue (each with its exchange), on the app's
-    broker (or the one at `url`).
+    """Declare the parked queue, then every task queue of the app (each with its exchange), on
+    the app's broker (or the one at `url`).
 
     A queue declared by an earlier release (a classic queue, a direct exchange) cannot be
     redeclared: when it is empty it is replaced; when it holds tasks, `QueueMigrationNeeded`
@@ -96,7 +105,7 @@ def declare(app: Celery, url: str | None = None) -> None:
     """
     with app.connection_for_write(url) as conn:
         conn.ensure_connection(max_retries=1, timeout=5)
-        for queue in ALL_QUEUES:
+        for queue in (PARKED, *app.conf.task_queues):
             if _declared(conn, queue):
                 continue
             waiting = _waiting(conn, queue.name)

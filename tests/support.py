@@ -28,6 +28,7 @@ REPO = Path(__file__).resolve().parent.parent
 # The product's topics (customers, ...) are never written by a test.
 TOPIC_PREFIX = "test."
 TOPICS = entities.Topics(TOPIC_PREFIX)
+TABLE = TOPICS.table  # the built-in entities
 CUSTOMERS, BOOKS, ORDERS, DEAD_LETTERS = map(
     TOPICS.of, (entities.CUSTOMERS, entities.BOOKS, entities.ORDERS, entities.DEAD_LETTERS)
 )

@@ -124,7 +124,7 @@ def check(as_json: bool = JsonOption) -> None:
     once the audit task is queued, so run it with the audit queue drained (see `stats`): records
     still in flight show up as not audited.
     """
-    settings = load_settings()
+    settings = load_settings(stores=True)
     with reporting_errors():
         orders = _order_gaps(settings)
         audit = _audit_gaps(settings)

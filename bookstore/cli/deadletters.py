@@ -21,6 +21,7 @@ from bookstore.cli.common import (
 )
 from bookstore.config import Settings, load_settings
 from bookstore.dead_letter_topic import ORIGIN_OFFSET, ORIGIN_PARTITION, ORIGIN_TOPIC, Letter
+from bookstore.entities import BUILT_IN
 from bookstore.kafka import Window, send_confirmed
 from bookstore.records import put_text
 
@@ -106,14 +107,23 @@ class Stage(enum.StrEnum):
     store = "store"
 
 
-# by entity name: with KAFKA_TOPIC_PREFIX, `--origin-topic customers` means <prefix>customers
-OriginTopic = enum.StrEnum("OriginTopic", {t: t for t in entities.NAMES})
+ORIGINS = f"this entity's topic ({', '.join(e.name for e in BUILT_IN)}, or an installed one's)"
 
 
-def _matches(
-    dl: Letter, names: entities.Topics, origin: OriginTopic | None, stage: Stage | None
-) -> bool:
-    return (origin is None or dl.origin_topic == names.of(origin.value)) and (
+def _origin_topic(names: entities.Topics, origin: str | None) -> str | None:
+    """The topic of `--origin-topic` (an entity's name: with KAFKA_TOPIC_PREFIX, `customers`
+    means <prefix>customers); any other name is a usage error (exit 2)."""
+    if origin is None:
+        return None
+    if origin not in names.table.names:
+        raise typer.BadParameter(
+            f"{origin!r} is not one of: {', '.join(names.table.names)}", param_hint="--origin-topic"
+        )
+    return names.of(origin)
+
+
+def _matches(dl: Letter, origin: str | None, stage: Stage | None) -> bool:
+    return (origin is None or dl.origin_topic == origin) and (
         stage is None or dl.stage == stage.value
     )
 
@@ -127,19 +137,16 @@ def _preview(raw: bytes | None, width: int = 60) -> str:
 def dead_letters_list(
     limit: int = typer.Option(50, "--limit", min=1, help="newest dead letters per partition"),
     origin_topic: Annotated[
-        OriginTopic | None, typer.Option("--origin-topic", help="only from this topic")
+        str | None, typer.Option("--origin-topic", metavar="ENTITY", help=f"only from {ORIGINS}")
     ] = None,
     stage: Annotated[Stage | None, typer.Option("--stage", help="only this error.stage")] = None,
     as_json: bool = JsonOption,
 ) -> None:
     """The newest dead letters: where each came from, at which stage and why."""
     settings = load_settings()
+    origin = _origin_topic(entities.topics(settings), origin_topic)
     with reporting_errors():
-        letters = [
-            dl
-            for dl in _read(settings, _last(limit))
-            if _matches(dl, entities.topics(settings), origin_topic, stage)
-        ]
+        letters = [dl for dl in _read(settings, _last(limit)) if _matches(dl, origin, stage)]
     if as_json:
         print_json([_as_json(dl) for dl in letters])
         return
@@ -176,7 +183,7 @@ def dead_letters_replay(
         ),
     ] = None,
     origin_topic: Annotated[
-        OriginTopic | None, typer.Option("--origin-topic", help="all from this topic")
+        str | None, typer.Option("--origin-topic", metavar="ENTITY", help=f"all from {ORIGINS}")
     ] = None,
     stage: Annotated[
         Stage | None, typer.Option("--stage", help="all with this error.stage")
@@ -195,6 +202,7 @@ def dead_letters_replay(
         raise typer.BadParameter("choose what to replay: --at, --origin-topic, --stage or --all")
     settings = load_settings()
     names = entities.topics(settings)
+    origin = _origin_topic(names, origin_topic)
     with reporting_errors():
         wanted = set(coords)
         ranges: dict[int, tuple[int, int]] = {}
@@ -205,8 +213,7 @@ def dead_letters_replay(
         letters = [
             dl
             for dl in _read(settings, window)
-            if _matches(dl, names, origin_topic, stage)
-            and (not coords or (dl.partition, dl.offset) in wanted)
+            if _matches(dl, origin, stage) and (not coords or (dl.partition, dl.offset) in wanted)
         ]
         found = {(dl.partition, dl.offset) for dl in letters}
         unknown = [f"{p}:{o}" for p, o in coords if (p, o) not in found]

@@ -34,7 +34,7 @@ def history(
     as_json: bool = JsonOption,
 ) -> None:
     """A customer (PostgreSQL), their orders newest first (Redis), each book (MongoDB)."""
-    settings = load_settings()
+    settings = load_settings(stores=True)
     cid = _customer_id(customer_id)
     with reporting_errors(), open_stores(settings, (CUSTOMERS, ORDERS, BOOKS)) as stores:
         customer = stores[CUSTOMERS].get(cid)

@@ -33,13 +33,13 @@ def queues_migrate(as_json: bool = JsonOption) -> None:
     (quorum queues), every one confirmed by RabbitMQ before it leaves its old queue. Stop the
     earlier release's workers, beat and bridge first; safe to run again after an interruption,
     and harmless when there is nothing to migrate."""
-    from tasks.queues import ALL_QUEUES, QueueMigrationNeeded, migrate
+    from tasks.queues import QueueMigrationNeeded, all_queues, migrate
 
     settings = load_settings()
     say = (lambda line: None) if as_json else typer.echo
     held = {}
     with reporting_errors(), rabbitmq(settings) as conn:
-        for queue in ALL_QUEUES:
+        for queue in all_queues(settings.entities):
             try:
                 held[queue.name] = migrate(conn, queue, say)
             except QueueMigrationNeeded as exc:

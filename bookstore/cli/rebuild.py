@@ -8,13 +8,13 @@ import typer
 
 from bookstore.cli.app import app
 from bookstore.cli.common import JsonOption, print_json, print_report, progress, reporting_errors
-from bookstore.cli.stores import REDIS_DB_OPTION, STORE_OPTION, StoreChoice, chosen, in_namespace
+from bookstore.cli.stores import REDIS_DB_OPTION, STORE_OPTION, chosen, in_namespace
 from bookstore.config import load_settings
 
 
 @app.command()
 def rebuild(
-    store: StoreChoice = STORE_OPTION,
+    store: str = STORE_OPTION,
     into: str = typer.Option(None, "--into", help="a namespace next to the live stores"),
     redis_db: int = REDIS_DB_OPTION,
     yes: bool = typer.Option(False, "--yes", help="replace the live stores (no --into)"),
@@ -27,13 +27,13 @@ def rebuild(
     from bookstore import dead_letter_topic
     from bookstore.kafka import check_reachable
     from bookstore.namespace import create_namespace
-    from bookstore.rebuild import STORES
     from bookstore.rebuild import rebuild as run
+    from bookstore.rebuild import stores as every
 
-    stores = chosen(store, STORES)
     if (into is None) == (not yes):
         raise typer.BadParameter("either --into NAME (a namespace) or --yes (the live stores)")
-    live = load_settings()
+    live = load_settings(stores=True)
+    stores = chosen(store, every(live.entities))
     target = in_namespace(live, into, redis_db, stores)
     summaries = []
     with reporting_errors():

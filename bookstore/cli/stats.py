@@ -38,7 +38,7 @@ def _queue_depths(settings: Settings) -> dict[str, dict[str, int] | None]:
     passively."""
     depths: dict[str, dict[str, int] | None] = {}
     with rabbitmq(settings) as conn:
-        for queue in (*entities.CELERY_QUEUES, entities.PARKED_QUEUE):
+        for queue in (*settings.entities.celery_queues, entities.PARKED_QUEUE):
             channel = conn.channel()
             try:
                 _, messages, consumers = channel.queue_declare(queue, passive=True)
@@ -82,7 +82,7 @@ def _gather(sections: dict[str, Callable[[], Any]]) -> tuple[dict[str, Any], dic
 @app.command()
 def stats(as_json: bool = JsonOption) -> None:
     """Counts per store, dead letters, audit lines, consumer lag per partition, queue depths."""
-    settings = load_settings()
+    settings = load_settings(stores=True)
     with entities.open_stores(settings) as stores:
         results, errors = _gather(
             {

@@ -3,28 +3,35 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
-
 import typer
 
 from bookstore.config import Settings
-from bookstore.entities import ENTITIES
+from bookstore.entities import BUILT_IN
 
-# every entity's store (by its queue's name), the audit log, or all of them
-StoreChoice = StrEnum(
-    "StoreChoice", {**{e.queue: e.queue for e in ENTITIES}, "audit": "audit", "all": "all"}
+# every entity's store (by its queue's name), audit, or all; checked against the table the
+# command runs (`chosen`), which installed packages may extend
+STORE_OPTION = typer.Option(
+    "all",
+    "--store",
+    metavar="STORE",
+    help=f"which store: {', '.join(e.queue for e in BUILT_IN)} (or an installed entity's), "
+    "audit or all",
 )
-
-
-STORE_OPTION = typer.Option("all", "--store", help="which store")
 REDIS_DB_OPTION = typer.Option(
     None, "--redis-db", min=0, help="the namespace's Redis database (Redis numbers them)"
 )
 
 
-def chosen(choice: StoreChoice, every: tuple[str, ...]) -> list[str]:
-    """The stores chosen; `all`: `every` store the command knows."""
-    return list(every) if choice == "all" else [choice.value]
+def chosen(choice: str, every: tuple[str, ...]) -> list[str]:
+    """The stores chosen; `all`: `every` store the command knows; any other name is a usage
+    error (exit 2)."""
+    if choice == "all":
+        return list(every)
+    if choice not in every:
+        raise typer.BadParameter(
+            f"{choice!r} is not one of: {', '.join(every)}, all", param_hint="--store"
+        )
+    return [choice]
 
 
 def in_namespace(

@@ -14,13 +14,13 @@ from bookstore.cli.common import (
     print_report,
     reporting_errors,
 )
-from bookstore.cli.stores import REDIS_DB_OPTION, STORE_OPTION, StoreChoice, chosen, in_namespace
+from bookstore.cli.stores import REDIS_DB_OPTION, STORE_OPTION, chosen, in_namespace
 from bookstore.config import load_settings
 
 
 @app.command()
 def verify(
-    store: StoreChoice = STORE_OPTION,
+    store: str = STORE_OPTION,
     namespace: str = typer.Option(None, "--namespace", help="a namespace, not the live stores"),
     redis_db: int = REDIS_DB_OPTION,
     examples: int = typer.Option(5, "--examples", min=0, help="differences to show per store"),
@@ -31,15 +31,16 @@ def verify(
     from bookstore.verify import stores as comparable
     from bookstore.verify import verify as run
 
-    known = comparable()
-    stores = chosen(store, known)
-    if not set(stores) <= set(known):
+    live = load_settings(stores=True)
+    known = comparable(live.entities)
+    if store in live.entities.store_queues and store not in known:
         raise typer.BadParameter(
-            f"verify compares {', '.join(known)} (or all): {store.value} has no canonical form "
+            f"verify compares {', '.join(known)} (or all): {store} has no canonical form "
             "(its store class has no form/entries)",
             param_hint="--store",
         )
-    target = in_namespace(load_settings(), namespace, redis_db, stores)
+    stores = chosen(store, known)
+    target = in_namespace(live, namespace, redis_db, stores)
     with reporting_errors():
         check_reachable(target)
         reports = run(target, stores, examples)

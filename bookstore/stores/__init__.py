@@ -1,5 +1,5 @@
 """One module per store: each owns its schema, its idempotent batch write and its reads. Each
-entity's store (bookstore.entities.ENTITIES) is a `Store`."""
+entity's store (a row of bookstore.entities.EntityTable) is a `Store` and subclasses `Closing`."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ class StoreSettings(BaseSettings):
 class Store(Protocol):
     """What the workers, `rebuild` and `verify` need of a store. Connections open lazily (a
     process may fork after building one); the first use creates what the store needs (table,
-    index). Usable as a context manager (`Closing`).
+    index). A subclass of `Closing` (a context manager that closes it).
 
     Its server is its own: its settings (`settings_class`, with a prefix of its own), the
     translation of its driver's failures into the error policy's verdicts (a static
@@ -70,7 +70,8 @@ class Store(Protocol):
 
 
 class Closing:
-    """`with store:` closes it at the end."""
+    """`with store:` closes it at the end. Every store subclasses it: bookstore.errors finds the
+    stores imported in a process through it, to ask them what a failure means."""
 
     def __enter__(self) -> Self:
         return self

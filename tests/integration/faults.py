@@ -17,7 +17,6 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bookstore.entities import BRIDGE_QUEUES
 from tests import poison
 from tests.integration.pipeline import (
     Coord,
@@ -33,7 +32,7 @@ from tests.integration.pipeline import (
     produce_each,
     recreate_topics,
 )
-from tests.support import CUSTOMERS, DEAD_LETTERS, Processes, wait_drained, wait_until
+from tests.support import CUSTOMERS, DEAD_LETTERS, TABLE, Processes, wait_drained, wait_until
 
 
 @dataclass
@@ -96,7 +95,7 @@ class Run:
             stages = {headers["error.stage"] for _, _, headers in letters[coord]}
             assert stages == {self.bad[by_coord[coord]].stage}, (coord, stages)
         wait_until(lambda: self.pipeline.lag() == 0, 120, "the bridge group's lag to be 0")
-        wait_drained(BRIDGE_QUEUES, timeout=300)
+        wait_drained(TABLE.bridge_queues, timeout=300)
         assert self.pipeline.parked() == []
         self.pipeline.check()
         verify = self.pipeline.cli("verify", "--json")

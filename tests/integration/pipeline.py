@@ -20,7 +20,8 @@ import redis
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
 from bookstore.config import Settings
-from bookstore.entities import BRIDGE_QUEUES, CELERY_QUEUES, PARKED_QUEUE, topics
+from bookstore.dead_letter_topic import Letter
+from bookstore.entities import PARKED_QUEUE, topics
 from bookstore.kafka import client_options, commit_group_offsets, group_offsets, offsets
 from bookstore.topic_config import ensure_topics
 from tests.support import (
@@ -28,6 +29,7 @@ from tests.support import (
     CUSTOMERS,
     DEAD_LETTERS,
     ORDERS,
+    TABLE,
     Processes,
     create_database,
     free_port,
@@ -251,7 +253,7 @@ def purge_task_queues() -> None:
 
     declare(app)
     with app.connection_for_write() as conn:
-        for queue in (*CELERY_QUEUES, PARKED_QUEUE):
+        for queue in (*TABLE.celery_queues, PARKED_QUEUE):
             conn.default_channel.queue_purge(queue)
 
 
@@ -318,7 +320,7 @@ class Pipeline:
         purge_task_queues()
 
     def start_workers(self, *queues: str) -> None:
-        for q in queues or BRIDGE_QUEUES:
+        for q in queues or TABLE.bridge_queues:
             self.workers[q] = self.processes.worker(q, env=self.env)
 
     def start_bridge(self):
@@ -490,15 +492,11 @@ def dead_letters_of(
     try:
         while not wanted <= set(found) and time.monotonic() < deadline:
             for records in consumer.poll(1000).values():
-                for r in records:
-                    headers = {k: v.decode() for k, v in r.headers}
-                    origin = (
-                        headers.get("origin.topic"),
-                        int(headers.get("origin.partition", -1)),
-                        int(headers.get("origin.offset", -1)),
-                    )
-                    if origin in origins:
-                        found.setdefault(origin, []).append((r.key, r.value, headers))
+                for letter in map(Letter.from_kafka, records):
+                    if letter.origin in origins:
+                        found.setdefault(letter.origin, []).append(
+                            (letter.key, letter.value, letter.headers)
+                        )
     finally:
         consumer.close()
     return found
@@ -522,9 +520,9 @@ def dead_letters(settings: Settings, values: set[bytes], timeout: float = 120) -
     deadline = time.monotonic() + timeout
     while not values <= set(found) and time.monotonic() < deadline:
         for records in consumer.poll(1000).values():
-            for r in records:
-                if r.value in values:
-                    found.setdefault(r.value, {k: v.decode() for k, v in r.headers})
-                    found[r.value]["_count"] = found[r.value].get("_count", 0) + 1
+            for letter in map(Letter.from_kafka, records):
+                if letter.value in values:
+                    seen = found.setdefault(letter.value, letter.headers)
+                    seen["_count"] = seen.get("_count", 0) + 1
     consumer.close()
     return found

@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 import pytest
 
 from bookstore.config import Settings
-from bookstore.entities import Entity
+from bookstore.entities import Entity, EntityTable
 from bookstore.errors import Verdict, classify
 from bookstore.namespace import NamespaceError, create_namespace, namespace_settings
 from bookstore.records import Record
@@ -66,16 +66,18 @@ class StoreContract:
         return mine.store(self.entity.queue, self.entity.store_class().settings_class)
 
     @pytest.fixture(scope="class")
-    def mine(self, settings: Settings) -> Settings:
+    @classmethod
+    def mine(cls, settings: Settings) -> Settings:
         NS.reset(settings)
         return NS.settings(settings)
 
     @pytest.fixture
     def here(self, mine: Settings, tmp_path: Path) -> Settings:
-        """`mine` holding this store's settings (a store outside the table too)."""
+        """`mine` running this store's entity alone, with the store's settings (a store outside
+        the built-in table too)."""
         return mine.replace(
             stores={**mine.stores, self.entity.queue: self.own_settings(mine, tmp_path)}
-        )
+        ).running(EntityTable((self.entity,)))
 
     def version(self, key: str, n: int, offset: int, **kw: int) -> Record:
         return record(self.entity.name, self.sample(key, n), offset, **kw)
@@ -124,13 +126,13 @@ class StoreContract:
         assert verdict is Verdict.TRANSIENT, f"{type(failure).__name__}: {failure}"
 
     def test_a_namespace_holds_its_own_data_or_the_store_says_it_has_none(self, here):
-        (name, redis_db), row, table = ELSEWHERE, self.entity, [self.entity]
+        (name, redis_db), row = ELSEWHERE, self.entity
         if not hasattr(row.store_class(), "in_namespace"):
             with pytest.raises(NamespaceError, match="cannot name a namespace"):
-                namespace_settings(here, name, redis_db, [row.queue], table)
+                namespace_settings(here, name, redis_db, [row.queue])
             return
-        there = namespace_settings(here, name, redis_db, [row.queue], table)
-        create_namespace(here, name, [row.queue], table)
+        there = namespace_settings(here, name, redis_db, [row.queue])
+        create_namespace(here, name, [row.queue])
         key = str(uuid.uuid4())
         with row.open_store(here) as live, row.open_store(there) as other:
             other.clear()

@@ -22,12 +22,21 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from bookstore import entities
 from bookstore.config import Settings, load_settings
-from bookstore.entities import CELERY_QUEUES, PARKED_QUEUE, topics
+from bookstore.entities import PARKED_QUEUE, topics
 from bookstore.kafka import commit_group_offsets, offsets
 from bookstore.stores.postgres import SCHEMA
 from bookstore.stores.redis_orders import ALL_ORDERS, history_key, order_key
 from bookstore.topic_config import ensure_topics
-from tests.support import BOOKS, CUSTOMERS, DEAD_LETTERS, ORDERS, create_database, run, wait_until
+from tests.support import (
+    BOOKS,
+    CUSTOMERS,
+    DEAD_LETTERS,
+    ORDERS,
+    TABLE,
+    create_database,
+    run,
+    wait_until,
+)
 
 DB = "bookstore_cli_test"
 CLI_ENV = {
@@ -190,7 +199,7 @@ def test_stats_counts_every_store_lag_and_queues(env, tmp_path):
     assert lag[(CUSTOMERS, 0)]["committed"] == begin
     assert lag[(CUSTOMERS, 0)]["lag"] == lag[(CUSTOMERS, 0)]["end"] - begin
     assert lag[(BOOKS, 0)]["committed"] is None  # never consumed by this group
-    assert set(data["queues"]) == {*CELERY_QUEUES, PARKED_QUEUE}
+    assert set(data["queues"]) == {*TABLE.celery_queues, PARKED_QUEUE}
 
     table = cli(env, "stats")
     assert table.returncode == 0

@@ -21,7 +21,7 @@ from bookstore.kafka import offsets
 from bookstore.sources.fake import EMAIL_DOMAINS, isbn13_check_digit
 from bookstore.topic_config import ensure_topics
 from tests.integration.google_books_fake import Reply, google  # noqa: F401 (fixture)
-from tests.support import TOPICS, run, wait_until
+from tests.support import TABLE, TOPICS, run, wait_until
 
 # The generator's id registry lives in its own Redis db here, so the sets hold exactly what
 # this test produced (db 1, the tests' usual one, is shared with the bridge tests).
@@ -55,7 +55,7 @@ def snapshot(settings) -> dict[str, dict[TopicPartition, int]]:
     """Each entity topic's end offsets (waiting for a topic just created to have partitions)."""
     return {
         t: wait_until(lambda t=t: offsets(settings, [TOPICS.of(t)])[1], 60, f"{t} metadata")
-        for t in entities.NAMES
+        for t in TABLE.names
     }
 
 

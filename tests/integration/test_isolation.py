@@ -34,7 +34,7 @@ def product() -> Settings:
     with pytest.MonkeyPatch.context() as env:
         for variable in PLACES:
             env.delenv(variable, raising=False)
-        return load_settings()
+        return load_settings(stores=True)  # read now, inside this environment
 
 
 def ends(settings: Settings) -> dict[TopicPartition, int]:

@@ -19,10 +19,10 @@ from dataclasses import dataclass
 import pytest
 from kafka import KafkaProducer
 
-from bookstore.entities import BRIDGE_QUEUES, topics
+from bookstore.entities import topics
 from tests.integration.google_books_fake import Reply, google, page, volume  # noqa: F401
 from tests.integration.pipeline import Namespace, Pipeline, Stores, recreate_topics
-from tests.support import Processes, run, wait_drained, wait_until
+from tests.support import TABLE, Processes, run, wait_drained, wait_until
 
 PREFIX = "test.original."
 NS = Namespace("bookstore_original", redis_db=3)
@@ -70,7 +70,7 @@ def deployment(settings, tmp_path_factory) -> Iterator[Deployment]:
 def settle(pipeline: Pipeline) -> None:
     """Until the bridge committed every record and every task ran."""
     wait_until(lambda: pipeline.lag() == 0, 120, "the bridge group's lag to be 0")
-    wait_drained(BRIDGE_QUEUES)
+    wait_drained(TABLE.bridge_queues)
 
 
 def test_every_record_of_the_original_producer_is_stored(deployment, google):  # noqa: F811

@@ -10,7 +10,6 @@ import signal
 import psycopg2
 import pytest
 
-from bookstore.entities import BRIDGE_QUEUES
 from bookstore.stores.postgres import SCHEMA
 from tests.integration.pipeline import (
     Namespace,
@@ -21,7 +20,7 @@ from tests.integration.pipeline import (
     dead_letters,
     produce,
 )
-from tests.support import TOPICS, Processes, wait_drained, wait_until
+from tests.support import TABLE, TOPICS, Processes, wait_drained, wait_until
 
 
 @pytest.fixture
@@ -70,7 +69,7 @@ def test_end_to_end_valid_stored_once_malformed_dead_lettered_all_audited(
     before = stores.snapshot(ds)
     again = produce(settings, ds.messages)
     pipeline.wait_audited(again)
-    wait_drained(BRIDGE_QUEUES)  # the store tasks that ran alongside the audit
+    wait_drained(TABLE.bridge_queues)  # the store tasks that ran alongside the audit
     assert stores.snapshot(ds) == before
 
 

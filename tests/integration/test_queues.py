@@ -16,9 +16,9 @@ from kombu import Exchange, Queue
 
 from bookstore.entities import PARKED_QUEUE
 from tasks import app
-from tasks.queues import DELIVERY_LIMIT, QUORUM, TASK_QUEUES, declare
+from tasks.queues import DELIVERY_LIMIT, QUORUM, declare, queues_of
 from tests.integration.pipeline import purge_task_queues
-from tests.support import Processes, run, wait_until
+from tests.support import TABLE, Processes, run, wait_until
 
 QUEUE = "generate"  # where tasks without a route go (task_default_queue)
 
@@ -120,7 +120,7 @@ def is_quorum(name: str) -> bool:
     """Declared as this release declares it (RabbitMQ refuses a declaration that differs)."""
     from amqp.exceptions import PreconditionFailed
 
-    queue = next(q for q in TASK_QUEUES if q.name == name)
+    queue = next(q for q in queues_of(TABLE) if q.name == name)
     with app.connection_for_write() as conn:
         try:
             queue(conn.channel()).declare()

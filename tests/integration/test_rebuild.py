@@ -24,10 +24,10 @@ import redis
 from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource
 
-from bookstore.entities import BRIDGE_QUEUES
 from bookstore.kafka import group_offsets, read_topics
 from bookstore.namespace import namespace_settings
-from bookstore.rebuild import STORES, group_id
+from bookstore.rebuild import group_id
+from bookstore.rebuild import stores as rebuild_stores
 from bookstore.topic_config import topic_configs
 from tests.integration.pipeline import (
     Dataset,
@@ -45,6 +45,7 @@ from tests.support import (
     DEAD_LETTERS,
     ORDERS,
     REPO,
+    TABLE,
     Processes,
     run,
     wait_drained,
@@ -101,7 +102,7 @@ def truth(settings, tmp_path_factory) -> Iterator[Truth]:
         pipeline.wait_audited(coords)
         wait_until(lambda: pipeline.lag() == 0, 120, "the bridge group's lag to be 0")
         wait_until(lambda: _dead_letter_count(settings) >= len(ds.malformed), 120, "dead letters")
-        wait_drained(BRIDGE_QUEUES)  # every task done and acked
+        wait_drained(TABLE.bridge_queues)  # every task done and acked
         yield Truth(pipeline, ds, processes)
     finally:
         processes.stop_all()
@@ -276,7 +277,9 @@ def _versions_sent(ds: Dataset, topic: str) -> int:
 
 
 def _namespace(settings, namespace: tuple[str, str]):
-    return namespace_settings(LIVE.settings(settings), namespace[0], int(namespace[1]), STORES)
+    return namespace_settings(
+        LIVE.settings(settings), namespace[0], int(namespace[1]), rebuild_stores(TABLE)
+    )
 
 
 def test_a_rebuild_killed_midway_resumes_where_it_stopped(truth, settings):

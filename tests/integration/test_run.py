@@ -13,11 +13,10 @@ import subprocess
 import uuid
 from pathlib import Path
 
-from bookstore.entities import CELERY_QUEUES
-from tests.support import REPO, free_port, status, wait_until
+from tests.support import REPO, TABLE, free_port, status, wait_until
 
 PROCESSES = (
-    *(f"worker-{queue}" for queue in CELERY_QUEUES),  # the Procfile: a worker per queue
+    *(f"worker-{queue}" for queue in TABLE.celery_queues),  # the Procfile: a worker per queue
     "beat",
     "bridge",
     "flower",
@@ -87,7 +86,7 @@ def test_scripts_run_starts_everything_and_sigterm_stops_everything(tmp_path):
         def everything_up() -> bool:
             text = output()
             return (
-                all(re.search(rf"{q}@\S+ ready\.", text) for q in CELERY_QUEUES)
+                all(re.search(rf"{q}@\S+ ready\.", text) for q in TABLE.celery_queues)
                 and "beat: Starting..." in text
                 and re.search(r"bridge\.1\s*\|.*assigned", text)
                 and status(f"http://127.0.0.1:{port}/", f"admin:{password[1]}") == 200

@@ -8,15 +8,16 @@ from contextlib import closing
 
 import pymongo
 
-from bookstore.entities import BOOKS, BY_NAME, CUSTOMERS, NAMES, ORDERS
+from bookstore.entities import BOOKS, CUSTOMERS, ORDERS
 from bookstore.stores.mongo import BookStore
 from bookstore.stores.redis_orders import OrderStore
 from tests.integration.pipeline import Stores
 from tests.integration.store_contract import StoreContract, record, write
+from tests.support import TABLE
 
 
 class TestCustomerStore(StoreContract):
-    entity = BY_NAME[CUSTOMERS]
+    entity = TABLE.by_name[CUSTOMERS]
     unreachable = {"dsn": "postgresql://bookstore@127.0.0.1:1/nowhere"}
 
     @staticmethod
@@ -25,7 +26,7 @@ class TestCustomerStore(StoreContract):
 
 
 class TestBookStore(StoreContract):
-    entity = BY_NAME[BOOKS]
+    entity = TABLE.by_name[BOOKS]
     unreachable = {"uri": "mongodb://127.0.0.1:1"}
 
     @staticmethod
@@ -44,7 +45,7 @@ class TestBookStore(StoreContract):
 
 
 class TestOrderStore(StoreContract):
-    entity = BY_NAME[ORDERS]
+    entity = TABLE.by_name[ORDERS]
     unreachable = {"url": "redis://127.0.0.1:1/0"}
 
     @staticmethod
@@ -76,4 +77,4 @@ class TestOrderStore(StoreContract):
 
 def test_every_row_of_the_entity_table_is_held_to_the_contract():
     held = {c.entity.name for c in StoreContract.__subclasses__()}
-    assert set(NAMES) <= held, f"no StoreContract subclass for {set(NAMES) - held}"
+    assert set(TABLE.names) <= held, f"no StoreContract subclass for {set(TABLE.names) - held}"

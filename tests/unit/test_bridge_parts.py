@@ -6,6 +6,7 @@ import json
 
 from kafka.structs import TopicPartition
 
+from bookstore.entities import EntityTable
 from bookstore.offsets import OffsetTracker, rewind_points
 from bookstore.records import Record, audit_line, from_lines
 from bridge.backpressure import Holds
@@ -138,7 +139,7 @@ def test_partitions_given_up_are_forgotten():
 
 
 def test_a_deep_queue_holds_its_topic_until_it_drained_to_half():
-    holds = Holds(max_depth=10)
+    holds = Holds(max_depth=10, table=EntityTable())
     holds.observed({"postgres": 10})
     assert not holds.holds("customers")
     holds.published("postgres")  # 11 estimated, between two readings
@@ -150,10 +151,10 @@ def test_a_deep_queue_holds_its_topic_until_it_drained_to_half():
 
 
 def test_a_deep_audit_queue_holds_every_topic_and_zero_turns_backpressure_off():
-    holds = Holds(max_depth=4)
+    holds = Holds(max_depth=4, table=EntityTable())
     holds.observed({"audit": 9})
     assert all(holds.holds(t) for t in ("customers", "books", "orders"))
-    off = Holds(max_depth=0)
+    off = Holds(max_depth=0, table=EntityTable())
     for _ in range(100):
         off.published("redis")
     assert not off.holds("orders")

@@ -17,11 +17,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bookstore.entities import CELERY_QUEUES
-from tests.support import REPO
+from tests.support import REPO, TABLE
 
 SERVERS = ("kafka", "postgres", "mongo", "redis", "rabbitmq")
-QUEUES = CELERY_QUEUES  # a worker service per queue of the entity table
+QUEUES = TABLE.celery_queues  # a worker service per queue of the entity table
 WORKERS = tuple(f"worker-{q}" for q in QUEUES)
 PRODUCT = (*WORKERS, "beat", "bridge", "flower")
 SCALABLE = (*WORKERS, "bridge")

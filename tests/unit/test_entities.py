@@ -3,12 +3,31 @@
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
 
 import pytest
 
 from bookstore.config import load_settings
-from bookstore.entities import DEAD_LETTERS, ENTITIES, Entity, _check, open_stores, topics
+from bookstore.entities import (
+    BUILT_IN,
+    DEAD_LETTERS,
+    Entity,
+    EntityTable,
+    load_table,
+    open_stores,
+    topics,
+)
 from bookstore.topic_config import topic_configs
+from tests.support import REPO
+
+ENTITIES = BUILT_IN
+REVIEWS = Entity(  # a row no installed package declares: passed in, not discovered
+    "reviews",
+    "reviews",
+    "tests.integration.fourth_entity.reviews:ReviewStore",
+    "tests.integration.fourth_entity.reviews:Review",
+)
 
 
 def test_every_row_names_a_store_and_a_schema_that_exist():
@@ -21,10 +40,10 @@ def test_every_row_names_a_store_and_a_schema_that_exist():
 
 def test_celery_routes_queues_and_tasks_come_from_the_table():
     from tasks import app
-    from tasks.queues import TASK_QUEUES, persist_task
+    from tasks.queues import persist_task
 
     app.loader.import_default_modules()  # what a worker does at start: tasks.persist included
-    queues = {q.name for q in TASK_QUEUES}
+    queues = {q.name for q in app.conf.task_queues}
     for entity in ENTITIES:
         assert persist_task(entity) in app.tasks
         assert app.conf.task_routes[persist_task(entity)]["queue"] == entity.queue
@@ -70,10 +89,41 @@ def test_a_row_reusing_a_name_or_a_queue_is_refused(field):
     twin = dataclasses.replace(ENTITIES[0], **{f: f"new-{f}" for f in ("name", "queue")})
     twin = dataclasses.replace(twin, **{field: getattr(ENTITIES[1], field)})
     with pytest.raises(ValueError, match=f"the {field} .* is already taken"):
-        _check((*ENTITIES, twin))
-    _check((*ENTITIES, dataclasses.replace(twin, **{field: f"new-{field}"})))
+        EntityTable((*ENTITIES, twin))
+    EntityTable((*ENTITIES, dataclasses.replace(twin, **{field: f"new-{field}"})))
 
 
 def test_a_row_may_not_take_the_audit_queue():
     with pytest.raises(ValueError, match="audit"):
-        _check((*ENTITIES, Entity("reviews", "audit", "m:S", "m:M")))
+        EntityTable((*ENTITIES, Entity("reviews", "audit", "m:S", "m:M")))
+
+
+def test_what_runs_is_the_table_the_settings_carry():
+    """A row passed in reaches the topics, their configuration, the stores and the queues:
+    nothing reads a table built at import."""
+    settings = load_settings().replace(kafka_topic_prefix="t.")
+    assert settings.entities == load_table()  # the built-in rows (no package declares one here)
+    grown = settings.running(EntityTable((*ENTITIES, REVIEWS)))
+    assert grown.replace(bridge_batch_size=7).entities == grown.entities  # copies keep it
+    assert "t.reviews" in topics(grown).entities and "t.reviews" not in topics(settings).entities
+    assert "t.reviews" in topic_configs(grown)
+    assert grown.entities.bridge_queues == ("postgres", "mongo", "redis", "reviews", "audit")
+    with open_stores(grown, ["reviews"]) as stores:
+        assert type(stores["reviews"]).__name__ == "ReviewStore"
+
+
+def _loaded_after(code: str) -> set[str]:
+    drivers = ("psycopg2", "pymongo", "redis")
+    probe = f"import sys; {code}; print(*[d for d in {drivers!r} if d in sys.modules])"
+    out = subprocess.run(
+        [sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, check=True
+    )
+    return set(out.stdout.split())
+
+
+def test_only_the_processes_that_open_stores_import_their_drivers():
+    """Reading the settings costs a command that opens no store nothing of the drivers' ~180 ms
+    import; with `stores=True` every store's settings are validated at start."""
+    load = "from bookstore.config import load_settings; load_settings"
+    assert _loaded_after(f"{load}()") == set()
+    assert _loaded_after(f"{load}(stores=True)") == {"psycopg2", "pymongo", "redis"}

@@ -5,15 +5,14 @@ from __future__ import annotations
 import pytest
 
 from bookstore.config import ConfigError, Settings, load_settings
-from bookstore.entities import ENTITIES
-from tests.support import REPO, run
+from tests.support import REPO, TABLE, run
 
 
 @pytest.fixture
 def env(monkeypatch):
     for name in Settings.model_fields:
         monkeypatch.delenv(name.upper(), raising=False)
-    for entity in ENTITIES:  # and every store's own variables
+    for entity in TABLE.rows:  # and every store's own variables
         model = entity.store_class().settings_class
         for name in model.model_fields:
             monkeypatch.delenv(model.model_config["env_prefix"] + name.upper(), raising=False)
@@ -67,7 +66,7 @@ def test_the_former_name_of_the_retry_limit_is_still_read(env):
 def test_a_value_out_of_range_names_the_variable_and_the_value(env, name, value):
     env.setenv(name, value)
     with pytest.raises(ConfigError) as raised:
-        load_settings()
+        load_settings(stores=True)  # the settings of the processes that open stores
     message = str(raised.value)
     assert message.startswith(f"configuration error: {name}={value!r}: "), message
     assert "\n" not in message
@@ -79,7 +78,14 @@ def test_every_bad_variable_is_named_the_cores_and_the_stores_alike(env):
     with pytest.raises(
         ConfigError, match=r"^configuration error: KAFKA_PARTITIONS='0': .*; MONGO_DB='a.b': "
     ):
-        load_settings()
+        load_settings(stores=True)
+
+
+def test_a_store_read_when_first_asked_for_names_its_bad_variable_too(env):
+    env.setenv("MONGO_DB", "a.b")
+    settings = load_settings()  # a process that opens no store is not stopped by it
+    with pytest.raises(ConfigError, match=r"^MONGO_DB='a.b': "):
+        settings.store("mongo")
 
 
 def test_each_store_reads_its_own_settings_under_its_own_prefix(env):
@@ -147,7 +153,7 @@ def test_the_test_suite_moves_every_place_the_product_keeps_data():
 
 def default(variable: str) -> object:
     """The default of the setting read from `variable`: the core's or a store's own."""
-    for model in (Settings, *(e.store_class().settings_class for e in ENTITIES)):
+    for model in (Settings, *(e.store_class().settings_class for e in TABLE.rows)):
         prefix = (model.model_config.get("env_prefix") or "").upper()
         field = model.model_fields.get(variable.removeprefix(prefix).lower())
         if variable.startswith(prefix) and field is not None:
