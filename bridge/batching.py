@@ -6,7 +6,7 @@ BRIDGE_BATCH_WAIT_MS, or once the consumer had nothing more to add (`caught_up`)
 waited BRIDGE_BATCH_MIN_WAIT_MS: under a backlog batches fill up; at a steady load a batch holds
 what arrived in that short wait (more at higher rates), not a task per record or two. Each
 record's audit line is encoded once, when it arrives; a batch carries its lines as one string for
-both its tasks.
+its persistence task, and the batches published together share audit tasks (`audit_payloads`).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ class Batch:
     topic: str
     records: list[Record]
     lines: str  # the records' audit lines, one string: the payload of both tasks
+    size: int = 0  # the lines' size inside a task message (line_size), for audit grouping
 
 
 @dataclass
@@ -97,7 +98,12 @@ class Batcher:
         if buffer is None:
             return []
         return [
-            Batch(topic, buffer.records[start:stop], "".join(buffer.lines[start:stop]))
+            Batch(
+                topic,
+                buffer.records[start:stop],
+                "".join(buffer.lines[start:stop]),
+                sum(buffer.sizes[start:stop]),
+            )
             for start, stop in batches(buffer.sizes, self.max_records, self.max_bytes)
         ]
 
@@ -111,16 +117,32 @@ class Batcher:
                 del self.buffers[topic]
 
 
-def batches(sizes: list[int], max_count: int, max_bytes: int) -> list[tuple[int, int]]:
-    """[start, stop) ranges that split records of these sizes into batches of at most
-    `max_count` records and `max_bytes` bytes; a record larger than `max_bytes` goes alone."""
+def audit_payloads(published: list[Batch], max_records: int, max_bytes: int) -> list[str]:
+    """The audit tasks' payloads for batches published together: consecutive batches' lines
+    joined while they stay within `max_records` and `max_bytes` (as one batch would). At a
+    steady load a loop's small batches of three topics become one audit task instead of three;
+    under a backlog each full batch still has its own."""
+    groups = batches(
+        [b.size for b in published], max_records, max_bytes, [len(b.records) for b in published]
+    )
+    return ["".join(b.lines for b in published[start:stop]) for start, stop in groups]
+
+
+def batches(
+    sizes: list[int], max_count: int, max_bytes: int, counts: list[int] | None = None
+) -> list[tuple[int, int]]:
+    """[start, stop) ranges that split items of these sizes (each `counts` records, default
+    one) into groups of at most `max_count` records and `max_bytes` bytes; an item larger than
+    that goes alone."""
     ranges = []
-    start, total = 0, 0
+    start, total, records = 0, 0, 0
     for i, size in enumerate(sizes):
-        if i > start and (i - start >= max_count or total + size > max_bytes):
+        count = 1 if counts is None else counts[i]
+        if i > start and (records + count > max_count or total + size > max_bytes):
             ranges.append((start, i))
-            start, total = i, 0
+            start, total, records = i, 0, 0
         total += size
+        records += count
     if start < len(sizes):
         ranges.append((start, len(sizes)))
     return ranges

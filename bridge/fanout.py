@@ -26,7 +26,7 @@ from bookstore.offsets import OffsetTracker, for_commit, rewind_points
 from bookstore.records import Record
 from bridge import metrics
 from bridge.backpressure import QueueDepths
-from bridge.batching import Batcher
+from bridge.batching import Batcher, audit_payloads
 from tasks.queues import AUDIT_TASK, persist_task
 
 log = logging.getLogger(__name__)
@@ -89,9 +89,9 @@ class Bridge:
                 self.settings.bridge_flush_when_idle
                 and polled_count < self.settings.bridge_batch_size
             )
-            for topic in self.batcher.topics():
-                if self.batcher.due(topic, now, self.caught_up):
-                    self.flush(topic)
+            self.flush(
+                [t for t in self.batcher.topics() if self.batcher.due(t, now, self.caught_up)]
+            )
             if now - self.committed_at >= COMMIT_EVERY:
                 self.commit()
                 self.measure_lag()
@@ -120,33 +120,39 @@ class Bridge:
         return max(0, min(500, int(left)))
 
     def flush_all(self) -> None:
-        for topic in self.batcher.topics():
-            self.flush(topic, force=True)
+        self.flush(self.batcher.topics(), force=True)
 
-    def flush(self, topic: str, force: bool = False) -> bool:
-        """Publish the topic's buffer as a persistence task and an audit task, both confirmed.
+    def flush(self, topics: list[str], force: bool = False) -> None:
+        """Publish these topics' buffers: a persistence task per batch, then audit tasks for
+        all of them together (`audit_payloads`: at a steady load one for the three topics, not
+        one each), every one confirmed before any of their offsets counts as done.
 
-        While backpressure holds the topic, its records stay buffered (uncommitted) unless
-        `force`d out, as when stopping or giving partitions up.
+        While backpressure holds a topic, its records stay buffered (uncommitted) unless
+        `force`d out, as when stopping or giving partitions up. If a publish fails, every
+        record taken here is read again (a task already confirmed then runs twice: the stores
+        are idempotent).
         """
-        if self.held(topic) and not force:
-            return False
-        entity = self.names.entity(topic)
-        batches = self.batcher.take(topic)
-        for i, batch in enumerate(batches):
-            metrics.BATCH_RECORDS.observe(len(batch.records))
-            metrics.BATCH_BYTES.observe(len(batch.lines))
-            try:
+        batches = [b for t in topics if force or not self.held(t) for b in self.batcher.take(t)]
+        if not batches:
+            return
+        try:
+            for batch in batches:
+                metrics.BATCH_RECORDS.observe(len(batch.records))
+                metrics.BATCH_BYTES.observe(len(batch.lines))
+                entity = self.names.entity(batch.topic)
                 self._publish(persist_task(entity), entity.queue, batch.lines)
-                self._publish(AUDIT_TASK, AUDIT_QUEUE, batch.lines)
-            except Exception as exc:  # broker down, connection lost, nack: rewind, retry later
-                self._rewind([r for b in batches[i:] for r in b.records])
-                self._back_off(f"publishing {len(batch.records)} {topic} records failed: {exc}")
-                return False
-            self.failed_publishes = 0
-            metrics.PUBLISHED.labels(topic).inc(len(batch.records))
+            limits = (self.settings.bridge_batch_size, self.settings.bridge_batch_max_bytes)
+            for payload in audit_payloads(batches, *limits):
+                self._publish(AUDIT_TASK, AUDIT_QUEUE, payload)
+        except Exception as exc:  # broker down, connection lost, nack: rewind, retry later
+            self._rewind([r for b in batches for r in b.records])
+            records = sum(len(b.records) for b in batches)
+            self._back_off(f"publishing {records} records failed: {exc}")
+            return
+        self.failed_publishes = 0
+        for batch in batches:
+            metrics.PUBLISHED.labels(batch.topic).inc(len(batch.records))
             self.offsets.confirm(batch.records)
-        return True
 
     def _publish(self, task: str, queue: str, lines: str) -> None:
         # With broker_transport_options confirm_publish, this returns once RabbitMQ confirmed.

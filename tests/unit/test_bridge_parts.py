@@ -10,7 +10,7 @@ from bookstore.entities import EntityTable
 from bookstore.offsets import OffsetTracker, rewind_points
 from bookstore.records import Record, audit_line, from_lines
 from bridge.backpressure import Holds
-from bridge.batching import Batcher
+from bridge.batching import Batcher, audit_payloads
 from bridge.metrics import DeadLetterCount
 
 
@@ -56,6 +56,21 @@ def test_take_splits_by_count_and_bytes_a_large_record_alone_lines_encoded_once(
         assert batch.lines == "".join(map(audit_line, batch.records))
         assert from_lines(batch.lines) == batch.records  # what the tasks decode
     assert batcher.take("customers") == [] and batcher.topics() == []
+
+
+def test_batches_published_together_share_audit_tasks_within_one_batchs_limits():
+    batcher = Batcher(max_records=4, max_bytes=1000, linger_ms=200)
+    for topic in ("customers", "books", "orders"):  # a steady load: a record or two each
+        batcher.add(topic, records(0, range(2), topic=topic), now=0.0)
+    small = [b for t in batcher.topics() for b in batcher.take(t)]
+    payloads = audit_payloads(small, max_records=4, max_bytes=1000)
+    assert len(payloads) == 2  # 6 records, at most 4 per audit task: 2 + 2 | 2
+    assert from_lines("".join(payloads)) == [r for b in small for r in b.records]  # all, in order
+    assert len(audit_payloads(small, max_records=100, max_bytes=1000)) == 1
+
+    batcher.add("customers", [record(0, 0, json.dumps({"big": "x" * 2000})), record(0, 1)], 0.0)
+    alone = batcher.take("customers")  # one over max_bytes, one small
+    assert audit_payloads(alone, max_records=100, max_bytes=1000) == [b.lines for b in alone]
 
 
 def test_partitions_revoked_mid_batch_lose_their_buffered_records_and_only_theirs():
