@@ -159,9 +159,12 @@ class Processes:
         return proc
 
     def worker(self, queue: str) -> None:
+        """A worker of one process, on the pool WORKER_POOL names (prefork by default, as the
+        Procfile's; `--config NAME:WORKER_POOL=solo` compares another)."""
         self.start(
             f"worker-{queue}",
             *("-m", "celery", "-A", "tasks", "worker", "-Q", queue, "-n", f"bench-{queue}@%h"),
+            f"--pool={self.env.get('WORKER_POOL') or 'prefork'}",
             *("--concurrency=1", "--loglevel=INFO", "--without-mingle", "--without-gossip"),
         )
 
