@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import base64
+import json
+import re
 import subprocess
+import urllib.request
 
 import pytest
 
-from tests.support import free_port, status, wait_until
+from tasks.queues import AUDIT_TASK, persist_task
+from tests.integration.pipeline import Pipeline, build_dataset, produce
+from tests.support import TABLE, free_port, status, wait_until
 
 CREDENTIALS = "ops:correct-horse"
 
@@ -77,3 +83,50 @@ def test_flower_local_demo_is_explicit_and_loopback_only(processes):
     local = processes.start("flower-demo", *flower, env=demo)  # no --address: forced to loopback
     wait_until(lambda: status(f"http://127.0.0.1:{port}/") == 200, 120, "the demo Flower")
     assert local.poll() is None
+
+
+def _flower_tasks(base: str) -> dict[str, dict]:
+    request = urllib.request.Request(f"{base}/api/tasks")
+    request.add_header("Authorization", "Basic " + base64.b64encode(CREDENTIALS.encode()).decode())
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.load(response)
+
+
+SUCCEEDED = re.compile(r"Task (\S+)\[([0-9a-f-]{36})\] succeeded")
+
+
+def test_flower_shows_every_task_the_pipeline_runs(processes, settings, tmp_path):
+    """Every persistence and audit task a worker ran is in Flower, as succeeded (task events:
+    what #20 may change about them must keep this true)."""
+    port = free_port()
+    start_flower(processes, port, {"FLOWER_BASIC_AUTH": CREDENTIALS})
+    base = f"http://127.0.0.1:{port}"
+    wait_until(lambda: status(f"{base}/healthcheck") == 200, 120, "Flower to answer")
+    pipeline = Pipeline(processes, settings, tmp_path)
+    pipeline.start_workers()
+    pipeline.start_bridge()
+    pipeline.wait_assigned()
+    logs = [w.log_path for w in pipeline.workers.values()]  # type: ignore[attr-defined]
+
+    def ran() -> dict[str, str]:
+        return {i: name for p in logs for name, i in SUCCEEDED.findall(p.read_text())}
+
+    def shown() -> set[str]:
+        tasks = _flower_tasks(base)
+        return {i for i, task in tasks.items() if task.get("state") == "SUCCESS"}
+
+    # Flower receives events only once it consumes them: the first task it shows says it does
+    warm = build_dataset(2, 1, 2)
+    produce(settings, warm.messages)
+    wait_until(lambda: shown() & set(ran()), 120, "Flower to show a task")
+    before = set(ran())
+
+    ds = build_dataset(10, 5, 20)
+    pipeline.wait_audited(produce(settings, ds.messages))
+    every_kind = {*(persist_task(e) for e in TABLE), AUDIT_TASK}
+    wait_until(
+        lambda: {n for i, n in ran().items() if i not in before} >= every_kind,
+        120,
+        "a task of every kind to run",
+    )
+    wait_until(lambda: set(ran()) - before <= shown(), 60, "Flower to show every task that ran")
