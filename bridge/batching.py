@@ -2,9 +2,10 @@
 
 A topic's buffered records leave as batches when the buffer is full (BRIDGE_BATCH_SIZE records or
 BRIDGE_BATCH_MAX_BYTES, the task message's exact size), when its oldest record waited
-BRIDGE_BATCH_WAIT_MS, or once the consumer had nothing more to add (`caught_up`) and the oldest
-waited BRIDGE_BATCH_MIN_WAIT_MS: under a backlog batches fill up; at a steady load a batch holds
-what arrived in that short wait (more at higher rates), not a task per record or two. Each
+BRIDGE_BATCH_WAIT_MS, or once the consumer had nothing more to add (`caught_up`): under a
+backlog batches fill up; at a steady load a batch holds what one fetch brought, and Kafka holds
+each fetch up to BRIDGE_BATCH_MIN_WAIT_MS (bridge/__main__.py, `fetch_linger`), so that is what
+arrived in that short wait (more at higher rates), not a task per record or two. Each
 record's audit line is encoded once, when it arrives; a batch carries its lines as one string for
 its persistence task, and the batches published together share audit tasks (`audit_payloads`).
 """
@@ -54,11 +55,10 @@ class _Buffer:
 
 
 class Batcher:
-    def __init__(self, max_records: int, max_bytes: int, linger_ms: int, min_wait_ms: int = 0):
+    def __init__(self, max_records: int, max_bytes: int, linger_ms: int):
         self.max_records = max_records
         self.max_bytes = max_bytes
         self.linger_ms = linger_ms
-        self.min_wait_ms = min(min_wait_ms, linger_ms)  # the least a caught-up batch waits
         self.buffers: dict[str, _Buffer] = {}
 
     def add(self, topic: str, records: Iterable[Record], now: float) -> None:
@@ -79,17 +79,16 @@ class Batcher:
             len(buffer.records) >= self.max_records
             or buffer.total >= self.max_bytes
             or waited_ms >= self.linger_ms
-            or (caught_up and waited_ms >= self.min_wait_ms)
+            or caught_up
         )
 
-    def linger_left_ms(self, topics: Iterable[str], now: float, caught_up: bool) -> float | None:
-        """How long until a batch of these topics may be due (None: nothing buffered): when its
-        oldest record has waited the minimum, if caught up, else the whole linger."""
+    def linger_left_ms(self, topics: Iterable[str], now: float) -> float | None:
+        """How long until a batch of these topics is due by its linger (None: nothing
+        buffered), counted from its oldest record."""
         waiting = [self.buffers[t].first_at for t in topics if t in self.buffers]
         if not waiting:
             return None
-        wait = self.min_wait_ms if caught_up else self.linger_ms
-        return wait - (now - min(waiting)) * 1000
+        return self.linger_ms - (now - min(waiting)) * 1000
 
     def take(self, topic: str) -> list[Batch]:
         """The topic's buffered records as batches of at most `max_records` and `max_bytes`

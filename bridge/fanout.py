@@ -47,7 +47,6 @@ class Bridge:
             settings.bridge_batch_size,
             settings.bridge_batch_max_bytes,
             settings.bridge_batch_wait_ms,
-            settings.bridge_batch_min_wait_ms,
         )
         self.caught_up = False  # the last poll returned all the consumer had: no reason to wait
         self.committed_at = 0.0
@@ -114,7 +113,7 @@ class Bridge:
     # -- batching --------------------------------------------------------------------------
     def _poll_timeout_ms(self) -> int:
         waiting = [t for t in self.batcher.topics() if not self.held(t)]
-        left = self.batcher.linger_left_ms(waiting, time.monotonic(), self.caught_up)
+        left = self.batcher.linger_left_ms(waiting, time.monotonic())
         if left is None:
             return 100 if self.batcher.topics() else 500
         return max(0, min(500, int(left)))

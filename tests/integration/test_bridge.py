@@ -57,8 +57,8 @@ def test_sigterm_finishes_in_flight_commits_and_exits_0(processes, settings, tmp
 
 
 def test_a_minimum_wait_gathers_a_steady_trickle_into_fewer_tasks(processes, settings, tmp_path):
-    """BRIDGE_BATCH_MIN_WAIT_MS: at 20 records/s, in two-record bursts, a batch waits 300 ms for
-    company (Kafka's fetch too) instead of leaving with each burst; every record still arrives."""
+    """BRIDGE_BATCH_MIN_WAIT_MS: at 20 records/s, in two-record bursts, Kafka holds the bridge's
+    fetch 300 ms for company instead of answering with each burst; every record still arrives."""
     orders = [m for m in build_dataset(2, 2, 60).messages if m[0] == ORDERS]
     pipeline = Pipeline(processes, settings, tmp_path, BRIDGE_BATCH_MIN_WAIT_MS="300")
     pipeline.start_workers("redis", "audit")
