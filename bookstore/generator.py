@@ -12,7 +12,8 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -20,14 +21,11 @@ import redis
 
 from bookstore import entities
 from bookstore.config import Settings
+from bookstore.errors import Unavailable, Verdict
 from bookstore.kafka import send_confirmed
 from bookstore.sources.fake import fake_book, fake_customer, make_faker
 from bookstore.sources.google_books import GoogleBooks
-
-# The id registry lives on the orders store's server (REDIS_URL) and its failures mean what that
-# store says Redis's mean: loading the store class is what lets bookstore.errors (and the CLI's
-# "server unreachable" line) judge them, in a process that opens no store.
-from bookstore.stores.redis_orders import OrderStore  # noqa: F401
+from bookstore.stores.redis_orders import OrderStore
 from bookstore.topic_config import ensure_topics
 
 log = logging.getLogger(__name__)
@@ -61,6 +59,19 @@ def _headers(source: str) -> list[tuple[str, bytes]]:
     ]
 
 
+@contextmanager
+def _registry() -> Iterator[None]:
+    """The id registry lives on the orders store's server (REDIS_URL), so its failures mean what
+    that store says Redis's mean: an outage becomes Unavailable (retried by the task, one line
+    and exit 4 from the CLI), the rest stays as raised."""
+    try:
+        yield
+    except redis.RedisError as exc:
+        if OrderStore.classify(exc) is Verdict.TRANSIENT:
+            raise Unavailable(f"Redis (REDIS_URL, the id registry): {exc}") from exc
+        raise
+
+
 def _chunks(n: int) -> list[int]:
     return [min(CHUNK, n - i) for i in range(0, max(n, 0), CHUNK)]
 
@@ -88,7 +99,8 @@ class Generator:
         if self._ready:
             return
         ensure_topics(self.settings)
-        self.redis.ping()
+        with _registry():
+            self.redis.ping()
         self._ready = True
 
     def _publish(self, entity: str, made: list[tuple[dict, str]], registry: str | None) -> None:
@@ -98,7 +110,8 @@ class Generator:
             [(e["id"].encode(), encode(e), _headers(source)) for e, source in made],
         )
         if registry:  # only now: the ids are durably in Kafka
-            self.redis.sadd(registry, *(e["id"] for e, _ in made))
+            with _registry():
+                self.redis.sadd(registry, *(e["id"] for e, _ in made))
 
     def customers(self, n: int, progress: Progress | None = None) -> int:
         self.prepare()
@@ -131,8 +144,9 @@ class Generator:
         self.prepare()
         done = 0
         for size in _chunks(n):
-            customers = self.redis.srandmember(CUSTOMER_IDS, -size)
-            books = self.redis.srandmember(BOOK_IDS, -size)
+            with _registry():
+                customers = self.redis.srandmember(CUSTOMER_IDS, -size)
+                books = self.redis.srandmember(BOOK_IDS, -size)
             if not customers or not books:
                 log.info("no published customers or books yet: no orders this time")
                 break

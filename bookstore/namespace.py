@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
+from bookstore.entities import AUDIT_QUEUE as AUDIT
+
 if TYPE_CHECKING:
     from bookstore.config import Settings
 
 NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
-AUDIT = "audit"
 
 
 class NamespaceError(ValueError):

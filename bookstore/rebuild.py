@@ -24,8 +24,8 @@ from typing import Any
 
 from bookstore import dead_letter_topic
 from bookstore.config import Settings
+from bookstore.entities import AUDIT_QUEUE as AUDIT
 from bookstore.entities import EntityTable, topics
-from bookstore.namespace import AUDIT
 from bookstore.persister import Outcome, Persister
 from bookstore.records import Record, audit_line
 from bookstore.stores.audit import AuditLog

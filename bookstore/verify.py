@@ -26,6 +26,7 @@ from typing import Any
 
 from bookstore import dead_letter_topic
 from bookstore.config import Settings
+from bookstore.entities import AUDIT_QUEUE as AUDIT
 from bookstore.entities import Entity, EntityTable, topics
 from bookstore.kafka import admin_client, read_topics
 from bookstore.records import Record
@@ -34,7 +35,6 @@ from bookstore.stores.audit import AuditLog
 from bookstore.topic_config import CLEANUP_POLICY, current_configs
 
 Order3 = tuple[int, int, int]  # (timestamp, partition, offset)
-AUDIT = "audit"
 
 
 def comparable(table: EntityTable) -> dict[str, Entity]:
