@@ -85,7 +85,6 @@ def main(argv: list[str] | None = None) -> int:
             session_timeout_ms=settings.bridge_session_timeout_ms,
             heartbeat_interval_ms=max(500, settings.bridge_session_timeout_ms // 4),
             group_instance_id=settings.bridge_instance_id or None,
-            **fetch_linger(settings.bridge_batch_min_wait_ms),
         )
     except (KafkaUnavailable, KafkaTimeoutError):
         return fail(
@@ -105,15 +104,6 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(sig, lambda *_: bridge.stop())
     bridge.run()
     return 0
-
-
-def fetch_linger(min_wait_ms: int) -> dict[str, int]:
-    """With a minimum wait, Kafka answers a fetch once it holds a full batch's worth or the wait
-    is over, rather than with the first record: at a steady load each fetch brings what arrived
-    meanwhile, and the bridge and the broker handle a fraction of the requests."""
-    if not min_wait_ms:
-        return {}
-    return {"fetch_min_bytes": 1024 * 1024, "fetch_max_wait_ms": min_wait_ms}
 
 
 def warn_if_slow_checksums() -> None:

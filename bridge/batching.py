@@ -4,8 +4,8 @@ A topic's buffered records leave as batches when the buffer is full (BRIDGE_BATC
 BRIDGE_BATCH_MAX_BYTES, the task message's exact size), when its oldest record waited
 BRIDGE_BATCH_WAIT_MS, or once the consumer had nothing more to add (`caught_up`): under a
 backlog batches fill up; at a steady load a batch holds what one fetch brought, and Kafka holds
-each fetch up to BRIDGE_BATCH_MIN_WAIT_MS (bridge/__main__.py, `fetch_linger`), so that is what
-arrived in that short wait (more at higher rates), not a task per record or two. Each
+each fetch up to BRIDGE_BATCH_MIN_WAIT_MS while records flow (bridge/fetch_wait.py), so that is
+what arrived in that short wait (more at higher rates), not a task per record or two. Each
 record's audit line is encoded once, when it arrives; a batch carries its lines as one string for
 its persistence task, and the batches published together share audit tasks (`audit_payloads`).
 """

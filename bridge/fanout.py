@@ -27,6 +27,7 @@ from bookstore.records import Record
 from bridge import metrics
 from bridge.backpressure import QueueDepths
 from bridge.batching import Batcher, audit_payloads
+from bridge.fetch_wait import FetchWait
 from tasks.queues import AUDIT_TASK, persist_task
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,7 @@ class Bridge:
             settings.bridge_batch_wait_ms,
         )
         self.caught_up = False  # the last poll returned all the consumer had: no reason to wait
+        self.fetch_wait = FetchWait(consumer, settings.bridge_batch_min_wait_ms)
         self.committed_at = 0.0
         self.offsets = OffsetTracker()
         self.failed_publishes = 0  # in a row: the backoff's attempt number
@@ -84,6 +86,7 @@ class Bridge:
                     polled_count += len(messages)
                     metrics.CONSUMED.labels(tp.topic).inc(len(messages))
                     log.debug("buffered %d records of %s", len(messages), tp.topic)
+            self.fetch_wait.polled(polled_count)
             self.caught_up = (
                 self.settings.bridge_flush_when_idle
                 and polled_count < self.settings.bridge_batch_size
@@ -115,7 +118,7 @@ class Bridge:
         waiting = [t for t in self.batcher.topics() if not self.held(t)]
         left = self.batcher.linger_left_ms(waiting, time.monotonic())
         if left is None:
-            return 100 if self.batcher.topics() else 500
+            return self.fetch_wait.poll_timeout_ms(100 if self.batcher.topics() else 500)
         return max(0, min(500, int(left)))
 
     def flush_all(self) -> None:
