@@ -159,13 +159,15 @@ class Processes:
         return proc
 
     def worker(self, queue: str) -> None:
-        """A worker of one process, on the pool WORKER_POOL names (prefork by default, as the
-        Procfile's; `--config NAME:WORKER_POOL=solo` compares another)."""
+        """A worker on the pool WORKER_POOL names (prefork by default, as the Procfile's; e.g.
+        `--config NAME:WORKER_POOL=solo` compares another) with WORKER_CONCURRENCY processes
+        (the Procfile's variable; 1 by default here)."""
         self.start(
             f"worker-{queue}",
             *("-m", "celery", "-A", "tasks", "worker", "-Q", queue, "-n", f"bench-{queue}@%h"),
             f"--pool={self.env.get('WORKER_POOL') or 'prefork'}",
-            *("--concurrency=1", "--loglevel=INFO", "--without-mingle", "--without-gossip"),
+            f"--concurrency={self.env.get('WORKER_CONCURRENCY') or 1}",
+            *("--loglevel=INFO", "--without-mingle", "--without-gossip"),
         )
 
     def groups(self) -> dict[str, list[int]]:

@@ -2,14 +2,16 @@
 
     .venv/bin/python -m bench.steady [--rates 100,300,1000] [--seconds 30] [--repeat 2]
                                      [--config NAME:VAR=VALUE,VAR=VALUE ...] [--no-direct]
+                                     [--naive]
 
 Each run produces valid records (a third per topic) at a fixed rate for a fixed time into fresh
 stores and a consumer group of its own (bench.harness). Per rate and per peer (the parallel
-direct sink; the pipeline with the product's defaults, `defaults`; each --config: the pipeline
-with those variables set) it reports: CPU per record of every process and server, counted from
-the first record sent until the last is stored, and split by process; records per persistence
-task; latency produce -> stored, p50 and p99, of one record in ten (looked up by key in its
-store every 10 ms). Runs are interleaved and repeated; figures are medians, and every pipeline
+direct sink; with --naive the naive per-record sink, bench/sinks.py; the pipeline with the
+product's defaults, `defaults`; each --config: the pipeline with those variables set) it
+reports: CPU per record of every process and server, counted from the first record sent until
+the last is stored, and split by process; records per persistence task; latency produce ->
+stored, p50 and p99, of one record in ten (looked up by key in its store every 10 ms). Runs are
+interleaved and repeated; figures are medians, and every pipeline
 configuration is also given as a ratio to `defaults` measured in the same run.
 """
 
@@ -117,8 +119,8 @@ class Steady:
 def steady(
     settings: Settings, peer: str, rate: float, seconds: float, env: dict[str, str] | None = None
 ) -> Steady:
-    """Run `peer` ("direct", or "pipeline" with `env` set) on fresh stores while records are
-    produced at `rate` records/s for `seconds`."""
+    """Run `peer` ("naive", "direct", or "pipeline" with `env` set) on fresh stores while
+    records are produced at `rate` records/s for `seconds`."""
     ns = Namespace(settings)
     names = topics(settings)
     _, start = offsets(settings, names.entities)
@@ -137,10 +139,12 @@ def steady(
             time.sleep(0.05)
     else:
         procs.env["EXPECT"] = str(10**9)  # they run until stopped: their CPU is counted then
-        for role in (*TABLE.names, "audit"):
+        roles = ("naive",) if peer == "naive" else (*TABLE.names, "audit")
+        for role in roles:
             commit_group_offsets(settings, f"{ns.name}-{role}", start)
-            procs.start(role, str(REPO / "bench/sinks.py"), "direct", role)
-        while not all(events(procs.log(r), "ready") for r in (*TABLE.names, "audit")):
+            args = (peer,) if peer == "naive" else (peer, role)
+            procs.start(role, str(REPO / "bench/sinks.py"), *args)
+        while not all(events(procs.log(r), "ready") for r in roles):
             time.sleep(0.05)
         (ns.dir / "go").touch()
     probe = Probe(ns)
@@ -192,6 +196,11 @@ def main() -> None:
         help="a pipeline configuration to compare with the defaults (repeatable)",
     )
     parser.add_argument("--no-direct", action="store_true", help="leave the direct sink out")
+    parser.add_argument(
+        "--naive",
+        action="store_true",
+        help="the naive per-record sink too (it keeps up with a few hundred records/s at most)",
+    )
     args = parser.parse_args()
     settings = bench_settings()
     ensure_topics(settings)
@@ -201,6 +210,8 @@ def main() -> None:
         peers[name] = ("pipeline", dict(a.split("=", 1) for a in assignments.split(",") if a))
     if not args.no_direct:
         peers["direct"] = ("direct", {})
+    if args.naive:
+        peers["naive"] = ("naive", {})
     for rate in [float(r) for r in args.rates.split(",")]:
         runs: dict[str, list[Steady]] = {name: [] for name in peers}
         for i in range(args.repeat):
