@@ -17,6 +17,8 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
+
 from tests import poison
 from tests.integration.pipeline import (
     Coord,
@@ -80,7 +82,11 @@ class Run:
         self.pipeline.wait_audited(coords, timeout=300)
         stores = Stores(self.settings)  # fresh connections: the servers may have restarted
         try:
-            wait_until(lambda: stores.complete(self.ds), 300, "every valid record in its store")
+            try:
+                wait_until(lambda: stores.complete(self.ds), 300, "every valid record in its store")
+            except pytest.fail.Exception:
+                missing = {k: (len(v), v[:5]) for k, v in stores.missing(self.ds).items() if v}
+                pytest.fail(f"valid records missing from their stores after 300s: {missing}")
             assert_stored_exactly(stores, self.ds)
         finally:
             stores.close()

@@ -426,12 +426,17 @@ class Stores:
             {c: self.history(c) for c in ds.customers},
         )
 
+    def missing(self, ds: Dataset) -> dict[str, list[str]]:
+        """Per store, the dataset's ids it does not hold (empty when complete)."""
+        held = {
+            "customers": (list(ds.customers), self.customers),
+            "books": (list(ds.books), self.books),
+            "orders": (list(ds.orders), self.orders),
+        }
+        return {name: sorted(set(ids) - set(found(ids))) for name, (ids, found) in held.items()}
+
     def complete(self, ds: Dataset) -> bool:
-        return (
-            len(self.customers(ds.customers)) == len(ds.customers)
-            and len(self.books(ds.books)) == len(ds.books)
-            and len(self.orders(list(ds.orders))) == len(ds.orders)
-        )
+        return not any(self.missing(ds).values())
 
     def close(self) -> None:
         self.pg.close()

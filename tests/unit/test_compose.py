@@ -108,7 +108,7 @@ def test_every_server_has_a_healthcheck_and_a_named_volume(name):
 
 
 def test_redis_persists_with_append_only_file():
-    assert "--appendonly yes" in " ".join(command(SERVICES["redis"]))
+    assert "--appendonly yes --appendfsync always" in " ".join(command(SERVICES["redis"]))
 
 
 def test_audit_log_lives_on_a_named_volume():
