@@ -10,7 +10,8 @@ direct sink; with --naive the naive per-record sink, bench/sinks.py; the pipelin
 product's defaults, `defaults`; each --config: the pipeline with those variables set) it
 reports: CPU per record of every process and server, counted from the first record sent until
 the last is stored, and split by process; records per persistence task; latency produce ->
-stored, p50 and p99, of one record in ten (looked up by key in its store every 10 ms). Runs are
+stored, p50 and p99, of one record in ten (looked up by key in its store every 10 ms); and the
+share of a core the same processes and servers used idle, in 5 s before the first record. Runs are
 interleaved and repeated; figures are medians, and every pipeline
 configuration is also given as a ratio to `defaults` measured in the same run.
 """
@@ -110,17 +111,22 @@ class Steady:
     cpu: dict[str, float]  # process or server -> CPU-seconds, first record sent to last stored
     tasks: int  # persistence tasks the workers ran (0: not the pipeline)
     latencies: list[float]  # seconds, one record in ten
+    idle: float  # share of one core the peer and the servers used before any record was sent
 
     @property
     def cpu_ms_per_record(self) -> float:
         return sum(self.cpu.values()) / self.records * 1e3
 
 
+IDLE_SECONDS = 5.0
+
+
 def steady(
     settings: Settings, peer: str, rate: float, seconds: float, env: dict[str, str] | None = None
 ) -> Steady:
     """Run `peer` ("naive", "direct", or "pipeline" with `env` set) on fresh stores while
-    records are produced at `rate` records/s for `seconds`."""
+    records are produced at `rate` records/s for `seconds`, after IDLE_SECONDS with none (what
+    it costs to wait: a setting that saves CPU under load may cost it when idle)."""
     ns = Namespace(settings)
     names = topics(settings)
     _, start = offsets(settings, names.entities)
@@ -154,7 +160,11 @@ def steady(
     workload = records(n, uuid.uuid4().hex[:6])
     order = [workload[i // 3 + (i % 3) * (n // 3)] for i in range(n)]  # interleaved
     try:
-        before = cpu_by_group(procs.groups() | servers)
+        measured = procs.groups() | servers
+        idle_from = sum(cpu_by_group(measured).values())
+        time.sleep(IDLE_SECONDS)
+        idle = (sum(cpu_by_group(measured).values()) - idle_from) / IDLE_SECONDS
+        before = cpu_by_group(measured)
         began = time.time()
         for i, (entity, key, value) in enumerate(order):
             due = began + i / rate
@@ -167,7 +177,7 @@ def steady(
         deadline = time.time() + 60
         while probe.pending and time.time() < deadline:
             time.sleep(0.01)
-        after = cpu_by_group(procs.groups() | servers)
+        after = cpu_by_group(measured)
     finally:
         probe.stopping = True
         thread.join()
@@ -180,7 +190,7 @@ def steady(
     if peer == "pipeline":
         tasks = sum(len(RESULT.findall(procs.log(f"worker-{q}"))) for q in TABLE.store_queues)
     cpu = {k: after[k] - before.get(k, 0.0) for k in after}
-    return Steady(peer, n, cpu, tasks, probe.latencies)
+    return Steady(peer, n, cpu, tasks, probe.latencies, idle)
 
 
 def main() -> None:
@@ -228,6 +238,7 @@ def report(rate: float, runs: dict[str, list[Steady]]) -> None:
     print(f"\n== {rate:,.0f} records/s")
     print(
         f"{'peer':<14}{'CPU ms/rec':>11}{'x defaults':>11}{'rec/task':>9}{'p50 ms':>8}{'p99 ms':>8}"
+        f"{'idle %core':>11}"
     )
     base = statistics.median(r.cpu_ms_per_record for r in runs["defaults"])
     for name, rs in runs.items():
@@ -238,6 +249,7 @@ def report(rate: float, runs: dict[str, list[Steady]]) -> None:
         print(
             f"{name:<14}{cpu:11.3f}{cpu / base:11.2f}{per_task:>9}"
             f"{percentile(ms, 0.5):8.0f}{percentile(ms, 0.99):8.0f}"
+            f"{100 * statistics.median(r.idle for r in rs):11.1f}"
         )
     print("CPU µs per record by process (median):")
     for name, rs in runs.items():
