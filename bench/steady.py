@@ -11,9 +11,9 @@ product's defaults, `defaults`; each --config: the pipeline with those variables
 reports: CPU per record of every process and server, counted from the first record sent until
 the last is stored, and split by process; records per persistence task; latency produce ->
 stored, p50 and p99, of one record in ten (looked up by key in its store every 10 ms); and the
-share of a core the same processes and servers used idle, in 5 s before the first record. Runs are
-interleaved and repeated; figures are medians, and every pipeline
-configuration is also given as a ratio to `defaults` measured in the same run.
+share of a core the same processes and servers used idle, in 5 s before the first record. Runs
+are interleaved and repeated; figures are medians, and every pipeline configuration is also
+given as a ratio to `defaults` measured in the same run.
 """
 
 from __future__ import annotations
@@ -145,12 +145,15 @@ def steady(
             time.sleep(0.05)
     else:
         procs.env["EXPECT"] = str(10**9)  # they run until stopped: their CPU is counted then
-        roles = ("naive",) if peer == "naive" else (*TABLE.names, "audit")
-        for role in roles:
+        sinks = (  # role -> its arguments to bench/sinks.py
+            {"naive": ("naive",)}
+            if peer == "naive"
+            else {role: ("direct", role) for role in (*TABLE.names, "audit")}
+        )
+        for role, args in sinks.items():
             commit_group_offsets(settings, f"{ns.name}-{role}", start)
-            args = (peer,) if peer == "naive" else (peer, role)
             procs.start(role, str(REPO / "bench/sinks.py"), *args)
-        while not all(events(procs.log(r), "ready") for r in roles):
+        while not all(events(procs.log(r), "ready") for r in sinks):
             time.sleep(0.05)
         (ns.dir / "go").touch()
     probe = Probe(ns)

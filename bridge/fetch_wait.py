@@ -10,7 +10,7 @@ the first record arrives, as by default. Below a record per wait the two alterna
 after a pause goes out at once, and the fetch after it lingers once.
 
 kafka-python reads its fetch settings from its fetcher's config each time it builds a fetch (a
-private attribute, checked by tests/integration/test_bridge.py); without it, nothing lingers.
+private attribute, checked by tests/integration/test_fetch_wait.py); without it, nothing lingers.
 """
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ class FetchWait:
         self.lingering = False
         self.config: dict[str, Any] | None = None
         self.idle: dict[str, Any] = {}
-        config = getattr(getattr(consumer, "_fetcher", None), "config", None)
         if not wait_ms:
             return
+        config = getattr(getattr(consumer, "_fetcher", None), "config", None)
         if not isinstance(config, dict):
             log.warning("this kafka-python cannot hold fetches: BRIDGE_BATCH_MIN_WAIT_MS ignored")
             return
