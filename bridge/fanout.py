@@ -28,6 +28,7 @@ from bridge import metrics
 from bridge.backpressure import QueueDepths
 from bridge.batching import Batcher, audit_payloads
 from bridge.fetch_wait import FetchWait
+from bridge.publisher import TaskPublisher
 from tasks.queues import AUDIT_TASK, persist_task
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ class Bridge:
         self.offsets = OffsetTracker()
         self.failed_publishes = 0  # in a row: the backoff's attempt number
         self.depths = QueueDepths(app, settings.bridge_max_queue_depth, settings.entities)
+        self.publisher = TaskPublisher(app)
 
     # -- main loop -------------------------------------------------------------------------
     def run(self) -> None:
@@ -111,6 +113,7 @@ class Bridge:
         self.flush_all()
         self.commit()
         self.consumer.close(autocommit=False)
+        self.publisher.close()
         log.info("bridge stopped")
 
     # -- batching --------------------------------------------------------------------------
@@ -158,11 +161,8 @@ class Bridge:
 
     def _publish(self, task: str, queue: str, lines: str) -> None:
         # With broker_transport_options confirm_publish, this returns once RabbitMQ confirmed.
-        # argsrepr: Celery would otherwise render a repr of the whole batch for every task.
         with metrics.PUBLISH_SECONDS.labels(queue).time():
-            self.app.send_task(
-                task, args=[lines], queue=queue, routing_key=queue, argsrepr=f"<{len(lines)} chars>"
-            )
+            self.publisher.publish(task, queue, lines)
         self.depths.published(queue)
 
     def _rewind(self, records: list[Record]) -> None:
