@@ -29,6 +29,7 @@ class Parked(RuntimeError):
 
 
 class PolicyTask(Task):
+    Request = "tasks.events:Request"  # which task events the workers send (for Flower)
     # The policy below decides when to stop; Celery's own limit (3 by default, and what
     # `retry(max_retries=None)` falls back to) would fail a task during a long outage.
     max_retries = None
