@@ -9,7 +9,7 @@ stops the process with one line naming it.
 from beat_schedule import schedule
 from bookstore.config import ConfigError, load_settings
 from bookstore.entities import AUDIT_QUEUE, GENERATE_QUEUE
-from tasks.queues import AUDIT_TASK, persist_task, queues_of
+from tasks.queues import AUDIT_TASK, HEARTBEAT, TRANSPORT_OPTIONS, persist_task, queues_of
 
 try:  # with every store's settings: the workers open stores
     _bookstore_settings = load_settings(stores=True)
@@ -19,13 +19,12 @@ _entities = _bookstore_settings.entities
 
 # One node, or every node of a cluster separated by `;`: kombu fails over to the next.
 broker_url = _bookstore_settings.celery_broker_url
-# Publisher confirms: a publish returns only after RabbitMQ took responsibility for the message.
-broker_transport_options = {"confirm_publish": True}
+# Publisher confirms: a publish returns only after RabbitMQ took responsibility for the message;
+# heartbeats, and no wait for a node longer than two of them (tasks/queues.py).
+broker_transport_options = TRANSPORT_OPTIONS
+broker_heartbeat = HEARTBEAT
 broker_connection_retry_on_startup = True
 broker_connection_max_retries = None  # an outage of any length: reconnect until it ends
-# A node that died without closing its connections (cut off, powered down) is noticed within
-# two heartbeats (Celery's 120 s default: four minutes of a worker consuming nothing).
-broker_heartbeat = 10
 
 # A quorum queue and a topic exchange per queue, each dead-lettering into `parked`
 # (tasks/queues.py); a retried task's countdown waits in RabbitMQ (tasks/consumer.py).
@@ -55,10 +54,15 @@ accept_content = ["json"]
 task_ignore_result = True
 result_backend = None
 
-# A worker's remote-control queue is not exclusive: an exclusive one stays locked to the old
-# connection while its node is cut off, and a worker that failed over to another node died of it
-# (RESOURCE_LOCKED, "unrecoverable"). It still expires once no worker consumes it.
+# Remote control (`celery inspect`, Flower's worker pages): each worker's mailbox and each
+# caller's reply queue are quorum queues (tasks/control.py), so they outlive the loss, pause or
+# cut-off of any node, wherever they were declared: durable, shared, deleted by RabbitMQ once
+# unused for `control_queue_expires` (10 s).
+control_queue_durable = True
 control_queue_exclusive = False
+# A channel error while the worker's consumer starts (a queue whose node just went away, a leader
+# being elected) restarts the consumer, as a lost connection does, instead of ending the worker.
+broker_channel_error_retry = True
 # A task running when the connection is lost finishes (it cannot be acknowledged, so it is
 # redelivered: the stores are idempotent); said here because Celery 6 will cancel it instead.
 worker_cancel_long_running_tasks_on_connection_loss = False

@@ -75,7 +75,7 @@ class QueueDepths(Holds):
             depths = self._read()
         except Exception as exc:  # broker away: keep the estimates until the next reading
             log.debug("queue depth check failed: %s", exc)
-            self.close()
+            self._next_node()
             return
         for queue, depth in depths.items():
             metrics.QUEUE_DEPTH.labels(queue).set(depth)
@@ -87,9 +87,10 @@ class QueueDepths(Holds):
         channel = self._conn.default_channel
         return {q: channel.queue_declare(q, passive=True).message_count for q in self.estimate}
 
-    def close(self) -> None:
+    def _next_node(self) -> None:
+        """Forget the connection that failed, without the closing handshake a node that stopped
+        answering would never complete, and read from the next node of CELERY_BROKER_URL next
+        time (a new connection would start from the first one again, however long it is away)."""
         if self._conn is not None:
-            try:
-                self._conn.release()
-            finally:
-                self._conn = None
+            self._conn.collect()
+            self._conn.maybe_switch_next()

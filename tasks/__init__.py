@@ -15,6 +15,7 @@ app = Celery(
     "bookstore",
     include=["tasks.persist", "tasks.audit", "tasks.generate"],
     task_cls="tasks.policy:PolicyTask",  # every task follows the one error policy
+    control="tasks.control:Control",  # remote control on queues that outlive a node
 )
 app.config_from_object("celeryconfig")
 

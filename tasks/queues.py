@@ -41,6 +41,23 @@ def persist_task(entity: Entity) -> str:
     return f"tasks.persist.store_{entity.name}"
 
 
+# How every process talks to RabbitMQ (celeryconfig's broker options; the CLI's connections).
+# AMQP heartbeats every HEARTBEAT seconds (the least RabbitMQ recommends): a node that died without
+# closing its connections (cut off, powered down) is noticed within two (Celery's 120 s default:
+# four minutes of a worker consuming nothing). Every publish waits for RabbitMQ's confirm, and no
+# single wait for RabbitMQ lasts longer than HEARTBEAT: a live node sends something at least every
+# HEARTBEAT / 2 s (a heartbeat when it has nothing else), so silence that long means a node that
+# stopped answering but keeps its connections open (paused, hung), which made a publish, and so
+# the whole process, wait for as long as it did. The publish then fails over to the next node of
+# CELERY_BROKER_URL (kombu's retry: three such waits, as kombu first closes the channel and the
+# connection politely), at least once (the stores are idempotent).
+HEARTBEAT = 5
+TRANSPORT_OPTIONS = {
+    "confirm_publish": True,
+    "read_timeout": HEARTBEAT,
+    "write_timeout": HEARTBEAT,
+}
+
 QUORUM = {"x-queue-type": "quorum"}
 DELIVERY_LIMIT = 50
 # Listing `parked` returns its messages by closing the channel, which counts as a failed

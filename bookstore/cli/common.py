@@ -151,13 +151,20 @@ def rabbitmq(settings: Settings) -> Iterator[Connection]:
     from kombu import Connection
     from kombu.exceptions import KombuError
 
+    from tasks.queues import HEARTBEAT, TRANSPORT_OPTIONS
+
     conn = Connection(
         settings.celery_broker_url,
         connect_timeout=5,
-        transport_options={"confirm_publish": True},
+        heartbeat=HEARTBEAT,
+        transport_options=TRANSPORT_OPTIONS,
     )
     try:
-        conn.ensure_connection(max_retries=1, timeout=5)
+        # each node of a cluster once, from the first: one that is away or does not answer
+        # (paused, cut off) costs its connect timeout, then the next is tried
+        conn.ensure_connection(
+            max_retries=max(1, len(conn.alt) - 1), interval_start=0, interval_step=0
+        )
         yield conn
     except (OSError, KombuError, *conn.connection_errors) as exc:
         raise CliError(f"RabbitMQ (CELERY_BROKER_URL): {one_line(exc)}", EXIT_UNAVAILABLE) from exc
