@@ -6,6 +6,8 @@
   times, then park: the message is rejected without requeue and RabbitMQ dead-letters it, as it
   is, into the `parked` queue (`python -m bookstore parked list|requeue`). Flower shows the task
   as failed with the reason. No failure is ever acknowledged away.
+- A generation task is a clock tick, not data: past its retries it is rejected and dropped
+  (its queue, `generate`, parks nothing), said in the log and in Flower as a failure.
 """
 
 from __future__ import annotations
@@ -19,13 +21,17 @@ from celery.exceptions import Reject
 
 import tasks
 from bookstore.errors import Verdict, classify, describe, retry_delay
-from tasks.queues import declare_parked
+from tasks.queues import declare_parked, parks
 
 log = logging.getLogger(__name__)
 
 
 class Parked(RuntimeError):
     """Why a task was parked (shown by Flower and in the worker's log)."""
+
+
+class Dropped(RuntimeError):
+    """Why a generation tick was given up (shown by Flower and in the worker's log)."""
 
 
 class PolicyTask(Task):
@@ -62,6 +68,9 @@ class PolicyTask(Task):
                 delay,
                 exc_info=exc,
             )
+        elif not parks(self.app.amqp.router.route({}, self.name)["queue"].name):
+            log.error("%s dropped after %d retries (a clock tick): %s", self.name, attempt, why)
+            return Reject(Dropped(f"after {attempt} retries: {why}"), requeue=False)
         else:
             # At-least-once dead-lettering keeps the task until `parked` exists, but it would
             # only arrive minutes later.

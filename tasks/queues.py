@@ -14,8 +14,13 @@ quorum queue `parked`, where a task that must not run again waits for an operato
   killed by its task as much as a connection lost in an outage. DELIVERY_LIMIT gives a record
   that crashes the worker process itself a way out into `parked`, while an outage costs each
   task at most one delivery per node failure.
-- A queue of an earlier release (classic, direct exchange) cannot be redeclared: an empty one is
-  replaced at start-up; one holding tasks needs `python -m bookstore queues migrate`.
+- `generate` holds clock ticks (beat gives each one interval to run, as the AMQP expiration of
+  its message), not data: it has no dead-letter exchange, so a tick that expired, or that failed
+  for good, is dropped by RabbitMQ, never parked. `parked` keeps meaning "a task that needs a
+  person".
+- A queue of an earlier release (classic, direct exchange, or a `generate` that dead-lettered
+  its ticks) cannot be redeclared: an empty one is replaced at start-up; one holding tasks needs
+  `python -m bookstore queues migrate`.
 """
 
 from __future__ import annotations
@@ -23,11 +28,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from amqp.exceptions import NotFound, PreconditionFailed
+from amqp.exceptions import AMQPNotImplementedError, NotFound, PreconditionFailed
 from celery import Celery
 from kombu import Connection, Exchange, Queue
 
-from bookstore.entities import PARKED_QUEUE, Entity, EntityTable
+from bookstore.entities import GENERATE_QUEUE, PARKED_QUEUE, Entity, EntityTable
 
 log = logging.getLogger(__name__)
 
@@ -80,19 +85,26 @@ def queues_of(table: EntityTable) -> tuple[Queue, ...]:
     return tuple(_task_queue(name) for name in table.celery_queues)
 
 
+def parks(queue: str) -> bool:
+    """Whether a task that must not run again goes from `queue` into `parked` (every queue but
+    `generate`, whose ticks are dropped)."""
+    return queue != GENERATE_QUEUE
+
+
 def _task_queue(name: str) -> Queue:
+    arguments = {**QUORUM, "x-delivery-limit": DELIVERY_LIMIT}
+    if parks(name):
+        arguments |= {
+            "x-dead-letter-exchange": PARKED_QUEUE,
+            "x-dead-letter-strategy": "at-least-once",
+            "x-overflow": "reject-publish",
+        }
     return Queue(
         name,
         Exchange(name, type="topic", durable=True),  # a task goes to its own queue only
         routing_key=name,
         durable=True,
-        queue_arguments={
-            **QUORUM,
-            "x-dead-letter-exchange": PARKED_QUEUE,
-            "x-dead-letter-strategy": "at-least-once",
-            "x-overflow": "reject-publish",
-            "x-delivery-limit": DELIVERY_LIMIT,
-        },
+        queue_arguments=arguments,
     )
 
 
@@ -133,7 +145,7 @@ def declare(app: Celery, url: str | None = None) -> None:
                     "bookstore queues migrate` (it moves them into the new queue)"
                 )
             _replace(conn, queue)
-            log.warning("queue %s redeclared as a quorum queue", queue.name)
+            log.warning("queue %s of an earlier release replaced (it was empty)", queue.name)
 
 
 def _declared(conn: Connection, queue: Queue) -> bool:
@@ -154,13 +166,19 @@ def _waiting(conn: Connection, name: str) -> int:
 
 
 def _replace(conn: Connection, queue: Queue) -> None:
-    """Delete the earlier release's queue (if still empty: a task published meanwhile makes it
-    fail) and exchange, and declare this release's."""
+    """Delete the earlier release's queue (only if still empty: a classic queue refuses if a task
+    arrived meanwhile; a quorum queue has no such flag, and is checked just before) and
+    exchange, and declare this release's."""
     channel = conn.channel()
     try:
-        channel.queue_delete(queue.name, if_empty=True)  # a classic queue: if_empty applies
+        channel.queue_delete(queue.name, if_empty=True)
     except NotFound:
         channel = conn.channel()
+    except AMQPNotImplementedError:  # a quorum queue (RabbitMQ closed the connection)
+        if waiting := _waiting(conn, queue.name):
+            raise QueueMigrationNeeded(f"queue {queue.name!r} received {waiting} task(s)") from None
+        channel = conn.channel()
+        channel.queue_delete(queue.name)
     channel.exchange_delete(queue.name)
     queue(channel).declare()
 

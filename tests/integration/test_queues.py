@@ -1,7 +1,8 @@
 """The Celery queues are RabbitMQ quorum queues (tasks/queues.py), on one node as on a cluster:
 a retried task waits in RabbitMQ, never in a worker; a task that kills its worker process ends in
-`parked` after the delivery limit; queues of an earlier release are migrated without losing a
-task. Test tasks: tests/integration/queue_tasks.py, on the product's app and policy."""
+`parked` after the delivery limit, but a generation tick that expired is dropped; queues of an
+earlier release are migrated without losing a task. Test tasks: tests/integration/queue_tasks.py,
+on the product's app and policy."""
 
 from __future__ import annotations
 
@@ -18,9 +19,8 @@ from bookstore.entities import PARKED_QUEUE
 from tasks import app
 from tasks.queues import DELIVERY_LIMIT, QUORUM, declare, queues_of
 from tests.integration.pipeline import purge_task_queues
+from tests.integration.queue_tasks import QUEUE
 from tests.support import TABLE, Processes, run, wait_until
-
-QUEUE = "generate"  # where tasks without a route go (task_default_queue)
 
 
 @pytest.fixture
@@ -153,3 +153,51 @@ def test_an_empty_queue_of_an_earlier_release_is_replaced_at_start_up():
     assert not is_quorum("mongo")
     declare(app)
     assert is_quorum("mongo")
+
+
+def test_generation_ticks_that_expire_are_dropped_not_parked(processes, tmp_path, events):
+    """Beat gives each tick one interval (the AMQP expiration of its message): with no generate
+    worker consuming, the ticks expire in RabbitMQ and are gone; `parked` keeps meaning "a task
+    that needs a person"."""
+    beat = processes.start(
+        "beat",
+        "-m",
+        "celery",
+        "-A",
+        "tasks",
+        "beat",
+        "--loglevel=INFO",
+        f"--schedule={tmp_path / 'beat-schedule'}",
+        env={"GENERATE_INTERVAL_SECONDS": "1"},
+    )
+    log = beat.log_path  # type: ignore[attr-defined]
+    wait_until(lambda: log.read_text().count("Sending due task") >= 9, 60, "three ticks")
+    processes.stop(beat)
+
+    def waiting() -> int:
+        with app.connection_for_write() as conn:
+            return conn.default_channel.queue_declare("generate", passive=True).message_count
+
+    wait_until(lambda: waiting() == 0, 30, "the expired ticks gone from generate")
+    result = run("-m", "bookstore", "parked", "list", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == []
+
+
+def test_a_generate_queue_of_an_earlier_release_is_replaced_at_start_up():
+    """The release before dead-lettered `generate` into `parked` (a quorum queue, other
+    arguments): empty, it is replaced by one that does not."""
+    with app.connection_for_write() as conn:
+        channel = conn.channel()
+        channel.queue_delete("generate")
+        earlier = Queue(
+            "generate",
+            Exchange("generate", type="topic", durable=True),
+            routing_key="generate",
+            durable=True,
+            queue_arguments={**QUORUM, "x-dead-letter-exchange": PARKED_QUEUE},
+        )
+        earlier(channel).declare()
+    assert not is_quorum("generate")
+    declare(app)
+    assert is_quorum("generate")
