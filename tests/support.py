@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -62,19 +63,29 @@ def services(*args: str, timeout: float = 300) -> str:
     return result.stdout
 
 
-def status(url: str, credentials: str | None = None) -> int | None:
-    """HTTP status of a GET, or None while nothing answers yet."""
+def _request(url: str, credentials: str | None) -> urllib.request.Request:
     request = urllib.request.Request(url)
     if credentials:
         token = base64.b64encode(credentials.encode()).decode()
         request.add_header("Authorization", f"Basic {token}")
+    return request
+
+
+def status(url: str, credentials: str | None = None) -> int | None:
+    """HTTP status of a GET, or None while nothing answers yet."""
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with urllib.request.urlopen(_request(url, credentials), timeout=10) as response:
             return response.status
     except urllib.error.HTTPError as exc:
         return exc.code
     except OSError:
         return None
+
+
+def get_json(url: str, credentials: str | None = None, timeout: float = 30):
+    """The JSON a GET answers (an HTTP error raises)."""
+    with urllib.request.urlopen(_request(url, credentials), timeout=timeout) as response:
+        return json.load(response)
 
 
 def free_port() -> int:
@@ -127,7 +138,7 @@ class Processes:
             "-Q",
             queue,
             "-n",
-            f"{queue}-test@%h",
+            worker_name(queue),
             f"--concurrency={concurrency}",
             "--loglevel=INFO",
             "--without-mingle",
@@ -153,6 +164,26 @@ class Processes:
             self.stop(proc)
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)  # leftovers such as prefork children
+
+
+def worker_name(queue: str) -> str:
+    """The Celery node name of the tests' worker for `queue` (`Processes.worker`)."""
+    return f"{queue}-test@{socket.gethostname()}"
+
+
+def start_flower(processes: Processes, port: int, env: dict[str, str]) -> subprocess.Popen:
+    """`celery -A tasks flower` on 127.0.0.1:`port` (FLOWER_BASIC_AUTH in `env`)."""
+    return processes.start(
+        "flower",
+        "-m",
+        "celery",
+        "-A",
+        "tasks",
+        "flower",
+        "--address=127.0.0.1",
+        f"--port={port}",
+        env={"FLOWER_UNAUTHENTICATED_DEMO": "", **env},
+    )
 
 
 def create_database(settings, name: str) -> None:

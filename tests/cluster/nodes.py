@@ -11,6 +11,7 @@ import subprocess
 from collections import Counter
 from collections.abc import Iterable
 
+import psutil
 from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
 
@@ -22,6 +23,7 @@ STALLS: dict[str, float] = {}  # fault -> seconds until records flowed end to en
 KAFKA = ("kafka-1", "kafka-2", "kafka-3")
 RABBITMQ = ("rabbitmq-1", "rabbitmq-2", "rabbitmq-3")
 VHOST = "bookstore_test"
+PIDBOX = ".celery.pidbox"
 
 
 class Cluster:
@@ -114,6 +116,18 @@ class Cluster:
         rows = self._ctl(self._running()[0], "list_queues", "-p", VHOST, "name", "leader")
         return Counter(_node_name(leader) for _, leader in rows if leader)
 
+    def control_queue_hosts(self) -> dict[str, str]:
+        """Worker name -> the node holding its remote-control queue (`NAME.celery.pidbox`): a
+        quorum queue's leader, or the one node of a classic queue."""
+        rows = self._ctl(self._running()[0], "list_queues", "-p", VHOST, "name", "leader", "pid")
+        return {
+            name.removesuffix(PIDBOX): _node_of(leader or pid)
+            for name, leader, pid in rows
+            if name.endswith(PIDBOX)
+            and not name.endswith(".reply" + PIDBOX)
+            and _node_of(leader or pid)
+        }
+
     def rabbitmq_leading_most(self) -> str:
         return self.queue_leaders().most_common(1)[0][0]
 
@@ -135,11 +149,27 @@ class Cluster:
         return all(members.count("@") == online.count("@") for members, online in rows)
 
 
+def rabbitmq_connected(pid: int) -> set[str]:
+    """The RabbitMQ nodes the process `pid` holds AMQP connections to (its own sockets: a
+    node's address names it, 127.0.2.N -> rabbitmq-N)."""
+    return {
+        f"rabbitmq-{c.raddr.ip.rsplit('.', 1)[1]}"
+        for c in psutil.Process(pid).net_connections("tcp")
+        if c.raddr and c.raddr.port == 5672 and c.status == psutil.CONN_ESTABLISHED
+    }
+
+
 def _answers(node: str) -> bool:
     result = subprocess.run(
         [str(REPO / "scripts/services"), "status", node], capture_output=True, timeout=60
     )
     return result.returncode == 0
+
+
+def _node_of(text: str) -> str | None:
+    """The node named anywhere in `text` (a node name, a pid, a quorum queue's id)."""
+    found = re.search(r"rabbit-(\d)@", text)
+    return f"rabbitmq-{found[1]}" if found else None
 
 
 def _node_name(erlang: str) -> str:

@@ -11,6 +11,7 @@ stored) within STALL_BOUND seconds; the measured times are printed at the end of
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -19,14 +20,15 @@ from kafka.errors import KafkaError
 
 from bookstore.generator import CUSTOMER_IDS
 from bookstore.kafka import send_confirmed
-from tests.cluster.nodes import KAFKA, RABBITMQ, STALLS, Cluster
+from tests.cluster.nodes import KAFKA, RABBITMQ, STALLS, Cluster, rabbitmq_connected
 from tests.integration.faults import Run, mixed_run
 from tests.integration.pipeline import Namespace
-from tests.support import TOPICS, Processes, wait_until
+from tests.support import TOPICS, Processes, status, wait_until, worker_name
 
 NS = Namespace("bookstore_cluster", redis_db=2)
 STALL_BOUND = 60.0  # seconds, for every fault below (measured: README, "Scaling out")
 HELD = 30.0  # seconds a node stays paused or cut off
+FLOWER_CREDENTIALS = "ops:cluster-tier"
 
 
 def whole(cluster: Cluster) -> None:
@@ -39,7 +41,9 @@ def whole(cluster: Cluster) -> None:
 
 
 @pytest.fixture
-def run(settings, tmp_path, cluster) -> Iterator[Run]:
+def run(request, settings, tmp_path, cluster) -> Iterator[Run]:
+    """A mixed stream through a pipeline on the cluster; 15 records a second unless the test
+    asks for another pace (indirect parametrization: a longer stream for more faults)."""
     whole(cluster)
     processes = Processes(tmp_path)
     try:
@@ -49,7 +53,7 @@ def run(settings, tmp_path, cluster) -> Iterator[Run]:
             tmp_path,
             NS,
             (600, 300, 1500),
-            per_second=15,
+            per_second=getattr(request, "param", 15),
             RECORD_MAX_BYTES="200000",
             BRIDGE_BATCH_SIZE="100",
             RETRY_MAX_SECONDS="5",
@@ -68,21 +72,87 @@ Act = Callable[[str], None]
 
 
 def survived(
-    run: Run, cluster: Cluster, what: str, node: str, fault: Act, undo: Act, held: float = 0.0
+    run: Run,
+    cluster: Cluster,
+    what: str,
+    node: str,
+    fault: Act,
+    undo: Act,
+    held: float = 0.0,
+    during: Callable[[], None] | None = None,
 ) -> None:
-    """Apply `fault` to `node`, measure how long until records flow again (bounded), keep it
-    `held` seconds in all, undo it, and wait until every node and replica is whole again."""
+    """Apply `fault` to `node`, measure how long until records flow again (bounded), run
+    `during` (the fault still on), keep it `held` seconds in all, undo it, wait until every node
+    and replica is whole again, and check that no process of the pipeline exited and every
+    worker consumes again."""
     since = time.monotonic()
     fault(node)
     try:
         measured(run, what, since)
+        if during:
+            during()
         time.sleep(max(0.0, held - (time.monotonic() - since)))
     finally:
         undo(node)
     whole(cluster)
+    run.pipeline.assert_working()
 
 
-def test_kafka_nodes_killed_and_paused(run, cluster):
+def rabbitmq_exposure(run: Run, cluster: Cluster) -> dict[tuple[str, str], str]:
+    """(process, what) -> the RabbitMQ node it depends on now: each worker's remote-control
+    queue (where it lives) and each process's connection (the node it is connected to)."""
+    leaders = cluster.control_queue_hosts()
+    where = {
+        (queue, "its remote-control queue"): leaders[worker_name(queue)]
+        for queue in run.pipeline.workers
+        if worker_name(queue) in leaders
+    }
+    for name, proc in {**run.pipeline.workers, **run.pipeline.others}.items():
+        for node in rabbitmq_connected(proc.pid):
+            where[(name, "its connection")] = node
+    return where
+
+
+def kill_what_they_depend_on(run: Run, cluster: Cluster) -> None:
+    """kill -9 the RabbitMQ nodes that the pipeline's processes depend on now, the most
+    depended-on first, until every process has lost the node of its connection and every worker
+    the node leading its remote-control queue (found, not assumed: they move on failover)."""
+    exposed = rabbitmq_exposure(run, cluster)
+    assert {q for q, what in exposed if what == "its remote-control queue"} == set(
+        run.pipeline.workers
+    ), f"a worker's remote-control queue was not found: {exposed}"
+    while exposed:
+        node, _ = Counter(exposed.values()).most_common(1)[0]
+        lost = sorted(f"{p}: {what}" for (p, what), n in exposed.items() if n == node)
+        survived(
+            run,
+            cluster,
+            f"kill -9 of {node} ({'; '.join(lost)})",
+            node,
+            cluster.kill,
+            cluster.start,
+            during=lambda: operator_commands_answer(run),
+        )
+        exposed = {k: n for k, n in exposed.items() if n != node}
+
+
+def operator_commands_answer(run: Run) -> None:
+    """The operator CLI's RabbitMQ commands answer, from whichever node answers."""
+    for command in (("stats",), ("parked", "list"), ("queues", "migrate")):
+        result = run.pipeline.cli(*command, "--json")
+        assert result.returncode == 0, f"{' '.join(command)}: {result.stderr}"
+
+
+@pytest.mark.parametrize("run", [8], indirect=True, ids=["8 records a second"])
+@pytest.mark.timeout(1500)
+def test_nodes_killed(run, cluster, tmp_path):
+    """kill -9, under load, of the Kafka node leading the most partitions, then of the active
+    controller; then of every RabbitMQ node a process depends on (its connection, a worker's
+    remote-control queue), twice over: where they were at first, and where they failed over to.
+    After every kill each process still runs and each worker consumes; Flower, remote control
+    and beat's publishes keep working; nothing is lost."""
+    flower = run.pipeline.start_flower(FLOWER_CREDENTIALS)
+    run.pipeline.start_beat(tmp_path / "beat-schedule")
     run.stream.start()
     run.progressed(0.03)
     picks = (
@@ -92,39 +162,60 @@ def test_kafka_nodes_killed_and_paused(run, cluster):
     for pick, why in picks:
         node = pick()
         survived(run, cluster, f"kill -9 of {node}, {why}", node, cluster.kill, cluster.start)
-    node = cluster.kafka_leading_most(TOPICS.all)
+    for _ in range(2):
+        kill_what_they_depend_on(run, cluster)
+    assert status(f"{flower}/broker", FLOWER_CREDENTIALS) == 200  # its broker page too
+    run.assert_nothing_lost()
+
+
+def test_nodes_paused(run, cluster):
+    """SIGSTOP for HELD seconds of the Kafka node leading the most partitions, then of the
+    RabbitMQ node the most processes and remote-control queues depend on: frozen, not gone (its
+    connections stay open until heartbeats time out)."""
+    run.stream.start()
+    run.progressed(0.03)
+    kafka = cluster.kafka_leading_most(TOPICS.all)
     survived(
         run,
         cluster,
-        f"SIGSTOP of {node} for {HELD:.0f}s",
-        node,
+        f"SIGSTOP of {kafka} for {HELD:.0f}s",
+        kafka,
         cluster.pause,
         cluster.resume,
         HELD,
     )
-    run.assert_nothing_lost()
-
-
-def test_rabbitmq_nodes_killed(run, cluster):
-    run.stream.start()
-    run.progressed(0.03)
-    picks = (
-        (cluster.rabbitmq_leading_most, "holding the queue leaders"),
-        (cluster.rabbitmq_serving_most, "the one the workers and the bridge use"),
+    rabbitmq, _ = Counter(rabbitmq_exposure(run, cluster).values()).most_common(1)[0]
+    survived(
+        run,
+        cluster,
+        f"SIGSTOP of {rabbitmq} for {HELD:.0f}s",
+        rabbitmq,
+        cluster.pause,
+        cluster.resume,
+        HELD,
+        during=lambda: operator_commands_answer(run),
     )
-    for pick, why in picks:
-        node = pick()
-        survived(run, cluster, f"kill -9 of {node}, {why}", node, cluster.kill, cluster.start)
     run.assert_nothing_lost()
 
 
 def test_a_node_cut_off_from_the_other_two(run, cluster):
     run.stream.start()
     run.progressed(0.03)
-    for node in (cluster.kafka_leading_most(TOPICS.all), cluster.rabbitmq_serving_most()):
-        survived(
-            run, cluster, f"{node} cut off for {HELD:.0f}s", node, cluster.cut, cluster.heal, HELD
-        )
+    kafka = cluster.kafka_leading_most(TOPICS.all)
+    survived(
+        run, cluster, f"{kafka} cut off for {HELD:.0f}s", kafka, cluster.cut, cluster.heal, HELD
+    )
+    rabbitmq, _ = Counter(rabbitmq_exposure(run, cluster).values()).most_common(1)[0]
+    survived(
+        run,
+        cluster,
+        f"{rabbitmq} cut off for {HELD:.0f}s",
+        rabbitmq,
+        cluster.cut,
+        cluster.heal,
+        HELD,
+        during=lambda: operator_commands_answer(run),
+    )
     run.assert_nothing_lost()
 
 

@@ -33,11 +33,14 @@ from tests.support import (
     Processes,
     create_database,
     free_port,
+    get_json,
     run,
+    start_flower,
     total,
     try_scrape,
     wait_assigned,
     wait_until,
+    worker_name,
 )
 
 Coord = tuple[str, int, int]
@@ -315,7 +318,8 @@ class Pipeline:
             "BRIDGE_METRICS_PORT": str(self.metrics_port),
             **env,
         }
-        self.workers: dict[str, object] = {}
+        self.workers: dict[str, subprocess.Popen] = {}
+        self.others: dict[str, subprocess.Popen] = {}  # the bridge, and Flower or beat if started
         start_group_at_end(settings, self.group)
         purge_task_queues()
 
@@ -323,9 +327,94 @@ class Pipeline:
         for q in queues or TABLE.bridge_queues:
             self.workers[q] = self.processes.worker(q, env=self.env)
 
-    def start_bridge(self):
-        self.bridge = self.processes.start("bridge", "-m", "bridge", env=self.env)
+    def start_bridge(self) -> subprocess.Popen:
+        self.bridge = self.others["bridge"] = self.processes.start(
+            "bridge", "-m", "bridge", env=self.env
+        )
         return self.bridge
+
+    def start_flower(self, credentials: str) -> str:
+        """Flower on a free loopback port, behind `credentials`; its base URL."""
+        port = free_port()
+        self.others["flower"] = start_flower(
+            self.processes, port, {**self.env, "FLOWER_BASIC_AUTH": credentials}
+        )
+        self.flower = (f"http://127.0.0.1:{port}", credentials)
+        return self.flower[0]
+
+    def start_beat(self, schedule: Path, every_seconds: float = 1.0) -> subprocess.Popen:
+        """Beat, ticking every `every_seconds` (its ticks expire in `generate`: no generate
+        worker runs here), logging each publish RabbitMQ confirmed."""
+        self.others["beat"] = self.processes.start(
+            "beat",
+            "-m",
+            "celery",
+            "-A",
+            "tasks",
+            "beat",
+            "--loglevel=DEBUG",
+            f"--schedule={schedule}",
+            env={**self.env, "GENERATE_INTERVAL_SECONDS": str(every_seconds)},
+        )
+        return self.others["beat"]
+
+    def assert_working(self, timeout: float = 120) -> None:
+        """Every process of this pipeline still running; every worker consuming its queue
+        (RabbitMQ's view: a consumer on it) and answering remote control (the worker's view:
+        the queues it consumes), wherever each reconnected after a fault; Flower listing them
+        and beat publishing, if they run."""
+        for name, proc in {**self.workers, **self.others}.items():
+            assert proc.poll() is None, (
+                f"{name} exited with status {proc.returncode}; its log ends:\n"
+                + proc.log_path.read_text(errors="replace")[-3000:]  # type: ignore[attr-defined]
+            )
+        wait_until(
+            lambda: not self.not_consuming(),
+            timeout,
+            "every worker consuming and answering remote control",
+            every=1,
+        )
+        if "flower" in self.others:
+            wait_until(self.flower_lists_every_worker, timeout, "Flower to list every worker")
+        if "beat" in self.others:
+            published = self.beat_published()
+            wait_until(lambda: self.beat_published() > published, 60, "beat to publish a tick")
+
+    def flower_lists_every_worker(self) -> bool:
+        """Flower's workers page (remote control through Flower) lists every worker with the
+        queue it consumes."""
+        base, credentials = self.flower
+        try:
+            workers = get_json(f"{base}/api/workers?refresh=1", credentials)
+        except OSError:
+            return False
+        consuming = {
+            name: {q["name"] for q in info.get("active_queues") or []}
+            for name, info in workers.items()
+        }
+        return all(q in consuming.get(worker_name(q), ()) for q in self.workers)
+
+    def beat_published(self) -> int:
+        """Ticks beat published and RabbitMQ confirmed (its debug log says "sent. id->")."""
+        log = self.others["beat"].log_path  # type: ignore[attr-defined]
+        return log.read_text(errors="replace").count(" sent. id->")
+
+    def not_consuming(self) -> set[str]:
+        """The queues whose worker is not consuming or does not answer remote control."""
+        from tasks import app
+
+        queues = set(self.workers)
+        # a connection of its own each time: on a cluster, one to a node that went away fails
+        # once, and the next is made to a node that answers
+        with app.connection_for_read() as conn:
+            try:
+                channel = conn.channel()
+                idle = {q for q in queues if not channel.queue_declare(q, passive=True)[2]}
+                replies = app.control.inspect(timeout=2, connection=conn).active_queues() or {}
+            except (OSError, *conn.connection_errors, *conn.channel_errors):
+                return queues
+        answering = {q for q in queues if q in {x["name"] for x in replies.get(worker_name(q), [])}}
+        return idle | (queues - answering)
 
     def metric(self, name: str, **labels: str) -> float | None:
         """A metric of this pipeline's bridge (summed over other labels); None while it does not

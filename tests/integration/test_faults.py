@@ -98,6 +98,7 @@ def test_rabbitmq_stopped_mid_stream(run):
     time.sleep(4)  # records wait in Kafka, uncommitted: nothing new reaches the workers
     assert len(run.pipeline.audit_coords()) == audited
     services("up", "rabbitmq")
+    run.pipeline.assert_working()  # every worker back, consuming, answering remote control
     run.assert_nothing_lost()
 
 

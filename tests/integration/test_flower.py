@@ -2,33 +2,15 @@
 
 from __future__ import annotations
 
-import base64
-import json
 import re
-import subprocess
-import urllib.request
 
 import pytest
 
 from tasks.queues import AUDIT_TASK, persist_task
 from tests.integration.pipeline import Pipeline, build_dataset, produce
-from tests.support import TABLE, free_port, status, wait_until
+from tests.support import TABLE, free_port, get_json, start_flower, status, wait_until
 
 CREDENTIALS = "ops:correct-horse"
-
-
-def start_flower(processes, port: int, env: dict[str, str]) -> subprocess.Popen:
-    return processes.start(
-        "flower",
-        "-m",
-        "celery",
-        "-A",
-        "tasks",
-        "flower",
-        "--address=127.0.0.1",
-        f"--port={port}",
-        env={"FLOWER_UNAUTHENTICATED_DEMO": "", **env},
-    )
 
 
 def test_flower_requires_basic_auth(processes):
@@ -86,10 +68,7 @@ def test_flower_local_demo_is_explicit_and_loopback_only(processes):
 
 
 def _flower_tasks(base: str) -> dict[str, dict]:
-    request = urllib.request.Request(f"{base}/api/tasks")
-    request.add_header("Authorization", "Basic " + base64.b64encode(CREDENTIALS.encode()).decode())
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.load(response)
+    return get_json(f"{base}/api/tasks", CREDENTIALS, timeout=10)
 
 
 SUCCEEDED = re.compile(r"Task (\S+)\[([0-9a-f-]{36})\] succeeded")
