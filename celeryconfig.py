@@ -1,18 +1,26 @@
 """Celery configuration: at-least-once execution, one quorum queue per store, JSON only.
 
 The one module that reads the environment when imported: every Celery process (worker, beat,
-Flower, the bridge's publisher) gets its settings here, and the tasks take them from the app
-(`tasks.settings()`; a private name, so `celery inspect conf` never shows them). A bad value
-stops the process with one line naming it.
+Flower) gets its settings here, and the tasks take them from the app (`tasks.settings()`; a
+private name, so `celery inspect conf` never shows them). A bad value stops the process with one
+line naming it. The stores' settings are not read here: a worker reads those of the stores it
+writes when it starts (tasks/__init__.py), so beat and Flower neither need nor load them.
 """
 
 from beat_schedule import schedule
+from bookstore.broker import (
+    AUDIT_TASK,
+    HEARTBEAT,
+    PUBLISH_RETRY_POLICY,
+    TRANSPORT_OPTIONS,
+    persist_task,
+    queues_of,
+)
 from bookstore.config import ConfigError, load_settings
 from bookstore.entities import AUDIT_QUEUE, GENERATE_QUEUE
-from tasks.queues import AUDIT_TASK, HEARTBEAT, TRANSPORT_OPTIONS, persist_task, queues_of
 
-try:  # with every store's settings: the workers open stores
-    _bookstore_settings = load_settings(stores=True)
+try:
+    _bookstore_settings = load_settings()
 except ConfigError as exc:
     raise SystemExit(str(exc)) from None
 _entities = _bookstore_settings.entities
@@ -20,14 +28,15 @@ _entities = _bookstore_settings.entities
 # One node, or every node of a cluster separated by `;`: kombu fails over to the next.
 broker_url = _bookstore_settings.celery_broker_url
 # Publisher confirms: a publish returns only after RabbitMQ took responsibility for the message;
-# heartbeats, and no wait for a node longer than two of them (tasks/queues.py).
+# heartbeats, and no wait for a node longer than two of them (bookstore/broker.py).
 broker_transport_options = TRANSPORT_OPTIONS
 broker_heartbeat = HEARTBEAT
 broker_connection_retry_on_startup = True
 broker_connection_max_retries = None  # an outage of any length: reconnect until it ends
+task_publish_retry_policy = PUBLISH_RETRY_POLICY
 
 # A quorum queue and a topic exchange per queue, each dead-lettering into `parked`
-# (tasks/queues.py); a retried task's countdown waits in RabbitMQ (tasks/consumer.py).
+# (bookstore/broker.py); a retried task's countdown waits in RabbitMQ (tasks/consumer.py).
 task_queues = queues_of(_entities)
 task_create_missing_queue_type = "quorum"  # a queue named by hand (-Q other) as well
 worker_consumer = "tasks.consumer:Consumer"

@@ -3,8 +3,8 @@
     .venv/bin/python -m bench.cli [--repeat 7]
 
 Times `--help`, and `history` of a customer with 20 orders (seeded through the stores' own writes
-into databases of its own, `bench_cli`, Redis db 4), each run as a fresh process, as an operator
-runs them. Prints the median and the fastest of the runs.
+into a namespace of its own, `bench_cli`, Redis db 4), each run as a fresh process, as an
+operator runs them. Prints the median and the fastest of the runs.
 """
 
 from __future__ import annotations
@@ -19,40 +19,23 @@ import time
 import uuid
 from pathlib import Path
 
-import psycopg2
-import pymongo
-import redis
-
 from bookstore.config import load_settings
-from bookstore.entities import BOOKS, CUSTOMERS, ORDERS
+from bookstore.entities import BOOKS, CUSTOMERS, ORDERS, open_stores
+from bookstore.namespace import Namespace
 from bookstore.records import Record
 from bookstore.schemas import parse
-from bookstore.stores.mongo import BookStore
-from bookstore.stores.postgres import CustomerStore
-from bookstore.stores.redis_orders import OrderStore
 
 REPO = Path(__file__).resolve().parent.parent
 
-NAME = "bench_cli"
+NAMESPACE = Namespace("bench_cli", {"redis_db": 4})
+STORES = ("postgres", "mongo", "redis")  # what `history` reads
 
 
 def seed(orders: int = 20) -> tuple[dict[str, str], str]:
-    """A customer with `orders` orders of 5 books; the environment to run the CLI with."""
+    """A customer with `orders` orders of 5 books, written through the stores' own writes into
+    a namespace of its own; the environment to run the CLI with."""
     base = load_settings()
-    env = {
-        "POSTGRES_DSN": base.store("postgres").dsn.rsplit("/", 1)[0] + f"/{NAME}",
-        "MONGO_DB": NAME,
-        "REDIS_URL": base.redis_url.rsplit("/", 1)[0] + "/4",
-    }
-    admin = psycopg2.connect(base.store("postgres").dsn.rsplit("/", 1)[0] + "/bookstore")
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f'DROP DATABASE IF EXISTS "{NAME}" WITH (FORCE)')
-        cur.execute(f'CREATE DATABASE "{NAME}"')
-    admin.close()
-    pymongo.MongoClient(base.store("mongo").uri).drop_database(NAME)
-    redis.Redis.from_url(env["REDIS_URL"]).flushdb()
-
+    mine = NAMESPACE.reset(base, STORES)
     cid = str(uuid.uuid4())
     books = [{"id": f"vol-{i}", "title": f"Livro {i}", "authors": [f"A{i}"]} for i in range(5)]
     entities = {
@@ -69,19 +52,14 @@ def seed(orders: int = 20) -> tuple[dict[str, str], str]:
             for i in range(orders)
         ],
     }
-    stores = {
-        CUSTOMERS: CustomerStore(env["POSTGRES_DSN"]),
-        BOOKS: BookStore(base.store("mongo").uri, NAME),
-        ORDERS: OrderStore(env["REDIS_URL"]),
-    }
-    for name, values in entities.items():
-        records = [
-            Record(name, 0, i, None, 0, json.dumps(v).encode()) for i, v in enumerate(values)
-        ]
-        model = base.entities.by_name[name].model_class()
-        stores[name].write([(parse(model, r.value), r) for r in records])
-        stores[name].close()
-    return env, cid
+    with open_stores(mine, list(entities)) as stores:
+        for name, values in entities.items():
+            records = [
+                Record(name, 0, i, None, 0, json.dumps(v).encode()) for i, v in enumerate(values)
+            ]
+            model = base.entities.by_name[name].model_class()
+            stores[name].write([(parse(model, r.value), r) for r in records])
+    return NAMESPACE.env(base, STORES), cid
 
 
 def wall(env: dict[str, str], *args: str) -> float:

@@ -15,10 +15,9 @@ from __future__ import annotations
 import argparse
 import statistics
 import subprocess
-import uuid
 
-from bench.harness import REPO, TABLE, VHOST, bench_settings, producer, records
-from bench.pipeline import Run, run_pipeline
+from bench.harness import REPO, VHOST, bench_settings, per_store, producer, records
+from bench.pipeline import Measured, PipelineRun
 from bookstore.config import Settings
 from bookstore.entities import topics
 from bookstore.kafka import offsets
@@ -45,14 +44,21 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=30000, help="backlog size")
     parser.add_argument("--repeat", type=int, default=3, help="interleaved runs per stack")
     parser.add_argument("--batch-size", type=int, default=500, help="BRIDGE_BATCH_SIZE")
+    parser.add_argument(
+        "--cluster-only",
+        action="store_true",
+        help="the three-node stack alone (no ratio: a check that it runs, where only it is up)",
+    )
     args = parser.parse_args()
     single = bench_settings().replace(
         kafka_bootstrap_servers="127.0.0.1:9092",
         celery_broker_url=on_vhost("amqp://guest:guest@127.0.0.1:5672//", VHOST),
     )
     stacks = {"single node": single, "three nodes": cluster_settings(single)}
-    workload = records(args.records, uuid.uuid4().hex[:6])
-    per_entity = {e: sum(1 for w in workload if w[0] == e) for e in TABLE.names}
+    if args.cluster_only:
+        del stacks["single node"]
+    workload = records(args.records, single.entities)
+    expected = per_store(workload, single.entities)
     starts = {}
     for name, settings in stacks.items():
         ensure_topics(settings)
@@ -65,10 +71,11 @@ def main() -> None:
         kafka.close()
     print(f"backlog: {len(workload):,} records on each stack; {args.repeat} runs each, alternating")
 
-    runs: dict[str, list[Run]] = {name: [] for name in stacks}
+    runs: dict[str, list[Measured]] = {name: [] for name in stacks}
     for i in range(args.repeat):
         for name, settings in stacks.items():
-            runs[name].append(run_pipeline(settings, starts[name], per_entity, args.batch_size))
+            pipeline = PipelineRun(settings, starts[name], expected, args.batch_size)
+            runs[name].append(pipeline.measure())
         print(f"  run {i + 1}: " + ", ".join(f"{n} {r[-1].rate:,.0f}/s" for n, r in runs.items()))
 
     print(f"\n{'stack':<14}{'records/s median (range)':>28}{'CPU µs/record':>15}  by process")
@@ -79,6 +86,8 @@ def main() -> None:
         spread = f"{statistics.median(rates):,.0f} ({min(rates):,.0f}-{max(rates):,.0f})"
         by = "  ".join(f"{g} {us:,.0f}" for g, us in parts.items())
         print(f"{name:<14}{spread:>28}{cpu:>15,.0f}  {by}")
+    if args.cluster_only:
+        return
     single_runs, cluster_runs = runs.values()
     rate = statistics.median(r.rate for r in cluster_runs) / statistics.median(
         r.rate for r in single_runs

@@ -24,13 +24,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import re
 import signal
 import statistics
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,31 +36,27 @@ from pathlib import Path
 import psutil
 
 from bench.harness import (
-    ASSIGNED,
     REPO,
-    RESULT,
-    TABLE,
-    Namespace,
-    Processes,
+    Run,
     bench_settings,
     cpu_by_group,
     events,
-    log_time,
+    per_store,
     percentile,
     producer,
-    purge_task_queues,
     records,
     server_pids,
 )
 from bench.steady import steady
 from bookstore.config import Settings
+from bookstore.entities import AUDIT_QUEUE as AUDIT
 from bookstore.entities import topics
 from bookstore.kafka import commit_group_offsets, offsets
 from bookstore.topic_config import ensure_topics
 
 
 @dataclass
-class Run:
+class Measured:
     peer: str
     records: int
     seconds: float
@@ -86,7 +80,7 @@ def measured(
     groups: Callable[[], dict[str, list[int]]],
     start: Callable[[], float],
     finished: Callable[[], float | None],
-) -> Run:
+) -> Measured:
     """`start()` the clock (it returns the epoch time the consumers held their partitions),
     sample CPU, wait until `finished()` gives the epoch time of completion, sample CPU again.
     (Sampling after the start leaves the bridge's start-up out of its CPU.)"""
@@ -99,131 +93,116 @@ def measured(
                 rss = max(rss, psutil.Process(pid).memory_info().rss / 2**20)
         time.sleep(0.2)
     after = cpu_by_group(groups())
-    return Run(peer, n, t1 - t0, {k: after[k] - before.get(k, 0.0) for k in after}, rss, t0)
+    return Measured(peer, n, t1 - t0, {k: after[k] - before.get(k, 0.0) for k in after}, rss, t0)
 
 
 # --- the peers -----------------------------------------------------------------------------------
 
 
-def run_sinks(settings: Settings, start: dict, roles: dict[str, int], label: str) -> Run:
-    """Naive ({"naive": n}) or parallel direct ({role: records}) sink processes."""
-    ns = Namespace(settings)
+def run_sinks(settings: Settings, start: dict, roles: dict[str, int], label: str) -> Measured:
+    """Naive ({"naive": n}) or parallel direct ({store: records}) sink processes."""
+    run = Run(settings)
     for role in roles:
-        commit_group_offsets(settings, f"{ns.name}-{role}", start)
-    procs = Processes(ns.dir, ns.env)
+        commit_group_offsets(settings, f"{run.group}-{role}", start)
     servers = server_pids(settings)
     for role, expect in roles.items():
-        procs.env["EXPECT"] = str(expect)
         args = ["naive"] if role == "naive" else ["direct", role]
-        procs.start(role, str(REPO / "bench/sinks.py"), *args)
+        run.processes.start(role, str(REPO / "bench/sinks.py"), *args, env={"EXPECT": str(expect)})
     try:
-        while not all(events(procs.log(r), "ready") for r in roles):
+        while not all(events(run.processes.log(r), "ready") for r in roles):
             time.sleep(0.05)
 
         def go() -> float:
-            (ns.dir / "go").touch()
+            (run.dir / "go").touch()
             return time.time()
 
         def finished() -> float | None:
-            done = [events(procs.log(r), "done") for r in roles]
-            return max(d[0] for d in done) if all(done) else None
+            done = [events(run.processes.log(r), "done") for r in roles]
+            return max(d[0]["at"] for d in done) if all(done) else None
 
         def groups() -> dict[str, list[int]]:
-            return {"sinks": [p.pid for p in procs.procs.values()], **servers}
+            return {"sinks": run.pids(), **servers}
 
         return measured(label, sum(roles.values()), groups, go, finished)
     finally:
-        procs.stop_all()
-        ns.drop()
+        run.stop()
 
 
-def run_pipeline(settings: Settings, start: dict, per_topic: dict[str, int], batch: int) -> Run:
-    ns = Namespace(settings)
-    commit_group_offsets(settings, ns.name, start)
-    purge_task_queues(settings)
-    procs = Processes(ns.dir, {**ns.env, "BRIDGE_BATCH_SIZE": str(batch)})
-    servers = server_pids(settings)
-    queues = {**{e.queue: e.name for e in TABLE}, "audit": None}
-    for queue in queues:
-        procs.worker(queue)
-    spies: list[subprocess.Popen] = []
-    try:
-        while not all(" ready." in procs.log(f"worker-{q}") for q in queues):
-            time.sleep(0.1)
+class PipelineRun:
+    """The pipeline draining the backlog in a run of its own: a worker per queue, then the bridge.
+    The clock runs from the bridge holding its partitions (its report) to the last task that
+    completed every store, as the workers report it (bench/probe.py)."""
 
-        def start_bridge() -> float:
-            procs.start("bridge", "-m", "bridge")
-            while not (m := ASSIGNED.search(procs.log("bridge"))):
-                time.sleep(0.01)
-            if PROFILE_DIR:
-                spies.extend(profile(procs))
-            return log_time(m.group(1))
+    def __init__(self, settings: Settings, start: dict, expected: dict[str, int], batch: int):
+        self.run = Run(settings, {"BRIDGE_BATCH_SIZE": str(batch)})
+        commit_group_offsets(settings, self.run.group, start)
+        self.expected = expected  # queue -> records its store must hold
+        self.servers = server_pids(settings)
+        self.spies: list[subprocess.Popen] = []
 
-        def progress(queue: str) -> list[tuple[float, int]]:
-            """(time, records stored so far) after each task of `queue`, from its results."""
-            stored, steps = 0, []
-            for stamp, result in RESULT.findall(procs.log(f"worker-{queue}")):
-                m = re.search(r"'stored': (\d+)", result)
-                stored += int(m.group(1)) if m else int(result)
-                steps.append((log_time(stamp), stored))
-            return steps
+    def measure(self) -> Measured:
+        try:
+            self.run.workers()
+            result = measured(
+                "pipeline", self.expected[AUDIT], self.groups, self.start, self.finished
+            )
+            result.tenths = self.tenths(result.started)
+            return result
+        finally:
+            for spy in self.spies:
+                spy.send_signal(signal.SIGINT)  # py-spy writes its samples on SIGINT
+                spy.wait()
+            self.run.stop()
+            if self.spies:
+                print_profiles()
 
-        def target(topic: str | None) -> int:
-            return per_topic[topic] if topic else sum(per_topic.values())
+    def start(self) -> float:
+        began = self.run.start_bridge()
+        if PROFILE_DIR:
+            self.spies = profile(self.run)
+        return began
 
-        def finished() -> float | None:
-            """When the last task that completed the set ended, from the workers' task results."""
-            last = 0.0
-            for queue, topic in queues.items():
-                steps = progress(queue)
-                if not steps or steps[-1][1] < target(topic):
-                    return None
-                last = max(last, steps[-1][0])
-            return last
+    def finished(self) -> float | None:
+        """When the last task that completed the set ended (None: not yet)."""
+        handled = self.run.handled()
+        last = 0.0
+        for queue, expected in self.expected.items():
+            steps = handled.get(queue)
+            if not steps or steps[-1][1] < expected:
+                return None
+            last = max(last, steps[-1][0])
+        return last
 
-        def tenths(t0: float) -> list[float]:
-            """msg/s over each tenth of the backlog, by records stored in all three stores."""
-            events = []  # (time, records a task stored)
-            for q, topic in queues.items():
-                previous = 0
-                for t, n in progress(q) if topic else []:
-                    events.append((t, n - previous))
-                    previous = n
-            events.sort()
-            total, ends, stored = sum(per_topic.values()), [t0], 0
-            for t, n in events:
-                stored += n
-                while len(ends) <= 10 and stored >= total * len(ends) / 10:
-                    ends.append(t)
-            share = total / 10
-            return [share / max(b - a, 1e-3) for a, b in zip(ends, ends[1:], strict=False)]
+    def tenths(self, t0: float) -> list[float]:
+        """msg/s over each tenth of the backlog, by records stored in the entity stores."""
+        stored = []  # (time, records a task stored)
+        for queue, steps in self.run.handled().items():
+            if queue != AUDIT:
+                previous = [0, *(n for _, n in steps)]
+                stored += [(t, n - before) for (t, n), before in zip(steps, previous, strict=False)]
+        stored.sort()
+        total = sum(n for q, n in self.expected.items() if q != AUDIT)
+        ends, done = [t0], 0
+        for t, n in stored:
+            done += n
+            while len(ends) <= 10 and done >= total * len(ends) / 10:
+                ends.append(t)
+        share = total / 10
+        return [share / max(b - a, 1e-3) for a, b in zip(ends, ends[1:], strict=False)]
 
-        def groups() -> dict[str, list[int]]:
-            workers = [p.pid for n, p in procs.procs.items() if n.startswith("worker-")]
-            bridge = [procs.procs["bridge"].pid] if "bridge" in procs.procs else []
-            return {"bridge": bridge, "workers": workers, **servers}
-
-        run = measured("pipeline", sum(per_topic.values()), groups, start_bridge, finished)
-        run.tenths = tenths(run.started)
-        return run
-    finally:
-        for spy in spies:
-            spy.send_signal(signal.SIGINT)  # py-spy writes its samples on SIGINT
-            spy.wait()
-        procs.stop_all()
-        ns.drop()
-        if spies:
-            print_profiles()
+    def groups(self) -> dict[str, list[int]]:
+        run = self.run
+        return {"bridge": run.pids("bridge"), "workers": run.pids("worker-"), **self.servers}
 
 
 PROFILE_DIR: Path | None = None
 
 
-def profile(procs: Processes) -> list[subprocess.Popen]:
+def profile(run: Run) -> list[subprocess.Popen]:
     """py-spy (dev requirement) samples the bridge and each worker's pool process."""
     PROFILE_DIR.mkdir(parents=True, exist_ok=True)
-    targets = {"bridge": procs.procs["bridge"].pid}
-    for name, proc in procs.procs.items():
+    targets = {"bridge": run.processes.named["bridge"].pid}
+    for name, proc in run.processes.named.items():
         if name.startswith("worker-"):
             children = psutil.Process(proc.pid).children()
             targets[name] = children[0].pid if children else proc.pid
@@ -274,7 +253,7 @@ def spread(values: list[float]) -> str:
 NAMES = {"naive": "naive per-record", "direct": "parallel direct", "pipeline": "pipeline"}
 
 
-def report(runs: dict[str, list[Run]]) -> None:
+def report(runs: dict[str, list[Measured]]) -> None:
     """Throughput, CPU per record and the pipeline's ratios, for the runs of one batch size."""
     print(f"\n{'peer':<22}{'msg/s median (range)':>28}{'CPU µs/record':>16}")
     for peer, rs in runs.items():
@@ -298,7 +277,9 @@ def report(runs: dict[str, list[Run]]) -> None:
         print(f"  {NAMES[peer]:<20}" + "  ".join(f"{g} {us:,.0f}" for g, us in parts.items()))
 
 
-def plot(path: Path, by_batch: dict[int, dict[str, list[Run]]], latencies: list[tuple]) -> None:
+def plot(
+    path: Path, by_batch: dict[int, dict[str, list[Measured]]], latencies: list[tuple]
+) -> None:
     """A PNG: msg/s per batch size (median, range as error bars), and latency percentiles."""
     import matplotlib
 
@@ -361,26 +342,29 @@ def main() -> None:
     sizes = [int(b) for b in args.batch_sizes.split(",")]
 
     _, start = offsets(settings, names.entities)
-    workload = records(args.records, uuid.uuid4().hex[:6])
+    workload = records(args.records, settings.entities)
     kafka = producer(settings)
     for entity, key, value in workload:
         kafka.send(names.of(entity), key=key, value=value)
     kafka.flush()
     kafka.close()
-    per_topic = {e: sum(1 for w in workload if w[0] == e) for e in TABLE.names}
-    roles = {**per_topic, "audit": len(workload)}
-    print(f"backlog: {len(workload):,} records; {args.repeat} interleaved runs per peer")
+    expected = per_store(workload, settings.entities)
+    print(
+        f"backlog: {len(workload):,} records ("
+        + ", ".join(f"{store} {n:,}" for store, n in expected.items())
+        + f"); {args.repeat} interleaved runs per peer"
+    )
 
-    by_batch: dict[int, dict[str, list[Run]]] = {}
+    by_batch: dict[int, dict[str, list[Measured]]] = {}
     for batch in sizes:
         os.environ["BRIDGE_BATCH_SIZE"] = str(batch)  # the direct sinks' batches too
         peers = {
             "naive": lambda: run_sinks(settings, start, {"naive": args.naive_records}, "naive"),
-            "direct": lambda: run_sinks(settings, start, roles, "direct"),
-            "pipeline": lambda b=batch: run_pipeline(settings, start, per_topic, b),
+            "direct": lambda: run_sinks(settings, start, expected, "direct"),
+            "pipeline": lambda b=batch: PipelineRun(settings, start, expected, b).measure(),
         }
         chosen = [p for p in args.peers.split(",") if p != "naive" or batch == sizes[0]]
-        runs: dict[str, list[Run]] = {p: [] for p in chosen}
+        runs: dict[str, list[Measured]] = {p: [] for p in chosen}
         for i in range(args.repeat):
             for peer, rs in runs.items():
                 rs.append(peers[peer]())

@@ -1,12 +1,11 @@
 """The peers the pipeline is measured against, each run as a process by bench/pipeline.py:
 
-    python bench/sinks.py naive        the floor a user comes from: one consumer for the three
-                                       topics, and per record one store write, one audit append
-                                       and one offset commit (as the original system stored data)
-    python bench/sinks.py direct ROLE  the ceiling: one process per store (ROLE customers, books,
-                                       orders, or audit for all three entities), each consuming its
-                                       own topic(s) and writing batches with the workers' own code,
-                                       no Celery in between
+    python bench/sinks.py naive         one consumer for every entity topic, and per record one
+                                        store write, one audit append and one offset commit
+    python bench/sinks.py direct STORE  the ceiling: one process per store of the entity table
+                                        (postgres, mongo, redis, audit, ...), each consuming its
+                                        own topic(s) and writing batches with the workers' own
+                                        code, no Celery in between
 
 Configured by the environment, as the product (BRIDGE_GROUP_ID is the consumer group, suffixed
 by the role), plus EXPECT (how many records to store) and GO_FILE (starts once it exists). Prints
@@ -26,11 +25,10 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
 from bookstore.config import load_settings
-from bookstore.entities import topics
+from bookstore.entities import AUDIT_QUEUE, topics
 from bookstore.kafka import client_options
 from bookstore.persister import Persister
-from bookstore.records import Record, audit_line
-from bookstore.stores.audit import AuditLog
+from bookstore.records import Record
 
 
 def report(event: str, **fields: object) -> None:
@@ -60,7 +58,7 @@ def consumer(topics: tuple[str, ...], group: str, batch: int) -> KafkaConsumer:
 
 def naive(expect: int) -> None:
     settings = load_settings()
-    persister, audit = Persister(settings), AuditLog(settings.audit_log_path)
+    persister = Persister(settings)
     names = topics(settings)
     kafka = consumer(names.entities, f"{settings.bridge_group_id}-naive", 1)
     done = 0
@@ -68,8 +66,8 @@ def naive(expect: int) -> None:
         for tp, messages in kafka.poll(timeout_ms=500, max_records=1).items():
             for message in messages:
                 record = Record.from_kafka(message)
-                persister.persist(names.entity(tp.topic).name, [record])
-                audit.append(audit_line(record))
+                persister.persist(names.entity(tp.topic).queue, [record])
+                persister.persist(AUDIT_QUEUE, [record])
                 kafka.commit({tp: OffsetAndMetadata(message.offset + 1, "", -1)})
                 done += 1
     finish(kafka, done)
@@ -83,21 +81,18 @@ def finish(kafka: KafkaConsumer, done: int) -> None:
         time.sleep(1)
 
 
-def direct(role: str, expect: int) -> None:
+def direct(store: str, expect: int) -> None:
     settings = load_settings()
     names = topics(settings)
-    read = names.entities if role == "audit" else (names.of(role),)
-    kafka = consumer(read, f"{settings.bridge_group_id}-{role}", settings.bridge_batch_size)
-    persister, audit = Persister(settings), AuditLog(settings.audit_log_path)
+    read = tuple(names.of(e) for e in settings.entities.store(store).entities)
+    kafka = consumer(read, f"{settings.bridge_group_id}-{store}", settings.bridge_batch_size)
+    persister = Persister(settings)
     done = 0
     while done < expect:
         polled = kafka.poll(timeout_ms=500, max_records=settings.bridge_batch_size)
         records = [Record.from_kafka(m) for messages in polled.values() for m in messages]
         if records:  # one write per poll, across the partitions, as the bridge batches
-            if role == "audit":
-                audit.append("".join(map(audit_line, records)))
-            else:
-                persister.persist(role, records)
+            persister.persist(store, records)
             done += len(records)
             kafka.commit()
     finish(kafka, done)

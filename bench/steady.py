@@ -4,16 +4,16 @@
                                      [--config NAME:VAR=VALUE,VAR=VALUE ...] [--no-direct]
                                      [--naive]
 
-Each run produces valid records (a third per topic) at a fixed rate for a fixed time into fresh
-stores and a consumer group of its own (bench.harness). Per rate and per peer (the parallel
-direct sink; with --naive the naive per-record sink, bench/sinks.py; the pipeline with the
-product's defaults, `defaults`; each --config: the pipeline with those variables set) it
-reports: CPU per record of every process and server, counted from the first record sent until
-the last is stored, and split by process; records per persistence task; latency produce ->
-stored, p50 and p99, of one record in ten (looked up by key in its store every 10 ms); and the
-share of a core the same processes and servers used idle, in 5 s before the first record. Runs
-are interleaved and repeated; figures are medians, and every pipeline configuration is also
-given as a ratio to `defaults` measured in the same run.
+Each run produces valid records (as many of each entity of the table) at a fixed rate for a
+fixed time into fresh stores and a consumer group of its own (bench.harness). Per rate and per
+peer (the parallel direct sink; with --naive the naive per-record sink, bench/sinks.py; the
+pipeline with the product's defaults, `defaults`; each --config: the pipeline with those
+variables set) it reports: CPU per record of every process and server, counted from the first
+record sent until the last is stored, and split by process; records per persistence task;
+latency produce -> stored, p50 and p99, of one record in ten (looked up by key in its store
+every 10 ms); and the share of a core the same processes and servers used idle, in 5 s before
+the first record. Runs are interleaved and repeated; figures are medians, and every pipeline
+configuration is also given as a ratio to `defaults` measured in the same run.
 """
 
 from __future__ import annotations
@@ -22,57 +22,44 @@ import argparse
 import statistics
 import threading
 import time
-import uuid
 from dataclasses import dataclass
 
-import psycopg2
-import pymongo
-import redis
-
 from bench.harness import (
-    ASSIGNED,
     REPO,
-    RESULT,
-    TABLE,
-    Namespace,
-    Processes,
+    Run,
     bench_settings,
     cpu_by_group,
     events,
     percentile,
     producer,
-    purge_task_queues,
     records,
     server_pids,
 )
 from bookstore.config import Settings
-from bookstore.entities import BOOKS, CUSTOMERS, ORDERS, topics
+from bookstore.entities import topics
 from bookstore.kafka import commit_group_offsets, offsets
 from bookstore.topic_config import ensure_topics
 
 
 class Probe:
-    """Looks a sample of sent records up by key in their stores every 10 ms; the first time each
-    is found, minus its send time, is its latency."""
+    """Looks a sample of sent records up by key in their stores every 10 ms (each store's own
+    `existing_ids`); the first time each is found, minus its send time, is its latency."""
 
-    def __init__(self, ns: Namespace):
-        self.pg = psycopg2.connect(ns.env["POSTGRES_DSN"])
-        self.pg.autocommit = True
-        self.mongo = pymongo.MongoClient(ns.settings.store("mongo").uri)[ns.name].books
-        self.redis = redis.Redis.from_url(ns.redis_url)
+    def __init__(self, run: Run):
+        self.stores = {e.name: e.open_store(run.stores) for e in run.settings.entities}
         self.pending: dict[tuple[str, str], float] = {}
         self.latencies: list[float] = []
         self.lock = threading.Lock()
         self.stopping = False
 
-    def sent(self, topic: str, key: str, at: float) -> None:
+    def sent(self, entity: str, key: str, at: float) -> None:
         with self.lock:
-            self.pending[(topic, key)] = at
+            self.pending[(entity, key)] = at
 
     def run(self) -> None:
         while not self.stopping:
             with self.lock:
-                waiting = dict(self.pending)
+                waiting = list(self.pending)
             found = self._found(waiting)
             now = time.time()
             with self.lock:
@@ -80,28 +67,19 @@ class Probe:
                     self.latencies.append(now - self.pending.pop(k))
             time.sleep(0.01)
 
-    def _found(self, waiting: dict[tuple[str, str], float]) -> list[tuple[str, str]]:
-        found = []
-        customers = [k for t, k in waiting if t == CUSTOMERS]
-        if customers:
-            with self.pg.cursor() as cur:
-                try:
-                    cur.execute(
-                        "SELECT id::text FROM customers WHERE id = ANY(%s::uuid[])", (customers,)
-                    )
-                    found += [(CUSTOMERS, r[0]) for r in cur.fetchall()]
-                except psycopg2.errors.UndefinedTable:
-                    pass
-        for t, k in waiting:
-            if t == BOOKS and self.mongo.find_one({"_id": k}, {"_id": 1}):
-                found.append((t, k))
-        orders = [k for t, k in waiting if t == ORDERS]
-        if orders:
-            pipe = self.redis.pipeline(transaction=False)
-            for k in orders:
-                pipe.exists(f"order:{k}")
-            found += [(ORDERS, k) for k, hit in zip(orders, pipe.execute(), strict=True) if hit]
-        return found
+    def _found(self, waiting: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        keys: dict[str, list[str]] = {}
+        for entity, key in waiting:
+            keys.setdefault(entity, []).append(key)
+        return [
+            (entity, key)
+            for entity, wanted in keys.items()
+            for key in self.stores[entity].existing_ids(wanted)
+        ]
+
+    def close(self) -> None:
+        for store in self.stores.values():
+            store.close()
 
 
 @dataclass
@@ -127,54 +105,49 @@ def steady(
     """Run `peer` ("naive", "direct", or "pipeline" with `env` set) on fresh stores while
     records are produced at `rate` records/s for `seconds`, after IDLE_SECONDS with none (what
     it costs to wait: a setting that saves CPU under load may cost it when idle)."""
-    ns = Namespace(settings)
+    run = Run(settings, env)
     names = topics(settings)
     _, start = offsets(settings, names.entities)
-    procs = Processes(ns.dir, {**ns.env, **(env or {})})
     servers = server_pids(settings)
-    n = 3 * max(1, int(rate * seconds / 3))
+    table = settings.entities
+    n = len(table.rows) * max(1, int(rate * seconds / len(table.rows)))
     if peer == "pipeline":
-        commit_group_offsets(settings, ns.name, start)
-        purge_task_queues(settings)
-        for queue in (*TABLE.store_queues, "audit"):
-            procs.worker(queue)
-        while not all(" ready." in procs.log(f"worker-{q}") for q in TABLE.store_queues):
-            time.sleep(0.1)
-        procs.start("bridge", "-m", "bridge")
-        while not ASSIGNED.search(procs.log("bridge")):
-            time.sleep(0.05)
+        commit_group_offsets(settings, run.group, start)
+        run.workers()
+        run.start_bridge()
     else:
-        procs.env["EXPECT"] = str(10**9)  # they run until stopped: their CPU is counted then
         sinks = (  # role -> its arguments to bench/sinks.py
             {"naive": ("naive",)}
             if peer == "naive"
-            else {role: ("direct", role) for role in (*TABLE.names, "audit")}
+            else {spec.name: ("direct", spec.name) for spec in table.stores}
         )
         for role, args in sinks.items():
-            commit_group_offsets(settings, f"{ns.name}-{role}", start)
-            procs.start(role, str(REPO / "bench/sinks.py"), *args)
-        while not all(events(procs.log(r), "ready") for r in sinks):
+            commit_group_offsets(settings, f"{run.group}-{role}", start)
+            # they run until stopped: their CPU is counted then
+            forever = {"EXPECT": str(10**9)}
+            run.processes.start(role, str(REPO / "bench/sinks.py"), *args, env=forever)
+        while not all(events(run.processes.log(r), "ready") for r in sinks):
             time.sleep(0.05)
-        (ns.dir / "go").touch()
-    probe = Probe(ns)
+        (run.dir / "go").touch()
+    probe = Probe(run)
     thread = threading.Thread(target=probe.run, daemon=True)
     thread.start()
     kafka = producer(settings)
-    workload = records(n, uuid.uuid4().hex[:6])
-    order = [workload[i // 3 + (i % 3) * (n // 3)] for i in range(n)]  # interleaved
+    workload = records(n, table)  # the entities interleaved
+    last = {entity: i for i, (entity, _, _) in enumerate(workload)}  # each one's: the run's end
     try:
-        measured = procs.groups() | servers
+        measured = {name: [p.pid] for name, p in run.processes.named.items()} | servers
         idle_from = sum(cpu_by_group(measured).values())
         time.sleep(IDLE_SECONDS)
         idle = (sum(cpu_by_group(measured).values()) - idle_from) / IDLE_SECONDS
         before = cpu_by_group(measured)
         began = time.time()
-        for i, (entity, key, value) in enumerate(order):
+        for i, (entity, key, value) in enumerate(workload):
             due = began + i / rate
             if (wait := due - time.time()) > 0:
                 time.sleep(wait)
             kafka.send(names.of(entity), key=key, value=value)
-            if i % 10 == 0 or i >= n - 3:  # and the last of each topic: the run's end
+            if i % 10 == 0 or last[entity] == i:
                 probe.sent(entity, key.decode(), time.time())
         kafka.flush()
         deadline = time.time() + 60
@@ -184,14 +157,13 @@ def steady(
     finally:
         probe.stopping = True
         thread.join()
+        probe.close()
         kafka.close()
-        procs.stop_all()
-        ns.drop()
+        run.stop()
     if probe.pending:
         raise RuntimeError(f"{peer}: {len(probe.pending)} sampled records never stored")
-    tasks = 0
-    if peer == "pipeline":
-        tasks = sum(len(RESULT.findall(procs.log(f"worker-{q}"))) for q in TABLE.store_queues)
+    entity_stores = set(table.store_queues)
+    tasks = sum(1 for e in run.reported("done") if e["queue"] in entity_stores)
     cpu = {k: after[k] - before.get(k, 0.0) for k in after}
     return Steady(peer, n, cpu, tasks, probe.latencies, idle)
 

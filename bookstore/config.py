@@ -21,7 +21,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from bookstore.entities import EntityTable, load_table
+from bookstore.entities import EntityTable, TableError, load_table
 
 S = TypeVar("S", bound=BaseSettings)
 MiB = 1024 * 1024
@@ -55,7 +55,6 @@ class Settings(BaseSettings):
     # its own settings). Each store's settings are its own: `stores` below.
     redis_url: str = "redis://localhost:6379/0"
     celery_broker_url: str = "amqp://guest:guest@localhost:5672//"
-    audit_log_path: str = "messages.log"
     google_books_api_key: str = Field("", repr=False)
     bridge_group_id: str = "bookstore-bridge"
     bridge_batch_size: int = Field(500, ge=1, le=100_000)
@@ -119,8 +118,8 @@ class Settings(BaseSettings):
     google_books_cooldown_seconds: float = Field(60.0, ge=0, le=24 * 3600)
 
     # Each store's own settings (its class's `settings_class`, read under its own prefix), by
-    # store name (its entity's queue): read when first asked for (`store`), or all at once by
-    # load_settings(stores=True); a namespace's replace the live ones (`with_store`).
+    # store name (its entity's queue, or `audit`): read when first asked for (`store`), or all
+    # at once by load_settings(stores=True); a namespace's replace the live ones (`with_store`).
     stores: dict[str, Any] = Field(default_factory=dict, repr=False)
     # The entities this process runs (load_settings: the built-in rows and installed ones).
     _entities: EntityTable = PrivateAttr(default_factory=EntityTable)
@@ -153,7 +152,7 @@ class Settings(BaseSettings):
         the environment now with its class's `settings_class` (or `model`)."""
         own = self.stores.get(name)
         if own is None:
-            own = read(model or self.entities.of_store(name).store_class().settings_class)
+            own = read(model or self.entities.store(name).store_class().settings_class)
         return own
 
     def with_store(self, name: str, **changes: object) -> Settings:
@@ -188,17 +187,19 @@ def read_env_file() -> None:
 
 def load_settings(*, stores: bool = False) -> Settings:
     """Read the environment (and `.env`) now, with the entity table (`load_table`). `stores`:
-    every store's settings too, now (for the processes that open stores: a bad variable stops
-    them at start; the others do not import the stores' drivers). Raises `ConfigError`, one
-    line per bad variable, never pydantic's report."""
+    every store's settings too, now, each store's class checked against what its row declares
+    (for the processes that open every store, the CLI's: a bad variable stops them at start; the
+    others do not import the stores' drivers, and a worker reads its own stores' when it starts).
+    Raises `ConfigError`, one line per bad variable, never pydantic's report."""
     read_env_file()
     table = load_table()
     problems: list[str] = []
     own = {}
-    for entity in table if stores else ():
+    for spec in table.stores if stores else ():
         try:
-            own[entity.queue] = read(entity.store_class().settings_class)
-        except ConfigError as exc:
+            spec.check()
+            own[spec.name] = read(spec.store_class().settings_class)
+        except (ConfigError, TableError) as exc:
             problems.append(str(exc))
     try:
         settings = Settings(stores=own)

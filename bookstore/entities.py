@@ -1,6 +1,6 @@
 """The entity table: each entity's Kafka topic, the schema of its records, the Celery queue
 that persists it, and its store. Celery's routes and queues, the persistence tasks (named in the
-Celery edge, tasks/queues.py), the bridge, the topics' configuration, validation, `stats`,
+Celery edge, bookstore/broker.py), the bridge, the topics' configuration, validation, `stats`,
 `rebuild` and `verify` derive from it.
 
 An entity's name is its topic's name; in Kafka the topic is called KAFKA_TOPIC_PREFIX + name
@@ -33,6 +33,88 @@ ORDERS = "orders"
 DEAD_LETTERS = "dead-letters"
 
 
+class TableError(ValueError):
+    """A row that contradicts the table or its own store (named in the message)."""
+
+
+@dataclass(frozen=True)
+class NamespaceOption:
+    """Something a store's namespace needs besides its name (the Redis database: Redis numbers
+    them), offered by `rebuild --into` and `verify --namespace` as `--NAME` (`_` as `-`) and
+    handed to the store's `in_namespace` in `Namespace.options`."""
+
+    name: str
+    help: str
+    type: type = int
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+
+@dataclass(frozen=True)
+class StoreSpec:
+    """A store the pipeline writes, as `rebuild`, `verify` and namespaces see it: an entity's
+    (the latest valid record per key of its topic) or the audit log (every record of every
+    entity topic, raw). What it can do besides writing, counting and clearing is declared here
+    and checked against its class when a process opens stores (`check`)."""
+
+    name: str  # its Celery queue's name; the store's name in `rebuild --store` and `verify`
+    path: str  # "module:Class" of its `Store`, imported when first used (`--help` loads none)
+    entities: tuple[str, ...]  # the entities whose topics it holds
+    every_record: bool = False  # every record as received (audit), not the latest per key
+    namespaced: bool = True  # `in_namespace` and `create_namespace`: `rebuild --into`
+    verifiable: bool = True  # a canonical form, `form` and `entries`: `verify`
+    namespace_options: tuple[NamespaceOption, ...] = ()
+
+    def store_class(self) -> Any:
+        return _load(self.path)
+
+    def open(self, settings: Settings) -> Store:
+        """The store, on its own settings within `settings` (a namespace's, if moved)."""
+        cls = self.store_class()
+        return cls.from_settings(settings.store(self.name, cls.settings_class))
+
+    def check(self) -> None:
+        """TableError when its class lacks what every store has (bookstore.stores.Store), or
+        what its row claims for it."""
+        cls = self.store_class()
+        required = [*BASE, *(() if self.every_record else ("existing_ids",))]
+        missing = [m for m in required if not hasattr(cls, m)]
+        if missing:
+            raise TableError(
+                f"entity table: the store {self.name!r} ({self.path}) has no {', '.join(missing)}"
+            )
+        claims = {
+            "namespaced": ("in_namespace", "create_namespace") if self.namespaced else (),
+            "verifiable": ("entries",) if self.every_record else ("form", "entries"),
+        }
+        for claim, needed in claims.items():
+            missing = [m for m in needed if not hasattr(cls, m)]
+            if missing and getattr(self, claim):
+                raise TableError(
+                    f"entity table: the store {self.name!r} ({self.path}) has no "
+                    f"{', '.join(missing)}, but its row says {claim}=True: implement them, or "
+                    f"declare {claim}=False"
+                )
+
+
+# What every store class has (bookstore.stores.Store); an entity's store also `existing_ids`.
+BASE = (
+    "server",
+    "configured_by",
+    "settings_class",
+    "from_settings",
+    "classify",
+    "write",
+    "count",
+    "clear",
+    "progress",
+    "keep_progress",
+    "close",
+)
+
+
 @dataclass(frozen=True)
 class Entity:
     name: str  # also its topic's name in Kafka, after KAFKA_TOPIC_PREFIX
@@ -42,6 +124,22 @@ class Entity:
     # Entities (the latest record per key is the truth) are compacted when TOPIC_COMPACTION is
     # on, kept whole otherwise; events (orders) are kept whole for ORDERS_RETENTION_MS.
     compactable: bool = True
+    # What its store can do besides writing (StoreSpec): declared here, checked against the
+    # class when a process opens stores.
+    namespaced: bool = True
+    verifiable: bool = True
+    namespace_options: tuple[NamespaceOption, ...] = ()
+
+    @property
+    def spec(self) -> StoreSpec:
+        return StoreSpec(
+            self.queue,
+            self.store,
+            (self.name,),
+            namespaced=self.namespaced,
+            verifiable=self.verifiable,
+            namespace_options=self.namespace_options,
+        )
 
     def store_class(self) -> Any:
         return _load(self.store)
@@ -51,8 +149,7 @@ class Entity:
 
     def open_store(self, settings: Settings) -> Store:
         """Its store, on the store's own settings within `settings` (a namespace's, if moved)."""
-        cls = self.store_class()
-        return cls.from_settings(settings.store(self.queue, cls.settings_class))
+        return self.spec.open(settings)
 
 
 @cache
@@ -115,9 +212,13 @@ BUILT_IN: tuple[Entity, ...] = (
         "bookstore.stores.redis_orders:OrderStore",
         "bookstore.schemas:Order",
         compactable=False,
+        namespace_options=(
+            NamespaceOption("redis_db", "the namespace's Redis database (Redis numbers them)"),
+        ),
     ),
 )
 AUDIT_QUEUE = "audit"
+AUDIT_STORE = "bookstore.stores.audit:AuditStore"
 GENERATE_QUEUE = "generate"
 PARKED_QUEUE = "parked"  # tasks that must not run again until an operator requeues them
 
@@ -167,6 +268,28 @@ class EntityTable:
     @property
     def celery_queues(self) -> tuple[str, ...]:
         return (*self.bridge_queues, GENERATE_QUEUE)
+
+    @cached_property
+    def stores(self) -> tuple[StoreSpec, ...]:
+        """Every store the pipeline writes: each entity's, then the audit log."""
+        audit = StoreSpec(AUDIT_QUEUE, AUDIT_STORE, self.names, every_record=True)
+        return (*(e.spec for e in self.rows), audit)
+
+    def store(self, name: str) -> StoreSpec:
+        """The store named `name` (its queue's name); KeyError if none is."""
+        for spec in self.stores:
+            if spec.name == name:
+                return spec
+        raise KeyError(name)
+
+    def loaded_stores(self) -> tuple[Any, ...]:
+        """The store classes of the table whose modules this process has imported: they say what
+        their drivers' failures mean (bookstore.errors.classify). Only a loaded store's driver
+        can have raised a failure, so none is imported to judge one (the CLI's `--help`, beat
+        and the bridge load no driver)."""
+        return tuple(
+            s.store_class() for s in self.stores if s.path.partition(":")[0] in sys.modules
+        )
 
     def of_store(self, store: str) -> Entity:
         """The entity whose store is named `store` (its queue); KeyError if none is."""

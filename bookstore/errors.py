@@ -21,6 +21,7 @@ import enum
 import errno
 import random
 import sys
+from collections.abc import Iterable
 from typing import Any
 
 
@@ -54,13 +55,15 @@ class Unexplained(RuntimeError):
 _OS_TRANSIENT = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EAGAIN, errno.EINTR, errno.ENOMEM}
 
 
-def classify(exc: BaseException) -> Verdict:
-    """What a failure means for the batch that met it (see the module docstring)."""
+def classify(exc: BaseException, stores: Iterable[Any] = ()) -> Verdict:
+    """What a failure means for the batch that met it (see the module docstring). `stores`: the
+    store classes whose drivers may have raised it (an entity table's, `loaded_stores()`), each
+    asked first what its own driver's failures mean."""
     if isinstance(exc, Unavailable):
         return Verdict.TRANSIENT
     if isinstance(exc, Refused):
         return Verdict.RECORD
-    for store in store_classes():  # each store knows what its driver's failures mean
+    for store in stores:
         verdict = store.classify(exc)
         if verdict is not None:
             return verdict
@@ -73,23 +76,6 @@ def classify(exc: BaseException) -> Verdict:
     if isinstance(exc, ConnectionError | TimeoutError):
         return Verdict.TRANSIENT
     return Verdict.UNEXPLAINED
-
-
-def store_classes() -> tuple[Any, ...]:
-    """The store classes imported in this process that say what their driver's failures mean
-    (a `classify(exc)` giving a Verdict, or None for another driver's): every store subclasses
-    `bookstore.stores.Closing`. A driver's failure can only come from a store that is loaded,
-    so none is imported to judge one (the CLI's `--help` loads no driver)."""
-    from bookstore.stores import Closing
-
-    found: dict[Any, Any] = {}
-    pending = [Closing]
-    while pending:
-        cls = pending.pop()
-        pending.extend(cls.__subclasses__())
-        if hasattr(cls, "classify"):
-            found.setdefault(cls.classify, cls)
-    return tuple(found.values())
 
 
 def raised_by(exc: BaseException, module: str, base: str) -> bool:

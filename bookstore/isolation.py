@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 Item = tuple[Any, Record]  # (validated entity, the record it came from)
 Write = Callable[[list[Item]], list[tuple[Record, str]]]  # returns the records it refused
+Judge = Callable[[BaseException], Verdict]
 
 
 @dataclass
@@ -38,9 +39,16 @@ class _Outcome:
         return self
 
 
-def write_isolating(write: Write, batch: list[Item]) -> list[tuple[Record, str]]:
-    """Write the batch; return the records refused (with why), each found by splitting."""
-    outcome = _write(write, batch)
+def write_isolating(
+    write: Write, batch: list[Item], stores: tuple[Any, ...]
+) -> list[tuple[Record, str]]:
+    """Write the batch; return the records refused (with why), each found by splitting. A
+    failure is judged with `stores` (bookstore.errors.classify)."""
+
+    def judged(exc: BaseException) -> Verdict:
+        return classify(exc, stores)
+
+    outcome = _write(write, batch, judged)
     if outcome.unexplained and outcome.stored == 0:
         record, exc = outcome.unexplained[0]
         raise Unexplained(
@@ -50,33 +58,33 @@ def write_isolating(write: Write, batch: list[Item]) -> list[tuple[Record, str]]
     return outcome.refused + [(record, describe(exc)) for record, exc in outcome.unexplained]
 
 
-def _write(write: Write, batch: list[Item]) -> _Outcome:
+def _write(write: Write, batch: list[Item], judged: Judge) -> _Outcome:
     try:
         refused = write(batch)
     except Exception as exc:
-        if classify(exc) is Verdict.TRANSIENT:
+        if judged(exc) is Verdict.TRANSIENT:
             raise
         if len(batch) == 1:
-            return _alone(write, batch, exc)
+            return _alone(write, batch, exc, judged)
         log.warning(
             "a batch of %d failed (%s); splitting it to find why", len(batch), describe(exc)
         )
         middle = len(batch) // 2
-        return _write(write, batch[:middle]).add(_write(write, batch[middle:]))
+        return _write(write, batch[:middle], judged).add(_write(write, batch[middle:], judged))
     return _Outcome(stored=len(batch) - len(refused), refused=refused)
 
 
-def _alone(write: Write, batch: list[Item], exc: Exception) -> _Outcome:
+def _alone(write: Write, batch: list[Item], exc: Exception, judged: Judge) -> _Outcome:
     """One record that failed: refused if the failure is about it; an unexplained failure is
     tried once more first, so that a passing hiccup does not cost a valid record."""
     record = batch[0][1]
-    if classify(exc) is Verdict.UNEXPLAINED:
+    if judged(exc) is Verdict.UNEXPLAINED:
         try:
             refused = write(batch)
         except Exception as again:
-            if classify(again) is Verdict.TRANSIENT:
+            if judged(again) is Verdict.TRANSIENT:
                 raise
-            if classify(again) is Verdict.UNEXPLAINED:
+            if judged(again) is Verdict.UNEXPLAINED:
                 return _Outcome(unexplained=[(record, again)])
             exc = again
         else:

@@ -34,27 +34,34 @@ class Persister:
             store.close()
         self._stores.clear()
 
-    def store_for(self, entity: str) -> Store:
-        if entity not in self._stores:
-            self._stores[entity] = self.settings.entities.by_name[entity].open_store(self.settings)
-        return self._stores[entity]
+    def store_for(self, name: str) -> Store:
+        """The store named `name` (its queue's), opened once."""
+        if name not in self._stores:
+            self._stores[name] = self.settings.entities.store(name).open(self.settings)
+        return self._stores[name]
 
-    def persist(self, entity: str, records: list[Record]) -> Outcome:
-        """Store every valid record of one entity (by name) and dead-letter the others, each
+    def persist(self, store: str, records: list[Record]) -> Outcome:
+        """Store every valid record in the store named `store` and dead-letter the others, each
         judged alone.
 
         Raises when retrying the whole batch is the answer: a transient failure (a server away),
         or `Unexplained` when the batch fails for a reason about none of its records.
         """
-        outcome = self.store(entity, records)
+        outcome = self.store(store, records)
         dead_letter_topic.publish(self.settings, outcome.dead)
         return outcome
 
-    def store(self, entity: str, records: list[Record]) -> Outcome:
+    def store(self, store: str, records: list[Record]) -> Outcome:
         """`persist` without publishing the dead letters: a rebuild judges the records again
-        but leaves the dead-letter topic as the pipeline wrote it."""
+        but leaves the dead-letter topic as the pipeline wrote it. A store of every record (the
+        audit log) takes them as received; an entity's store only its entity's valid ones."""
+        spec = self.settings.entities.store(store)
+        target = self.store_for(store)
+        if spec.every_record:
+            target.write([(None, record) for record in records])
+            return Outcome(stored=len(records))
         outcome = Outcome()
-        model = self.settings.entities.by_name[entity].model_class()
+        model = self.settings.entities.by_name[spec.entities[0]].model_class()
         valid = []
         crashed: list[tuple[Record, Exception]] = []
         for record in records:
@@ -69,7 +76,7 @@ class Persister:
                 raise Unexplained(f"validation failed on every record: {describe(crashed[0][1])}")
             outcome.dead.extend(DeadLetter(r, "validate", describe(exc)) for r, exc in crashed)
         if valid:
-            refused = write_isolating(self.store_for(entity).write, valid)
+            refused = write_isolating(target.write, valid, self.settings.entities.loaded_stores())
             outcome.dead.extend(DeadLetter(record, "store", reason) for record, reason in refused)
             outcome.stored = len(valid) - len(refused)
         return outcome

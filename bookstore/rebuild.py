@@ -6,11 +6,15 @@ the pipeline wrote. Records the pipeline dead-lettered (the dead-letter topic na
 skipped: a store refusal depends on the store's state when the record came (an e-mail already
 taken, a key of the wrong type), and the pipeline's decision is the log's. Re-publishing a dead
 letter (`dead-letters replay`) puts it in the log again, so a rebuild then includes it. Records
-the rebuild refuses itself are counted, not published again.
+the rebuild refuses itself are counted, not published again. A store of every record (the
+audit log) takes them all, as received, those the pipeline refused too.
 
-Each store is rebuilt by a consumer group of its own (`bookstore-rebuild.<namespace>.<store>`)
-that commits after every stored batch: a rebuild cut off by Ctrl-C or a crash resumes where it
-stopped, and running it again later catches up with what the topics received meanwhile.
+Progress lives with the data, as Kafka Connect's sinks keep it: after every stored batch the
+target store records how far it has read (`keep_progress`), so a rebuild cut off by Ctrl-C or a
+crash resumes where it stopped and running it again later catches up, while a target emptied,
+dropped, restored from an older backup or never built (another namespace, another Redis
+database) starts from the first offset: what it holds says where it stands. Progress names each
+topic by its id as well, so a log deleted and created again is read again from its start.
 """
 
 from __future__ import annotations
@@ -19,26 +23,13 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from bookstore import dead_letter_topic
 from bookstore.config import Settings
-from bookstore.entities import AUDIT_QUEUE as AUDIT
-from bookstore.entities import EntityTable, topics
+from bookstore.entities import topics
 from bookstore.persister import Outcome, Persister
-from bookstore.records import Record, audit_line
-from bookstore.stores.audit import AuditLog
-
-
-def stores(table: EntityTable) -> tuple[str, ...]:
-    """Every store `rebuild` refills: each entity's (by its queue's name) and the audit log."""
-    return (*table.store_queues, AUDIT)
-
-
-def entities_of(table: EntityTable, store: str) -> tuple[str, ...]:
-    """The entities a store is rebuilt from: an entity's store its own, the audit log all."""
-    return table.names if store == AUDIT else (table.of_store(store).name,)
+from bookstore.records import Record
 
 
 @dataclass
@@ -56,38 +47,51 @@ class Summary:
         return self.read / self.seconds if self.seconds else 0.0
 
 
-def group_id(settings: Settings, namespace: str, store: str) -> str:
-    """The rebuild's consumer group; the topic prefix keeps deployments sharing a Kafka apart."""
-    return f"{settings.kafka_topic_prefix}bookstore-rebuild.{namespace}.{store}"
+def position(topic: str, topic_id: str, partition: int) -> str:
+    """A partition's key in a store's progress: of this very topic (its id), so that a topic
+    deleted and created again (a new log, offsets from 0) is read again from its first offset."""
+    return f"{topic}@{topic_id}:{partition}"
+
+
+def topic_ids(settings: Settings, names: list[str]) -> dict[str, str]:
+    """Each topic's id (Kafka gives every topic one at creation)."""
+    from bookstore.kafka import admin_client
+
+    admin = admin_client(settings)
+    try:
+        return {t["name"]: t["topic_id"] for t in admin.describe_topics(names)}
+    finally:
+        admin.close()
 
 
 def rebuild(
     settings: Settings,
     store: str,
-    namespace: str,
     from_start: bool = False,
     refused: set[tuple[str, int, int]] | None = None,
     on_start: Callable[[int], None] = lambda total: None,
     on_batch: Callable[[int], None] = lambda records: None,
 ) -> Summary:
-    """Bring `store` (as `settings` locate it) up to the end its topics have now.
+    """Bring `store` (by name, as `settings` locate it) up to the end its topics have now.
 
-    A first run, or `from_start`, empties the store and reads from the first offset; otherwise
-    the run resumes from the group's committed offsets. `refused`: the origins of the pipeline's
-    dead letters (read from their topic when not given: a run over several stores reads them
-    once). `on_start(total)` gets the number of records to read, `on_batch(n)` each batch's.
-    Raises what a server that is away raises: the rebuild can be run again once it is back.
+    A target that records no progress, or `from_start`, is emptied and read from the first
+    offset; otherwise the run resumes from the progress it records. `refused`: the origins of
+    the pipeline's dead letters (read from their topic when not given: a run over several stores
+    reads them once). `on_start(total)` gets the number of records to read, `on_batch(n)` each
+    batch's. Raises what a server that is away raises: the rebuild can be run again once it is
+    back.
     """
     from kafka import KafkaConsumer, TopicPartition
 
     from bookstore.kafka import client_options
-    from bookstore.offsets import OffsetTracker, for_commit
+    from bookstore.offsets import OffsetTracker
 
+    spec = settings.entities.store(store)
     summary = Summary(store)
     started = time.monotonic()
     consumer = KafkaConsumer(
         **client_options(settings),
-        group_id=group_id(settings, namespace, store),
+        group_id=None,  # the progress is the target's, not a group's
         client_id="bookstore-rebuild",
         enable_auto_commit=False,
         auto_offset_reset="earliest",
@@ -95,47 +99,41 @@ def rebuild(
     persister = Persister(settings)
     tracker = OffsetTracker()
     try:
+        target = persister.store_for(store)
+        names = [topics(settings).of(e) for e in spec.entities]
+        ids = topic_ids(settings, names)
         partitions = [
             TopicPartition(t, p)
-            for t in map(topics(settings).of, entities_of(settings.entities, store))
+            for t in names
             for p in sorted(consumer.partitions_for_topic(t) or ())
         ]
         consumer.assign(partitions)
-        committed = {tp: consumer.committed(tp) for tp in partitions}
-        summary.resumed = not from_start and any(o is not None for o in committed.values())
-        if summary.resumed:
-            for tp, offset in committed.items():
-                if offset is None:
-                    consumer.seek_to_beginning(tp)
-                else:
-                    consumer.seek(tp, offset)
-        else:
-            _clear(settings, store, persister)
-            consumer.seek_to_beginning(*partitions)
         ends = consumer.end_offsets(partitions)
+
+        def key(tp: TopicPartition) -> str:
+            return position(tp.topic, ids[tp.topic], tp.partition)
+
+        done = {} if from_start else target.progress()
+        summary.resumed = any(key(tp) in done for tp in partitions)
+        if not summary.resumed:
+            target.clear()
+            done = {}
+        for tp in partitions:
+            offset = done.get(key(tp))
+            if offset is None or offset > ends[tp]:  # not read yet, or a log since cut shorter
+                consumer.seek_to_beginning(tp)
+            else:
+                consumer.seek(tp, offset)
         on_start(sum(end - consumer.position(tp) for tp, end in ends.items()))
-        audit = AuditLog(settings.audit_log_path)
-        entity = entities_of(settings.entities, store)[0]  # whose records an entity store holds
-        if store == AUDIT:
+        if spec.every_record:  # the audit log keeps what the pipeline refused too
             refused = set()
         elif refused is None:
             refused = dead_letter_topic.origins(settings)
         for batch in _in_kafka_order(consumer, ends, settings.bridge_batch_size):
-            if store == AUDIT:
-                audit.append("".join(map(audit_line, batch)))
-                summary.stored += len(batch)
-            else:
-                judged = [r for r in batch if (r.topic, r.partition, r.offset) not in refused]
-                summary.dead_letters += len(batch) - len(judged)
-                outcome = persister.store(entity, judged) if judged else Outcome()
-                summary.stored += outcome.stored
-                summary.dead_letters += len(outcome.dead)
-                for dl in outcome.dead[: max(0, 5 - len(summary.examples))]:
-                    summary.examples.append(f"{dl.record.coordinates} ({dl.stage}): {dl.reason}")
+            _judge_and_store(persister, store, batch, refused, summary)
             tracker.confirm(batch)
-            done = tracker.to_commit()
-            consumer.commit(for_commit(done))
-            tracker.committed_now(done)
+            done = {**done, **{key(tp): o for tp, o in tracker.confirmed.items()}}
+            target.keep_progress(done)
             summary.read += len(batch)
             on_batch(len(batch))
     finally:
@@ -143,6 +141,23 @@ def rebuild(
         consumer.close()
     summary.seconds = time.monotonic() - started
     return summary
+
+
+def _judge_and_store(
+    persister: Persister,
+    store: str,
+    batch: list[Record],
+    refused: set[tuple[str, int, int]],
+    summary: Summary,
+) -> None:
+    """Store the batch as the workers do, but for the records the pipeline dead-lettered."""
+    judged = [r for r in batch if (r.topic, r.partition, r.offset) not in refused]
+    summary.dead_letters += len(batch) - len(judged)
+    outcome = persister.store(store, judged) if judged else Outcome()
+    summary.stored += outcome.stored
+    summary.dead_letters += len(outcome.dead)
+    for dl in outcome.dead[: max(0, 5 - len(summary.examples))]:
+        summary.examples.append(f"{dl.record.coordinates} ({dl.stage}): {dl.reason}")
 
 
 def _in_kafka_order(consumer: Any, ends: dict[Any, int], size: int) -> Iterator[list[Record]]:
@@ -172,14 +187,3 @@ def _in_kafka_order(consumer: Any, ends: dict[Any, int], size: int) -> Iterator[
             tp = min(buffers, key=lambda tp: buffers[tp][0].kafka_order)
             batch.append(buffers[tp].popleft())
         yield batch
-
-
-def _clear(settings: Settings, store: str, persister: Persister) -> None:
-    """Empty the store a first run fills. A live audit log is kept aside, never deleted: it may
-    hold records the topics no longer do (compacted away, or past their retention)."""
-    if store == AUDIT:
-        path = Path(settings.audit_log_path)
-        if path.exists() and path.stat().st_size:
-            path.rename(path.with_name(f"{path.name}.before-rebuild-{int(time.time())}"))
-        return
-    persister.store_for(settings.entities.of_store(store).name).clear()

@@ -64,6 +64,12 @@ class Customer(BaseModel):
 
     _check_id = field_validator("id")(_uuid)
 
+    @staticmethod
+    def example(key: str, n: int) -> dict[str, Any]:
+        """Version `n` (≥ 1) of a valid record with id `key` (a UUID string): what the store
+        contract and the benchmarks send (every entity's model has one)."""
+        return {"id": key, "name": f"Ana {n}", "email": f"v{n}.{key}@example.com"}
+
 
 class Book(BaseModel):
     """Extra fields are kept (MongoDB holds flexible documents) but sanitised in `document()`."""
@@ -75,6 +81,10 @@ class Book(BaseModel):
     title: Text
     authors: Annotated[list[Text], Field(max_length=AUTHORS_MAX)] = []
     publishedDate: StrictStr | None = None  # noqa: N815 (the message's field name)
+
+    @staticmethod
+    def example(key: str, n: int) -> dict[str, Any]:
+        return {"id": key, "isbn": None, "title": f"Edição {n}", "authors": ["A"] * min(n, 5)}
 
     def document(self) -> dict[str, Any]:
         """The MongoDB document: `_id` = the Google id; no `$` operators or dotted paths."""
@@ -99,6 +109,17 @@ class Order(BaseModel):
     timestamp: datetime
 
     _check_ids = field_validator("id", "customer_id")(_uuid)
+
+    @staticmethod
+    def example(key: str, n: int) -> dict[str, Any]:
+        """Version `n` belongs to customer n: versions move an order between histories."""
+        return {
+            "id": key,
+            "customer_id": str(uuid.UUID(int=n)),
+            "book_id": f"b{n}",
+            "quantity": min(n, QUANTITY_MAX),
+            "timestamp": 1_700_000 + n,
+        }
 
     @field_validator("timestamp", mode="before")
     @classmethod

@@ -26,30 +26,13 @@ from typing import Any
 
 from bookstore import dead_letter_topic
 from bookstore.config import Settings
-from bookstore.entities import AUDIT_QUEUE as AUDIT
-from bookstore.entities import Entity, EntityTable, topics
+from bookstore.entities import StoreSpec, topics
 from bookstore.kafka import admin_client, read_topics
 from bookstore.records import Record
 from bookstore.schemas import Rejected, parse
-from bookstore.stores.audit import AuditLog
 from bookstore.topic_config import CLEANUP_POLICY, current_configs
 
 Order3 = tuple[int, int, int]  # (timestamp, partition, offset)
-
-
-def comparable(table: EntityTable) -> dict[str, Entity]:
-    """store -> its entity, for every store with a canonical form (`form` and `entries`): the
-    stores `verify` compares, besides the audit log."""
-    return {
-        e.queue: e
-        for e in table
-        if hasattr(e.store_class(), "form") and hasattr(e.store_class(), "entries")
-    }
-
-
-def stores(table: EntityTable) -> tuple[str, ...]:
-    """Every store `verify` compares with the log."""
-    return (*comparable(table), AUDIT)
 
 
 @dataclass
@@ -107,25 +90,30 @@ class LogView:
     compacted: set[str] = field(default_factory=set)  # topics: a record without a key may go
 
 
-def read_log(settings: Settings, stores: Iterable[str]) -> LogView:
-    """The log as `stores` need it."""
-    stores = set(stores)
+def read_log(settings: Settings, specs: Iterable[StoreSpec]) -> LogView:
+    """The log as the stores of `specs` need it: each key's latest storable record for a store
+    of the latest per key, every record's value for a store of every record (the audit log)."""
+    specs = list(specs)
     names = topics(settings)
     dead = dead_letter_topic.origins(settings)
     view = LogView()
     judged = {
-        names.of(e.name): (e.model_class(), e.store_class().form)
-        for store, e in comparable(settings.entities).items()
-        if store in stores
+        names.of(spec.entities[0]): (
+            settings.entities.by_name[spec.entities[0]].model_class(),
+            spec.store_class().form,
+        )
+        for spec in specs
+        if not spec.every_record
     }
-    read = names.entities if AUDIT in stores else sorted(judged)
-    if AUDIT in stores:
-        view.compacted = compacted_topics(settings, read)
+    every = sorted({names.of(e) for spec in specs if spec.every_record for e in spec.entities})
+    read = sorted({*judged, *every})
+    if every:
+        view.compacted = compacted_topics(settings, every)
     for batch in read_topics(settings, read, on_bounds=_bounds_into(view)):
         for message in batch:
             record = Record.from_kafka(message)
             where = (record.topic, record.partition)
-            if AUDIT in stores:
+            if record.topic in every:
                 view.values[where][record.offset] = _value_digest(record.value)
                 if record.key is not None:
                     view.last_of_key[where][record.key] = record.offset
@@ -166,18 +154,18 @@ def _value_digest(value: bytes | None) -> bytes:
 
 
 def verify(settings: Settings, stores: Iterable[str], examples: int = 5) -> list[Report]:
-    """One report per store, `stores` as `settings` locate them, against the log."""
-    stores = list(stores)
-    known = comparable(settings.entities)
-    unknown = sorted(set(stores) - {*known, AUDIT})
+    """One report per store (by name), as `settings` locate them, against the log."""
+    known = {s.name: s for s in settings.entities.stores if s.verifiable}
+    unknown = sorted(set(stores) - set(known))
     if unknown:
-        raise ValueError(f"verify compares {', '.join(known)}, {AUDIT}; not {', '.join(unknown)}")
-    view = read_log(settings, stores)
+        raise ValueError(f"verify compares {', '.join(known)}; not {', '.join(unknown)}")
+    specs = [known[name] for name in stores]
+    view = read_log(settings, specs)
     return [
-        _verify_audit(settings, view, examples)
-        if store == AUDIT
-        else _verify_store(settings, view, known[store], examples)
-        for store in stores
+        _verify_every_record(settings, view, spec, examples)
+        if spec.every_record
+        else _verify_latest(settings, view, spec, examples)
+        for spec in specs
     ]
 
 
@@ -236,46 +224,55 @@ def _where(topic: str, order: Order3) -> str:
     return f"{topic}[{partition}]@{offset}"
 
 
-def _verify_store(settings: Settings, view: LogView, entity: Entity, examples: int) -> Report:
-    check = Comparison(entity.queue, topics(settings).of(entity.name), view)
-    with entity.open_store(settings) as store:
+def _verify_latest(settings: Settings, view: LogView, spec: StoreSpec, examples: int) -> Report:
+    check = Comparison(spec.name, topics(settings).of(spec.entities[0]), view)
+    with spec.open(settings) as store:
         check.compare(store.entries())
     return check.report(examples)
 
 
-def _verify_audit(settings: Settings, view: LogView, examples: int) -> Report:
-    """Every record of the entity topics in the audit log with its exact value (duplicates are
-    at-least-once, not differences); a line the topics do not hold is extra unless compaction
+def _verify_every_record(
+    settings: Settings, view: LogView, spec: StoreSpec, examples: int
+) -> Report:
+    """Every record of its entities' topics in the store with its exact value (duplicates are
+    at-least-once, not differences); an entry the topics do not hold is extra unless compaction
     (a later record with its key, or any record without a key) or retention (before the
     partition's first offset) removed it."""
-    report = Report(AUDIT, expected=sum(len(v) for v in view.values.values()))
+    mine = {topics(settings).of(e) for e in spec.entities}
+    report = Report(
+        spec.name, expected=sum(len(v) for (t, _), v in view.values.items() if t in mine)
+    )
     found: dict[tuple[str, int], set[int]] = defaultdict(set)
-    for wire in AuditLog(settings.audit_log_path).lines():
-        record = Record.from_wire(wire)
-        where, offset = (record.topic, record.partition), record.offset
-        key = f"{record.topic}[{record.partition}]@{offset}"
-        if where not in view.ends or offset >= view.ends[where]:
-            if where in view.ends:
-                report.newer += 1
-            else:
-                report.found("extra", key, "a topic or partition the log does not have", examples)
-            continue
-        report.checked += 1
-        held = view.values[where].get(offset)
-        if held is None:
-            if record.key is None:  # compaction discards records without a key
-                removed = record.topic in view.compacted
-            else:  # compaction, now or before, kept a later record of its key
-                removed = view.last_of_key[where].get(record.key, -1) > offset
-            removed = removed or offset < view.starts.get(where, 0)
-            if not removed:
-                report.found("extra", key, "not in the log", examples)
-        elif offset in found[where]:
-            continue  # a duplicate line (at-least-once)
-        elif held != _value_digest(record.value):
-            report.found("different", key, "its value differs from the log's", examples)
-        found[where].add(offset)
+    with spec.open(settings) as store:
+        for record in store.entries():
+            where, offset = (record.topic, record.partition), record.offset
+            key = f"{record.topic}[{record.partition}]@{offset}"
+            if where not in view.ends or offset >= view.ends[where]:
+                if where in view.ends:
+                    report.newer += 1
+                else:
+                    report.found(
+                        "extra", key, "a topic or partition the log does not have", examples
+                    )
+                continue
+            report.checked += 1
+            held = view.values[where].get(offset)
+            if held is None:
+                if record.key is None:  # compaction discards records without a key
+                    removed = record.topic in view.compacted
+                else:  # compaction, now or before, kept a later record of its key
+                    removed = view.last_of_key[where].get(record.key, -1) > offset
+                removed = removed or offset < view.starts.get(where, 0)
+                if not removed:
+                    report.found("extra", key, "not in the log", examples)
+            elif offset in found[where]:
+                continue  # a duplicate line (at-least-once)
+            elif held != _value_digest(record.value):
+                report.found("different", key, "its value differs from the log's", examples)
+            found[where].add(offset)
     for where, offsets in view.values.items():
+        if where[0] not in mine:
+            continue
         for offset in sorted(offsets.keys() - found[where]):
             report.found("missing", f"{where[0]}[{where[1]}]@{offset}", "no audit line", examples)
     return report

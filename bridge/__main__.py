@@ -10,14 +10,13 @@ import sys
 from kafka import KafkaConsumer
 from kafka.errors import KafkaTimeoutError
 
+from bookstore.broker import QueueMigrationNeeded, connect, declare, reach
 from bookstore.config import ConfigError, load_settings
 from bookstore.entities import topics
 from bookstore.kafka import KafkaUnavailable, client_options, spanned
 from bookstore.topic_config import ensure_topics
 from bridge import metrics
 from bridge.fanout import Bridge
-from tasks.queues import QueueMigrationNeeded
-from tasks.queues import declare as declare_queues
 
 log = logging.getLogger(__name__)
 
@@ -47,14 +46,13 @@ def main(argv: list[str] | None = None) -> int:
         return fail(str(exc))
     warn_if_slow_checksums()
 
-    from tasks import app  # the product's Celery app: same broker, queues and confirms
-
     try:
-        declare_queues(app)
+        with connect(settings) as conn:
+            declare(reach(conn), settings.entities)
     except QueueMigrationNeeded as exc:
         return fail(str(exc))
     except Exception as exc:
-        broker = app.connection_for_write().as_uri()  # password masked
+        broker = connect(settings).as_uri()  # password masked
         return fail(f"cannot reach RabbitMQ at {broker} (CELERY_BROKER_URL): {exc}")
     try:
         state = ensure_topics(settings)
@@ -99,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         settings.bridge_metrics_port,
         lambda: sum(spanned(settings, dead_letters).values()),
     )
-    bridge = Bridge(settings, app, consumer)
+    bridge = Bridge(settings, consumer)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: bridge.stop())
     bridge.run()

@@ -10,8 +10,8 @@ from __future__ import annotations
 import logging
 import time
 
-from celery import Celery
-
+from bookstore.broker import connect
+from bookstore.config import Settings
 from bookstore.entities import AUDIT_QUEUE, EntityTable
 from bridge import metrics
 
@@ -58,9 +58,9 @@ class Holds:
 class QueueDepths(Holds):
     """Holds fed by RabbitMQ's queue depths (passive queue.declare), read at most every second."""
 
-    def __init__(self, app: Celery, max_depth: int, table: EntityTable, every: float = 1.0):
-        super().__init__(max_depth, table)
-        self.app = app
+    def __init__(self, settings: Settings, every: float = 1.0):
+        super().__init__(settings.bridge_max_queue_depth, settings.entities)
+        self.settings = settings
         self.every = every
         self._read_at = 0.0
         self._conn = None
@@ -83,7 +83,7 @@ class QueueDepths(Holds):
 
     def _read(self) -> dict[str, int]:
         if self._conn is None:
-            self._conn = self.app.connection_for_read()
+            self._conn = connect(self.settings)
         channel = self._conn.default_channel
         return {q: channel.queue_declare(q, passive=True).message_count for q in self.estimate}
 

@@ -15,10 +15,10 @@ import logging
 import threading
 import time
 
-from celery import Celery
 from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
+from bookstore.broker import AUDIT_TASK, persist_task
 from bookstore.config import Settings
 from bookstore.entities import AUDIT_QUEUE, topics
 from bookstore.errors import retry_delay
@@ -29,7 +29,6 @@ from bridge.backpressure import QueueDepths
 from bridge.batching import Batcher, audit_payloads
 from bridge.fetch_wait import FetchWait
 from bridge.publisher import TaskPublisher
-from tasks.queues import AUDIT_TASK, persist_task
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +38,9 @@ POLL_RETRY = 1.0  # seconds between polls while Kafka cannot serve the group
 
 
 class Bridge:
-    def __init__(self, settings: Settings, app: Celery, consumer: KafkaConsumer):
+    def __init__(self, settings: Settings, consumer: KafkaConsumer):
         self.settings = settings
         self.names = topics(settings)
-        self.app = app
         self.consumer = consumer
         self.stopped = threading.Event()
         self.batcher = Batcher(
@@ -55,8 +53,8 @@ class Bridge:
         self.committed_at = 0.0
         self.offsets = OffsetTracker()
         self.failed_publishes = 0  # in a row: the backoff's attempt number
-        self.depths = QueueDepths(app, settings.bridge_max_queue_depth, settings.entities)
-        self.publisher = TaskPublisher(app)
+        self.depths = QueueDepths(settings)
+        self.publisher = TaskPublisher(settings)
 
     # -- main loop -------------------------------------------------------------------------
     def run(self) -> None:

@@ -11,8 +11,8 @@ load (README "Performance", "Cheaper tasks").
 
 Failover is kombu's, as with `send_task`: a publish that meets a broken connection reconnects,
 to the next node of CELERY_BROKER_URL if the node is gone, and publishes again, within
-`task_publish_retry_policy`; past it, the error reaches the bridge, which rewinds and backs off.
-With `confirm_publish`, a publish returns only once RabbitMQ confirmed the message.
+PUBLISH_RETRY_POLICY; past it, the error reaches the bridge, which rewinds and backs off. With
+publisher confirms, a publish returns only once RabbitMQ confirmed the message.
 """
 
 from __future__ import annotations
@@ -21,24 +21,29 @@ from celery import Celery
 from kombu import Producer
 from kombu.utils.uuid import uuid
 
+from bookstore.broker import PUBLISH_RETRY_POLICY, connect
+from bookstore.config import Settings
+
 
 class TaskPublisher:
-    def __init__(self, app: Celery):
-        self.app = app
-        self.connection = app.connection_for_write()
+    def __init__(self, settings: Settings):
+        # Celery's own message format, from an app with no configuration: the bridge needs
+        # neither the workers' settings nor their stores
+        self.messages = Celery("bookstore", set_as_current=False).amqp
+        self.connection = connect(settings)
         self.producer = Producer(self.connection, auto_declare=False)
         self.options = {
-            "serializer": app.conf.task_serializer,
-            "delivery_mode": app.conf.task_default_delivery_mode,
+            "serializer": "json",
+            "delivery_mode": "persistent",
             "retry": True,
-            "retry_policy": app.conf.task_publish_retry_policy,
+            "retry_policy": PUBLISH_RETRY_POLICY,
         }
 
     def publish(self, task: str, queue: str, lines: str) -> None:
         """One task with the batch's lines as its argument, on `queue` (the exchange of that name
-        routes by the queue's name: tasks/queues.py). argsrepr: Celery would otherwise render a
-        repr of the whole batch for every task, in its events and logs."""
-        headers, properties, body, _ = self.app.amqp.as_task_v2(
+        routes by the queue's name: bookstore/broker.py). argsrepr: Celery would otherwise render
+        a repr of the whole batch for every task, in its events and logs."""
+        headers, properties, body, _ = self.messages.as_task_v2(
             uuid(), task, args=[lines], argsrepr=f"<{len(lines)} chars>", ignore_result=True
         )
         self.producer.publish(

@@ -43,8 +43,28 @@ def per_process(build: Callable[[Settings], T]) -> Callable[[], T]:
 
 
 @worker_init.connect
-def _declare_queues(sender, **_) -> None:
-    """Before consuming: the parked queue must exist before any task can be rejected into it."""
-    from tasks.queues import declare
+def _before_consuming(sender, **_) -> None:
+    """Before a worker consumes: the stores it writes (those of the queues it consumes, `-Q`)
+    must be configured, and the queues declared as this release declares them (`parked` first:
+    a task may be rejected into it at once); a bad store variable, or a queue of an earlier
+    release holding tasks, stops it with one line saying what to do (SystemExit: Celery logs and
+    ignores anything else a signal handler raises)."""
+    from bookstore.broker import QueueMigrationNeeded, declare, reach
+    from bookstore.config import ConfigError
+    from bookstore.entities import TableError
 
-    declare(sender.app)
+    consumed = set(sender.app.amqp.queues.consume_from or sender.app.amqp.queues)
+    try:
+        for spec in settings().entities.stores:
+            if spec.name in consumed:
+                spec.check()
+                settings().store(spec.name)
+    except ConfigError as exc:
+        raise SystemExit(f"worker: configuration error: {exc}") from None
+    except TableError as exc:
+        raise SystemExit(f"worker: {exc}") from None
+    try:
+        with sender.app.connection_for_write() as conn:
+            declare(reach(conn), settings().entities)
+    except QueueMigrationNeeded as exc:
+        raise SystemExit(f"worker: {exc}") from None

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from bookstore.stores.audit import AuditLog
+from bookstore.broker import AUDIT_TASK
+from bookstore.entities import AUDIT_QUEUE
 from tasks import app, per_process
-from tasks.queues import AUDIT_TASK
 
-_audit = per_process(lambda settings: AuditLog(settings.audit_log_path))
+_audit = per_process(lambda settings: settings.entities.store(AUDIT_QUEUE).open(settings))
 
 
 @app.task(name=AUDIT_TASK)

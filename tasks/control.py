@@ -17,7 +17,7 @@ from __future__ import annotations
 from celery.app.control import Control as CeleryControl
 from kombu import Queue, pidbox
 
-from tasks.queues import QUORUM
+from bookstore.broker import QUORUM
 
 
 class Mailbox(pidbox.Mailbox):

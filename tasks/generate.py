@@ -6,10 +6,21 @@ with the one backoff until the tick expires (beat gives each one interval); see 
 
 from __future__ import annotations
 
-from bookstore.generator import Generator
+from typing import Any
+
+from bookstore.config import Settings
 from tasks import app, per_process
 
-_generator = per_process(Generator)
+
+def _open_generator(settings: Settings) -> Any:
+    """Redis (its registry of ids) and Kafka load when a worker first generates, never where the
+    tasks are only named (beat, Flower)."""
+    from bookstore.generator import Generator
+
+    return Generator(settings)
+
+
+_generator = per_process(_open_generator)
 
 
 @app.task

@@ -13,18 +13,28 @@ from typing import Any
 
 from celery import Task
 
+from bookstore.broker import persist_task
+from bookstore.config import Settings
 from bookstore.entities import Entity
-from bookstore.persister import Persister
 from bookstore.records import from_lines
 from tasks import app, per_process, settings
-from tasks.queues import persist_task
 
 log = logging.getLogger(__name__)
-_persister = per_process(Persister)
 
 
-def _persist(entity: str, lines: str | list[dict[str, Any]]) -> dict[str, int]:
-    outcome = _persister().persist(entity, from_lines(lines))
+def _open_persister(settings: Settings) -> Any:
+    """The stores' drivers load when a worker first writes, never where the tasks are only
+    named (beat, Flower)."""
+    from bookstore.persister import Persister
+
+    return Persister(settings)
+
+
+_persister = per_process(_open_persister)
+
+
+def _persist(store: str, lines: str | list[dict[str, Any]]) -> dict[str, int]:
+    outcome = _persister().persist(store, from_lines(lines))
     for dl in outcome.dead:
         log.warning("dead letter %s (%s): %s", dl.record.coordinates, dl.stage, dl.reason)
     return {"stored": outcome.stored, "dead_letters": len(outcome.dead)}
@@ -32,7 +42,7 @@ def _persist(entity: str, lines: str | list[dict[str, Any]]) -> dict[str, int]:
 
 def _persistence_task(entity: Entity) -> Task:
     def persist(lines: str | list[dict[str, Any]]) -> dict[str, int]:
-        return _persist(entity.name, lines)
+        return _persist(entity.queue, lines)
 
     name = persist_task(entity)
     persist.__name__ = persist.__qualname__ = name.rpartition(".")[2].replace("-", "_")

@@ -20,8 +20,8 @@ from celery import Task
 from celery.exceptions import Reject
 
 import tasks
+from bookstore.broker import declare_parked, parks
 from bookstore.errors import Verdict, classify, describe, retry_delay
-from tasks.queues import declare_parked, parks
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ class PolicyTask(Task):
         # count in seconds (Celery refuses a countdown under 1 s there, by parking the task).
         delay = math.ceil(retry_delay(attempt, settings.retry_max_seconds))
         why = describe(exc)
-        if classify(exc) is Verdict.TRANSIENT:
+        if classify(exc, settings.entities.loaded_stores()) is Verdict.TRANSIENT:
             log.warning("%s: %s; retrying in %ds", self.name, why, delay)
         elif attempt < settings.park_after_retries:
             log.error(
@@ -74,7 +74,8 @@ class PolicyTask(Task):
         else:
             # At-least-once dead-lettering keeps the task until `parked` exists, but it would
             # only arrive minutes later.
-            declare_parked(self.app)
+            with self.app.connection_for_write() as conn:
+                declare_parked(conn)
             log.error("%s parked after %d retries: %s", self.name, attempt, why)
             return Reject(Parked(f"after {attempt} retries: {why}"), requeue=False)
         try:

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -22,6 +24,8 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 
 from bookstore import entities
+from bookstore.config import Settings
+from bookstore.namespace import Namespace
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -30,9 +34,53 @@ REPO = Path(__file__).resolve().parent.parent
 TOPIC_PREFIX = "test."
 TOPICS = entities.Topics(TOPIC_PREFIX)
 TABLE = TOPICS.table  # the built-in entities
+# Where the tests keep their stores (tests/conftest.py): a namespace of their own.
+TEST_NAMESPACE = Namespace("bookstore_test", {"redis_db": 1})
 CUSTOMERS, BOOKS, ORDERS, DEAD_LETTERS = map(
     TOPICS.of, (entities.CUSTOMERS, entities.BOOKS, entities.ORDERS, entities.DEAD_LETTERS)
 )
+
+
+SUITE_MARKER = "BOOKSTORE_TESTS_ENVIRONMENT"
+
+
+@functools.cache
+def suite_environment() -> tuple[Settings, dict[str, str]]:
+    """Set the tests' configuration in this process's environment (once: tests/conftest.py does
+    it before anything reads it); the settings their namespace lies beside, and what was set.
+
+    The tests share the local servers with a developer's running stack, but never touch its
+    data: their own Kafka topics (a prefix: test.customers, ...), consumer groups, RabbitMQ vhost
+    (where they purge the Celery queues), and every store in a namespace of their own, by the
+    product's own mechanism (a PostgreSQL and a MongoDB database, a Redis database, an audit log
+    in a temporary directory; a store added to the entity table is moved there too).
+    tests/unit/test_settings.py checks that every place the product keeps data is moved."""
+    from bookstore.config import load_settings
+
+    if os.environ.get(SUITE_MARKER):  # a test's own pytest run: its environment is set already
+        return load_settings(), {}
+    base = {
+        SUITE_MARKER: "1",
+        "KAFKA_TOPIC_PREFIX": TOPIC_PREFIX,
+        # the servers the environment names (a cluster: `eval "$(scripts/services env)"`)
+        "CELERY_BROKER_URL": on_vhost(
+            os.environ.get("CELERY_BROKER_URL") or "amqp://guest:guest@localhost:5672//",
+            "bookstore_test",
+        ),
+        "BRIDGE_GROUP_ID": "bookstore-bridge-test",
+        # the namespace's audit log goes beside this one, in a directory of the session's own
+        "AUDIT_LOG_PATH": os.path.join(tempfile.mkdtemp(prefix="bookstore-tests-"), "messages.log"),
+        # Never call out of the machine from tests: a closed loopback port makes every process
+        # the tests start (beat, generate workers) use the offline Faker fallback at once.
+        "GOOGLE_BOOKS_BASE_URL": "http://127.0.0.1:9/books/v1",
+        # a developer's .env must not reach the tests or the processes they start
+        "BOOKSTORE_ENV_FILE": "",
+    }
+    os.environ.update(base)
+    live = load_settings(stores=True)  # every store's read now, before the namespace moves them
+    env = {**base, **TEST_NAMESPACE.env(live)}
+    os.environ.update(env)
+    return live, env
 
 
 def on_vhost(urls: str, vhost: str) -> str:
@@ -107,27 +155,34 @@ def wait_until(predicate: Callable[[], object], timeout: float, what: str, every
 
 
 class Processes:
-    """Start real product processes; every one is stopped (and its group killed) at teardown."""
+    """Start real product processes (the tests' and the benchmarks'), each logging to
+    LOG_DIR/NAME.log, with this process's environment plus `env` (and a start's own); every one
+    is stopped (and its group killed) at teardown."""
 
-    def __init__(self, log_dir: Path):
+    def __init__(self, log_dir: Path, env: dict[str, str] | None = None):
         self.log_dir = log_dir
+        self.env = dict(env or {})
         self.procs: list[subprocess.Popen] = []
+        self.named: dict[str, subprocess.Popen] = {}
 
     def start(self, name: str, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
         log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 (closed with the process)
         proc = subprocess.Popen(
             [sys.executable, *args],
             cwd=REPO,
-            env={**os.environ, **(env or {})},
+            env={**os.environ, **self.env, **(env or {})},
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         proc.log_path = self.log_dir / f"{name}.log"  # type: ignore[attr-defined]
         self.procs.append(proc)
+        self.named[name] = proc
         return proc
 
-    def worker(self, queue: str, *extra: str, concurrency: int = 1, **kw) -> subprocess.Popen:
+    def worker(
+        self, queue: str, *extra: str, concurrency: int = 1, pool: str = "prefork", **kw
+    ) -> subprocess.Popen:
         return self.start(
             f"worker-{queue}",
             "-m",
@@ -139,6 +194,7 @@ class Processes:
             queue,
             "-n",
             worker_name(queue),
+            f"--pool={pool}",
             f"--concurrency={concurrency}",
             "--loglevel=INFO",
             "--without-mingle",
@@ -146,6 +202,16 @@ class Processes:
             *extra,
             **kw,
         )
+
+    def beat(self, schedule: Path, every_seconds: float, **kw) -> subprocess.Popen:
+        """Beat, ticking every `every_seconds`, logging each publish RabbitMQ confirmed (its
+        debug lines: "sent. id->")."""
+        env = {**kw.pop("env", {}), "GENERATE_INTERVAL_SECONDS": str(every_seconds)}
+        args = ("-m", "celery", "-A", "tasks", "beat", "--loglevel=DEBUG")
+        return self.start("beat", *args, f"--schedule={schedule}", env=env, **kw)
+
+    def log(self, name: str) -> str:
+        return (self.log_dir / f"{name}.log").read_text(errors="replace")
 
     @staticmethod
     def stop(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
@@ -184,15 +250,6 @@ def start_flower(processes: Processes, port: int, env: dict[str, str]) -> subpro
         f"--port={port}",
         env={"FLOWER_UNAUTHENTICATED_DEMO": "", **env},
     )
-
-
-def create_database(settings, name: str) -> None:
-    """Create a PostgreSQL database if missing, from the server's `bookstore` database (the
-    tests' own may not exist yet; the bookstore role may create databases)."""
-
-    from bookstore.stores.postgres import create_database
-
-    create_database(settings.store("postgres").dsn.rsplit("/", 1)[0] + "/bookstore", name)
 
 
 def group_members(settings, group: str) -> list[set[tuple[str, int]]]:
@@ -251,6 +308,18 @@ def wait_drained(queues: tuple[str, ...] | list[str], timeout: float = 120) -> N
         return not any(tasks for replies in held for tasks in replies.values())
 
     wait_until(drained, timeout, f"queues {', '.join(queues)} drained")
+
+
+def purge_task_queues(settings) -> None:
+    """Declare and empty every Celery queue of the vhost `settings` name (the tests' or the
+    benchmarks'), `parked` too: tasks left by an earlier, interrupted run must not run in this
+    one."""
+    from bookstore.broker import all_queues, connect, declare, reach
+
+    with connect(settings) as conn:
+        declare(reach(conn), settings.entities)
+        for queue in all_queues(settings.entities):
+            conn.default_channel.queue_purge(queue.name)
 
 
 def scrape(port: int) -> dict[tuple[str, tuple], float]:

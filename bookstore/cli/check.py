@@ -20,7 +20,7 @@ from bookstore.cli.common import (
     reporting_errors,
 )
 from bookstore.config import Settings, load_settings
-from bookstore.entities import BOOKS, CUSTOMERS, ORDERS, open_stores
+from bookstore.entities import AUDIT_QUEUE, BOOKS, CUSTOMERS, ORDERS, open_stores
 
 EXAMPLES = 5  # ids shown per problem
 BATCH = 1000
@@ -57,18 +57,18 @@ def _audit_gaps(settings: Settings) -> dict[str, Any]:
     from kafka import TopicPartition
 
     from bookstore.kafka import offsets_held
-    from bookstore.stores.audit import AuditLog
 
+    audit = settings.entities.store(AUDIT_QUEUE).open(settings)
     audited: dict[tuple[str, int], set[int]] = defaultdict(set)
     lines = duplicates = 0
     try:
-        for line in AuditLog(settings.audit_log_path).lines():
+        for line in audit.lines():
             lines += 1
             offsets = audited[(line["topic"], line["partition"])]
             duplicates += line["offset"] in offsets
             offsets.add(line["offset"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise CliError(f"cannot read audit log {settings.audit_log_path}: {exc}", 1) from exc
+        raise CliError(f"cannot read audit log {audit.path}: {exc}", 1) from exc
     checked = []
     for p in partition_offsets(settings):
         if p.committed is None:

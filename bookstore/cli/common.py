@@ -19,7 +19,8 @@ import typer
 
 from bookstore import entities
 from bookstore.config import Settings
-from bookstore.errors import Unavailable, raised_by, store_classes
+from bookstore.entities import load_table
+from bookstore.errors import Unavailable, raised_by
 from bookstore.kafka import client_options
 
 if TYPE_CHECKING:  # the clients are imported by the commands that use them: --help needs none
@@ -53,7 +54,7 @@ def unavailable_error(exc: BaseException) -> CliError | None:
     """Name the server behind a connection failure (URLs are never printed: they hold passwords)."""
     if isinstance(exc, Unavailable):
         return CliError(one_line(exc), EXIT_UNAVAILABLE)
-    for store in store_classes():
+    for store in load_table().loaded_stores():
         if store.classify(exc) is not None:  # its driver's failure
             setting = getattr(store, "configured_by", "")  # the variable naming its server
             where = f"{store.server} ({setting})" if setting else store.server
@@ -148,24 +149,13 @@ _NO_WRAP = {"when (UTC)", "dead letter", "origin", "topic", "queue", "what", "ch
 def rabbitmq(settings: Settings) -> Iterator[Connection]:
     """A connection to the Celery broker (with publisher confirms); a broker that cannot be
     reached is a CliError (exit 4), named without its URL."""
-    from kombu import Connection
     from kombu.exceptions import KombuError
 
-    from tasks.queues import HEARTBEAT, TRANSPORT_OPTIONS
+    from bookstore.broker import connect, reach
 
-    conn = Connection(
-        settings.celery_broker_url,
-        connect_timeout=5,
-        heartbeat=HEARTBEAT,
-        transport_options=TRANSPORT_OPTIONS,
-    )
+    conn = connect(settings)
     try:
-        # each node of a cluster once, from the first: one that is away or does not answer
-        # (paused, cut off) costs its connect timeout, then the next is tried
-        conn.ensure_connection(
-            max_retries=max(1, len(conn.alt) - 1), interval_start=0, interval_step=0
-        )
-        yield conn
+        yield reach(conn)
     except (OSError, KombuError, *conn.connection_errors) as exc:
         raise CliError(f"RabbitMQ (CELERY_BROKER_URL): {one_line(exc)}", EXIT_UNAVAILABLE) from exc
     finally:

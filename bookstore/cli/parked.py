@@ -87,7 +87,7 @@ def parked_list(
 
     Listing takes nothing away: every message goes back to the queue as it was.
     """
-    from tasks.queues import PARKED
+    from bookstore.broker import PARKED
 
     settings = load_settings()
     with reporting_errors(), rabbitmq(settings) as conn:
@@ -124,7 +124,7 @@ def parked_requeue(
     wanted = set(task_id or [])
     if not (wanted or queue or requeue_all):
         raise typer.BadParameter("choose what to requeue: --id, --queue or --all")
-    from tasks.queues import PARKED
+    from bookstore.broker import PARKED
 
     settings = load_settings()
     moved: list[ParkedTask] = []

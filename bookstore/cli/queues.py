@@ -1,9 +1,9 @@
 """`python -m bookstore queues migrate`: bring the Celery queues of an earlier release to this one.
 
-Every queue is now a quorum queue with a topic exchange (tasks/queues.py); RabbitMQ cannot change
-an existing queue's type. Workers, beat and the bridge replace an empty queue of an earlier
-release by themselves at start-up, and refuse to start while one holds tasks: this command moves
-those tasks into the new queues, losing none.
+Every queue is now a quorum queue with a topic exchange (bookstore/broker.py); RabbitMQ cannot
+change an existing queue's type. Workers, beat and the bridge replace an empty queue of an
+earlier release by themselves at start-up, and refuse to start while one holds tasks: this
+command moves those tasks into the new queues, losing none.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def queues_migrate(as_json: bool = JsonOption) -> None:
     (quorum queues), every one confirmed by RabbitMQ before it leaves its old queue. Stop the
     earlier release's workers, beat and bridge first; safe to run again after an interruption,
     and harmless when there is nothing to migrate."""
-    from tasks.queues import QueueMigrationNeeded, all_queues, migrate
+    from bookstore.broker import QueueMigrationNeeded, all_queues, migrate
 
     settings = load_settings()
     say = (lambda line: None) if as_json else typer.echo

@@ -8,47 +8,47 @@ import typer
 
 from bookstore.cli.app import app
 from bookstore.cli.common import JsonOption, print_json, print_report, progress, reporting_errors
-from bookstore.cli.stores import REDIS_DB_OPTION, STORE_OPTION, chosen, in_namespace
+from bookstore.cli.stores import STORE_OPTION, chosen, in_namespace, with_namespace_options
 from bookstore.config import load_settings
 
 
 @app.command()
+@with_namespace_options
 def rebuild(
     store: str = STORE_OPTION,
     into: str = typer.Option(None, "--into", help="a namespace next to the live stores"),
-    redis_db: int = REDIS_DB_OPTION,
     yes: bool = typer.Option(False, "--yes", help="replace the live stores (no --into)"),
     from_start: bool = typer.Option(
         False, "--from-start", help="empty the store and read from the first offset again"
     ),
     as_json: bool = JsonOption,
+    **options: object,
 ) -> None:
-    """Refill stores from the topics, through the workers' own code; resumable."""
+    """Refill stores from the topics, through the workers' own code; resumable (each store
+    records how far it has read)."""
     from bookstore import dead_letter_topic
     from bookstore.kafka import check_reachable
-    from bookstore.namespace import create_namespace
     from bookstore.rebuild import rebuild as run
-    from bookstore.rebuild import stores as every
 
     if (into is None) == (not yes):
         raise typer.BadParameter("either --into NAME (a namespace) or --yes (the live stores)")
     live = load_settings(stores=True)
-    stores = chosen(store, every(live.entities))
-    target = in_namespace(live, into, redis_db, stores)
+    stores = chosen(store, tuple(s.name for s in live.entities.stores))
+    target = in_namespace(live, into, options, stores)
     summaries = []
     with reporting_errors():
         check_reachable(live)
         if into is not None:
-            create_namespace(live, into, stores)
+            in_namespace(live, into, options, stores, create=True)
         # what the pipeline dead-lettered, read once (the audit log keeps every record anyway)
-        refused = dead_letter_topic.origins(live) if stores != ["audit"] else set()
+        judged = [s for s in stores if not live.entities.store(s).every_record]
+        refused = dead_letter_topic.origins(live) if judged else set()
         with progress(disable=as_json) as bar:
             for name in stores:
                 task = bar.add_task(name, total=None)
                 summary = run(
                     target,
                     name,
-                    into or "live",
                     from_start,
                     refused,
                     on_start=lambda total, t=task: bar.update(t, total=total),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import suppress
-from pathlib import Path
 from typing import Any
 
 import typer
@@ -52,7 +51,7 @@ def _queue_depths(settings: Settings) -> dict[str, dict[str, int] | None]:
 
 
 def _audit_lines(settings: Settings) -> int:
-    path = Path(settings.audit_log_path)
+    path = settings.entities.store(entities.AUDIT_QUEUE).open(settings).path
     try:
         with path.open("rb") as f:
             return sum(1 for line in f if line.strip())

@@ -1,25 +1,47 @@
 """What `rebuild` and `verify` share: which stores (`--store`), and where (`--into` /
-`--namespace` NAME with `--redis-db`)."""
+`--namespace` NAME, with the options the table's stores declare for a namespace: `--redis-db`)."""
 
 from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
 
 import typer
 
 from bookstore.config import Settings
-from bookstore.entities import BUILT_IN
+from bookstore.entities import load_table
 
-# every entity's store (by its queue's name), audit, or all; checked against the table the
-# command runs (`chosen`), which installed packages may extend
+# every store of the entity table (by its queue's name: each entity's, audit), or all; checked
+# against the table the command runs (`chosen`), which installed packages may extend
 STORE_OPTION = typer.Option(
     "all",
     "--store",
     metavar="STORE",
-    help=f"which store: {', '.join(e.queue for e in BUILT_IN)} (or an installed entity's), "
-    "audit or all",
+    help=f"which store: {', '.join(s.name for s in load_table().stores)} or all",
 )
-REDIS_DB_OPTION = typer.Option(
-    None, "--redis-db", min=0, help="the namespace's Redis database (Redis numbers them)"
-)
+
+
+def with_namespace_options(command: Callable[..., None]) -> Callable[..., None]:
+    """`command`, taking its `**options` as the CLI options the table's stores declare for a
+    namespace (`NamespaceOption`: the orders store's `--redis-db`), so that a store added to the
+    table brings its own."""
+    declared = {o.name: o for s in load_table().stores for o in s.namespace_options}
+    parameters = [
+        p for p in inspect.signature(command).parameters.values() if p.kind != p.VAR_KEYWORD
+    ]
+    for name, declared_option in declared.items():
+        default: Any = typer.Option(None, declared_option.flag, help=declared_option.help)
+        parameters.append(
+            inspect.Parameter(
+                name,
+                inspect.Parameter.KEYWORD_ONLY,
+                default=default,
+                annotation=declared_option.type | None,
+            )
+        )
+    command.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+    return command
 
 
 def chosen(choice: str, every: tuple[str, ...]) -> list[str]:
@@ -35,15 +57,22 @@ def chosen(choice: str, every: tuple[str, ...]) -> list[str]:
 
 
 def in_namespace(
-    live: Settings, name: str | None, redis_db: int | None, stores: list[str]
+    live: Settings,
+    name: str | None,
+    options: dict[str, Any],
+    stores: list[str],
+    create: bool = False,
 ) -> Settings:
-    """The settings locating `stores` in namespace `name` (None: the live ones); a namespace no
-    store can take is a usage error."""
-    from bookstore.namespace import NamespaceError, namespace_settings
+    """The settings locating `stores` in namespace `name` (None: the live ones), created first
+    if `create`; a namespace no store can take is a usage error."""
+    from bookstore.namespace import Namespace, NamespaceError
 
     if name is None:
         return live
     try:
-        return namespace_settings(live, name, redis_db, stores)
+        namespace = Namespace(name, {k: v for k, v in options.items() if v is not None})
+        if create:
+            namespace.create(live, stores)
+        return namespace.settings(live, stores)
     except NamespaceError as exc:
         raise typer.BadParameter(str(exc)) from None

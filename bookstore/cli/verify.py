@@ -14,33 +14,34 @@ from bookstore.cli.common import (
     print_report,
     reporting_errors,
 )
-from bookstore.cli.stores import REDIS_DB_OPTION, STORE_OPTION, chosen, in_namespace
+from bookstore.cli.stores import STORE_OPTION, chosen, in_namespace, with_namespace_options
 from bookstore.config import load_settings
 
 
 @app.command()
+@with_namespace_options
 def verify(
     store: str = STORE_OPTION,
     namespace: str = typer.Option(None, "--namespace", help="a namespace, not the live stores"),
-    redis_db: int = REDIS_DB_OPTION,
     examples: int = typer.Option(5, "--examples", min=0, help="differences to show per store"),
     as_json: bool = JsonOption,
+    **options: object,
 ) -> None:
     """Compare stores with the log: missing, extra, different entries (exit 1 if any)."""
     from bookstore.kafka import check_reachable
-    from bookstore.verify import stores as comparable
     from bookstore.verify import verify as run
 
     live = load_settings(stores=True)
-    known = comparable(live.entities)
-    if store in live.entities.store_queues and store not in known:
+    every = live.entities.stores
+    known = tuple(s.name for s in every if s.verifiable)
+    if store in {s.name for s in every} and store not in known:
         raise typer.BadParameter(
             f"verify compares {', '.join(known)} (or all): {store} has no canonical form "
-            "(its store class has no form/entries)",
+            "(its row says verifiable=False)",
             param_hint="--store",
         )
     stores = chosen(store, known)
-    target = in_namespace(live, namespace, redis_db, stores)
+    target = in_namespace(live, namespace, options, stores)
     with reporting_errors():
         check_reachable(target)
         reports = run(target, stores, examples)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from bson.errors import InvalidDocument
-from pydantic import Field
+from pydantic import Field, field_validator
 from pymongo import MongoClient, ReplaceOne
 from pymongo.errors import (
     BulkWriteError,
@@ -32,7 +33,18 @@ if TYPE_CHECKING:  # validation (pydantic) is the workers' part, not the readers
 class MongoSettings(StoreSettings, env_prefix="MONGO_"):
     uri: str = "mongodb://localhost:27017"  # MONGO_URI
     # MONGO_DB: MongoDB refuses a database name with any of /\. "$ or longer than 63 bytes
-    db: str = Field("bookstore", pattern=r'^[^/\\. "$]{1,63}$')
+    db: str = Field("bookstore", pattern=r'^[^/\\. "$]+$')
+
+    @field_validator("db")
+    @classmethod
+    def _at_most_63_bytes(cls, db: str) -> str:
+        if len(db.encode()) > 63:
+            raise ValueError("longer than 63 bytes (UTF-8), which MongoDB refuses")
+        return db
+
+    @classmethod
+    def unreachable(cls) -> MongoSettings:
+        return cls(uri="mongodb://127.0.0.1:1")
 
 
 # FerretDB v1 (SQLite) holds one pooled connection per statement until an update command ends,
@@ -129,6 +141,10 @@ class BookStore(Closing):
         refuse_live("mongo", own.db, namespace.name)
         return own.replace(db=namespace.name)
 
+    @classmethod
+    def create_namespace(cls, live: MongoSettings, name: str) -> None:
+        """Nothing: MongoDB creates a database with its first write."""
+
     @property
     def books(self):
         if self._client is None:
@@ -218,7 +234,7 @@ class BookStore(Closing):
         try:
             yield
         except (PyMongoError, OSError) as exc:
-            if classify(exc) is not Verdict.TRANSIENT:
+            if classify(exc, (BookStore,)) is not Verdict.TRANSIENT:
                 raise
             self.close()
             raise StoreUnavailable(f"MongoDB unreachable: {exc}") from exc
@@ -252,9 +268,19 @@ class BookStore(Closing):
             yield doc["_id"], _form(doc), source
 
     def clear(self) -> None:
-        """Remove every book (a rebuild starts from an empty collection)."""
+        """Remove every book and the rebuild's progress (a rebuild starts from nothing)."""
         self.books.drop()
         self.books.create_index("isbn")
+        self.books.database.rebuild_progress.drop()
+
+    def progress(self) -> dict[str, int]:
+        held = self.books.database.rebuild_progress.find_one({"_id": "rebuild"})
+        return json.loads(held["offsets"]) if held else {}  # JSON: topic names hold dots
+
+    def keep_progress(self, offsets: dict[str, int]) -> None:
+        self.books.database.rebuild_progress.replace_one(
+            {"_id": "rebuild"}, {"_id": "rebuild", "offsets": json.dumps(offsets)}, upsert=True
+        )
 
 
 def _form(document: dict[str, Any]) -> dict[str, Any]:

@@ -7,14 +7,17 @@ redeliveries and retries that arrive late never roll a customer back.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 import psycopg2
 import psycopg2.errors
 from psycopg2.extras import execute_values
+from pydantic import field_validator
 
 from bookstore.errors import Refused, StoreUnavailable, Verdict, classify
 from bookstore.namespace import NAME, Namespace, refuse_live, url_path, with_url_path
@@ -34,6 +37,10 @@ CREATE TABLE IF NOT EXISTS customers (
     source_offset bigint NOT NULL DEFAULT -1
 );
 CREATE UNIQUE INDEX IF NOT EXISTS customers_email_lower_key ON customers (lower(email));
+CREATE TABLE IF NOT EXISTS rebuild_progress (
+    source text PRIMARY KEY,
+    offsets text NOT NULL
+);
 """
 
 UPSERT = """
@@ -66,7 +73,20 @@ _RECORD = {
 
 
 class PostgresSettings(StoreSettings, env_prefix="POSTGRES_"):
-    dsn: str = "postgresql://bookstore:bookstore@localhost:5432/bookstore"  # POSTGRES_DSN
+    # POSTGRES_DSN, a URL (a namespace is the same URL with another database)
+    dsn: str = "postgresql://bookstore:bookstore@localhost:5432/bookstore"
+
+    @field_validator("dsn")
+    @classmethod
+    def _a_url_naming_a_database(cls, dsn: str) -> str:
+        parts = urlsplit(dsn)
+        if parts.scheme not in ("postgresql", "postgres") or not parts.path.strip("/"):
+            raise ValueError("must be a postgresql:// URL naming a database")
+        return dsn
+
+    @classmethod
+    def unreachable(cls) -> PostgresSettings:
+        return cls(dsn="postgresql://bookstore@127.0.0.1:1/nowhere")
 
 
 @dataclass(frozen=True)
@@ -158,7 +178,7 @@ class CustomerStore(Closing):
         try:
             yield
         except psycopg2.Error as exc:
-            if classify(exc) is not Verdict.TRANSIENT:
+            if classify(exc, (CustomerStore,)) is not Verdict.TRANSIENT:
                 raise
             self.close()
             raise StoreUnavailable(f"PostgreSQL unreachable: {_first_line(exc)}") from exc
@@ -202,9 +222,23 @@ class CustomerStore(Closing):
             yield row.id, [row.name, row.email], source
 
     def clear(self) -> None:
-        """Remove every customer (a rebuild starts from an empty table)."""
+        """Remove every customer and the rebuild's progress (a rebuild starts from nothing)."""
         with self._connection() as conn, conn.cursor() as cur:
-            cur.execute("TRUNCATE customers")
+            cur.execute("TRUNCATE customers, rebuild_progress")
+
+    def progress(self) -> dict[str, int]:
+        with self._connection() as conn, conn.cursor() as cur:
+            cur.execute("SELECT offsets FROM rebuild_progress WHERE source = 'rebuild'")
+            row = cur.fetchone()
+        return json.loads(row[0]) if row else {}
+
+    def keep_progress(self, offsets: dict[str, int]) -> None:
+        with self._connection() as conn, conn.cursor() as cur:
+            cur.execute(
+                "INSERT INTO rebuild_progress VALUES ('rebuild', %s) "
+                "ON CONFLICT (source) DO UPDATE SET offsets = EXCLUDED.offsets",
+                (json.dumps(offsets),),
+            )
 
 
 def _values(customer: Customer, record: Record) -> tuple:

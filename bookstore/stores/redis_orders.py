@@ -10,6 +10,7 @@ another `customer_id` moves from the old customer's history to the new one's.
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import redis
 
 from bookstore.errors import StoreUnavailable, Verdict, classify
-from bookstore.namespace import Namespace, NamespaceError, url_path, with_url_path
+from bookstore.namespace import Namespace, NamespaceError, option, url_path, with_url_path
 from bookstore.records import Record
 from bookstore.stores import Closing, StoreSettings
 
@@ -30,8 +31,13 @@ class RedisSettings(StoreSettings, env_prefix="REDIS_"):
     # REDIS_URL: also where the generator keeps its registry of ids (bookstore.config)
     url: str = "redis://localhost:6379/0"
 
+    @classmethod
+    def unreachable(cls) -> RedisSettings:
+        return cls(url="redis://127.0.0.1:1/0")
+
 
 ALL_ORDERS = "orders"  # set of every order id: counts and checks without SCAN (also in WRITE_ORDER)
+PROGRESS = "rebuild:progress"  # how far a rebuild of this database has read (bookstore.rebuild)
 
 
 def order_key(order_id: str) -> str:
@@ -128,13 +134,17 @@ class OrderStore(Closing):
 
     @classmethod
     def in_namespace(cls, own: RedisSettings, namespace: Namespace) -> RedisSettings:
-        """A namespace is a Redis database of its own: Redis numbers them (`--redis-db`)."""
-        if namespace.redis_db is None:
-            raise NamespaceError("the redis store needs a database of its own: --redis-db N")
+        """A namespace is a Redis database of its own: Redis numbers them (the namespace's
+        `redis_db` option, its row's `NamespaceOption`: `--redis-db`)."""
+        db = int(option(namespace, "redis", "redis_db"))
         live = url_path(own.url)
-        if namespace.redis_db == (int(live) if live.isdigit() else 0):
-            raise NamespaceError(f"Redis database {namespace.redis_db} is the live one (REDIS_URL)")
-        return own.replace(url=with_url_path(own.url, str(namespace.redis_db)))
+        if db == (int(live) if live.isdigit() else 0):
+            raise NamespaceError(f"Redis database {db} is the live one (REDIS_URL)")
+        return own.replace(url=with_url_path(own.url, str(db)))
+
+    @classmethod
+    def create_namespace(cls, live: RedisSettings, name: str) -> None:
+        """Nothing: a Redis database exists as soon as it is numbered."""
 
     def close(self) -> None:
         self.redis.close()
@@ -159,13 +169,13 @@ class OrderStore(Closing):
         try:
             results = pipe.execute(raise_on_error=False)
         except redis.RedisError as exc:
-            if classify(exc) is Verdict.TRANSIENT:
+            if classify(exc, (OrderStore,)) is Verdict.TRANSIENT:
                 raise StoreUnavailable(f"Redis cannot write now: {exc}") from exc
             raise
         refused = []
         for (_order, record), result in zip(batch, results, strict=True):
             if isinstance(result, Exception):
-                if classify(result) is not Verdict.RECORD:
+                if classify(result, (OrderStore,)) is not Verdict.RECORD:
                     raise result
                 refused.append((record, f"Redis refused it: {result}"))
         return refused
@@ -192,6 +202,11 @@ class OrderStore(Closing):
 
     def count(self) -> int:
         return self.redis.scard(ALL_ORDERS)
+
+    def existing_ids(self, ids: Iterable[str]) -> set[str]:
+        ids = list(ids)
+        held = self.redis.smismember(ALL_ORDERS, ids) if ids else []
+        return {i for i, hit in zip(ids, held, strict=True) if hit}
 
     def scan(self, chunk: int = 1000) -> Iterator[tuple[str, dict[str, str]]]:
         """Every order hash (`order:*`, found by SCAN, not through the `orders` set), with all
@@ -261,11 +276,19 @@ class OrderStore(Closing):
             yield oid, stray, None
 
     def clear(self) -> None:
-        """Remove every order, history and the `orders` set (nothing else in the database)."""
+        """Remove every order, history, the `orders` set and the rebuild's progress (nothing
+        else in the database)."""
         for pattern in (order_key("*"), history_key("*")):
             for part in _chunks(self.redis.scan_iter(match=pattern, count=1000), 1000):
                 self.redis.delete(*part)
-        self.redis.delete(ALL_ORDERS)
+        self.redis.delete(ALL_ORDERS, PROGRESS)
+
+    def progress(self) -> dict[str, int]:
+        held = self.redis.get(PROGRESS)
+        return json.loads(held) if held else {}
+
+    def keep_progress(self, offsets: dict[str, int]) -> None:
+        self.redis.set(PROGRESS, json.dumps(offsets))
 
 
 def _chunks(items: Iterable[bytes], size: int) -> Iterator[list[bytes]]:

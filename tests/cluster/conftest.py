@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from tests.cluster.nodes import KAFKA, STALLS, Cluster
-from tests.integration.conftest import _test_database, processes, settings  # noqa: F401
+from tests.integration.conftest import _test_namespace, processes, settings  # noqa: F401
 
 
 @pytest.fixture(scope="session")

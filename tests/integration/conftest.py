@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import Processes, create_database
+from tests.support import TEST_NAMESPACE, Processes, suite_environment
 
 
 @pytest.fixture
@@ -26,6 +26,7 @@ def settings():
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _test_database(settings) -> None:
-    """The tests' own PostgreSQL database, apart from a running stack's."""
-    create_database(settings, settings.store("postgres").dsn.rsplit("/", 1)[1])
+def _test_namespace() -> None:
+    """The tests' own stores (their PostgreSQL database...), apart from a running stack's."""
+    live, _ = suite_environment()
+    TEST_NAMESPACE.create(live)

@@ -19,11 +19,11 @@ from pathlib import Path
 
 import pytest
 
+from bookstore.namespace import Namespace
 from tests import poison
 from tests.integration.pipeline import (
     Coord,
     Dataset,
-    Namespace,
     Pipeline,
     Stores,
     Stream,

@@ -21,7 +21,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
 from bookstore.config import Settings
 from bookstore.dead_letter_topic import Letter
-from bookstore.entities import PARKED_QUEUE, topics
+from bookstore.entities import topics
 from bookstore.kafka import client_options, commit_group_offsets, group_offsets, offsets
 from bookstore.topic_config import ensure_topics
 from tests.support import (
@@ -31,9 +31,9 @@ from tests.support import (
     ORDERS,
     TABLE,
     Processes,
-    create_database,
     free_port,
     get_json,
+    purge_task_queues,
     run,
     start_flower,
     total,
@@ -248,58 +248,6 @@ def recreate_topics(settings: Settings) -> None:
     wait_until(created, 60, "topics created")
 
 
-def purge_task_queues() -> None:
-    """Empty every Celery queue of the tests' RabbitMQ vhost, the parked one too: tasks left by
-    an earlier, interrupted test must not run in this one."""
-    from tasks import app
-    from tasks.queues import declare
-
-    declare(app)
-    with app.connection_for_write() as conn:
-        for queue in (*TABLE.celery_queues, PARKED_QUEUE):
-            conn.default_channel.queue_purge(queue)
-
-
-@dataclass(frozen=True)
-class Namespace:
-    """Stores of their own for one suite: a PostgreSQL database, a MongoDB database and a Redis
-    db, emptied by `reset()`, so that whole-store commands such as `check` judge only its data."""
-
-    name: str
-    redis_db: int
-
-    def env(self, settings: Settings) -> dict[str, str]:
-        base = settings.store("postgres").dsn.rsplit("/", 1)[0]
-        return {
-            "POSTGRES_DSN": f"{base}/{self.name}",
-            "MONGO_DB": self.name,
-            "REDIS_URL": settings.redis_url.rsplit("/", 1)[0] + f"/{self.redis_db}",
-        }
-
-    def settings(self, settings: Settings) -> Settings:
-        """`settings` as the processes given `env` read them."""
-        env = self.env(settings)
-        return (
-            settings.replace(redis_url=env["REDIS_URL"])
-            .with_store("postgres", dsn=env["POSTGRES_DSN"])
-            .with_store("mongo", db=env["MONGO_DB"])
-            .with_store("redis", url=env["REDIS_URL"])
-        )
-
-    def reset(self, settings: Settings) -> None:
-        mine = self.settings(settings)
-        create_database(settings, self.name)
-        with psycopg2.connect(mine.store("postgres").dsn) as conn, conn.cursor() as cur:
-            cur.execute("DROP TABLE IF EXISTS customers")
-        conn.close()
-        client = pymongo.MongoClient(mine.store("mongo").uri)
-        client.drop_database(mine.store("mongo").db)
-        client.close()
-        r = redis.Redis.from_url(mine.store("redis").url)
-        r.flushdb()
-        r.close()
-
-
 class Pipeline:
     """Workers per queue and a bridge, as real processes, on this test's audit log and group
     (and topics, if `env` names a KAFKA_TOPIC_PREFIX of its own)."""
@@ -309,7 +257,8 @@ class Pipeline:
         if "KAFKA_TOPIC_PREFIX" in env:
             settings = settings.replace(kafka_topic_prefix=env["KAFKA_TOPIC_PREFIX"])
         self.settings = settings
-        self.audit_path = tmp_path / "messages.log"
+        # its own audit log, unless it runs on a namespace's (which then names the file)
+        self.audit_path = Path(env.get("AUDIT_LOG_PATH") or tmp_path / "messages.log")
         self.group = f"test-bridge-{uuid.uuid4().hex[:8]}"
         self.metrics_port = int(env.get("BRIDGE_METRICS_PORT") or free_port())  # its bridge's
         self.env = {
@@ -321,7 +270,7 @@ class Pipeline:
         self.workers: dict[str, subprocess.Popen] = {}
         self.others: dict[str, subprocess.Popen] = {}  # the bridge, and Flower or beat if started
         start_group_at_end(settings, self.group)
-        purge_task_queues()
+        purge_task_queues(settings)
 
     def start_workers(self, *queues: str) -> None:
         for q in queues or TABLE.bridge_queues:
@@ -345,17 +294,7 @@ class Pipeline:
     def start_beat(self, schedule: Path, every_seconds: float = 1.0) -> subprocess.Popen:
         """Beat, ticking every `every_seconds` (its ticks expire in `generate`: no generate
         worker runs here), logging each publish RabbitMQ confirmed."""
-        self.others["beat"] = self.processes.start(
-            "beat",
-            "-m",
-            "celery",
-            "-A",
-            "tasks",
-            "beat",
-            "--loglevel=DEBUG",
-            f"--schedule={schedule}",
-            env={**self.env, "GENERATE_INTERVAL_SECONDS": str(every_seconds)},
-        )
+        self.others["beat"] = self.processes.beat(schedule, every_seconds, env=self.env)
         return self.others["beat"]
 
     def assert_working(self, timeout: float = 120) -> None:

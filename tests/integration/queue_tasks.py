@@ -13,6 +13,7 @@ from tasks import app
 # Their queue, on which the tests send them and to which their retries return: one that parks
 # (generate's ticks are dropped instead).
 QUEUE = "audit"
+app.conf.task_routes = {**app.conf.task_routes, "tests.*": {"queue": QUEUE, "routing_key": QUEUE}}
 
 
 def _report(run: str, event: str) -> int:
@@ -22,7 +23,7 @@ def _report(run: str, event: str) -> int:
     return r.lrange(run, 0, -1).count(event.encode())
 
 
-@app.task(name="tests.flaky", bind=True, queue=QUEUE)
+@app.task(name="tests.flaky", bind=True)
 def flaky(self, run: str, failures: int) -> None:
     """Fails as a server outage would `failures` times (the policy retries it), then succeeds."""
     if _report(run, "flaky-run") <= failures:
@@ -30,12 +31,12 @@ def flaky(self, run: str, failures: int) -> None:
     _report(run, "flaky-done")
 
 
-@app.task(name="tests.quick", queue=QUEUE)
+@app.task(name="tests.quick")
 def quick(run: str, n: int) -> None:
     _report(run, f"quick-{n}")
 
 
-@app.task(name="tests.crash", queue=QUEUE)
+@app.task(name="tests.crash")
 def crash(run: str) -> None:
     """Kills its worker process, as a record that crashes a driver would."""
     _report(run, "crash-run")

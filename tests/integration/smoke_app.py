@@ -4,8 +4,8 @@ from pathlib import Path
 
 from kombu import Exchange, Queue
 
+from bookstore.broker import QUORUM
 from tasks import app
-from tasks.queues import QUORUM
 
 # A quorum queue, as every queue of the product (and as Celery declares a queue it does not know)
 SMOKE = Queue("smoke", Exchange("smoke"), "smoke", durable=True, queue_arguments=QUORUM)

@@ -24,6 +24,7 @@ from bookstore import entities
 from bookstore.config import Settings, load_settings
 from bookstore.entities import PARKED_QUEUE, topics
 from bookstore.kafka import commit_group_offsets, offsets
+from bookstore.namespace import Namespace
 from bookstore.stores.postgres import SCHEMA
 from bookstore.stores.redis_orders import ALL_ORDERS, history_key, order_key
 from bookstore.topic_config import ensure_topics
@@ -33,17 +34,11 @@ from tests.support import (
     DEAD_LETTERS,
     ORDERS,
     TABLE,
-    create_database,
     run,
     wait_until,
 )
 
-DB = "bookstore_cli_test"
-CLI_ENV = {
-    "POSTGRES_DSN": f"postgresql://bookstore:bookstore@localhost:5432/{DB}",
-    "MONGO_DB": DB,
-    "REDIS_URL": "redis://localhost:6379/5",
-}
+NS = Namespace("bookstore_cli_test", {"redis_db": 5})
 CLOSED = "127.0.0.1:1"  # nothing listens there: a server that is down
 
 ALICE = "11111111-1111-4111-8111-111111111111"
@@ -63,8 +58,9 @@ SAMPLE_ORDERS = [
 
 
 @pytest.fixture(scope="module")
-def cli_database(settings) -> None:
-    create_database(settings, DB)
+def mine(settings) -> Settings:
+    """The CLI tests' own stores, emptied once (each test's data is written by `env`)."""
+    return NS.reset(settings)
 
 
 def add_order(r: redis.Redis, oid: str, cid: str, book: str, qty: int, epoch: int) -> None:
@@ -78,9 +74,9 @@ def add_order(r: redis.Redis, oid: str, cid: str, book: str, qty: int, epoch: in
 
 
 @pytest.fixture
-def env(cli_database, tmp_path: Path) -> dict[str, str]:
-    """Fresh known data in the CLI's own namespaces; the environment to run the CLI with."""
-    with psycopg2.connect(CLI_ENV["POSTGRES_DSN"]) as conn, conn.cursor() as cur:
+def env(settings, mine, tmp_path: Path) -> dict[str, str]:
+    """Fresh known data in the CLI's own namespace; the environment to run the CLI with."""
+    with psycopg2.connect(mine.store("postgres").dsn) as conn, conn.cursor() as cur:
         cur.execute(SCHEMA)
         cur.execute("TRUNCATE customers")
         cur.execute(
@@ -88,12 +84,12 @@ def env(cli_database, tmp_path: Path) -> dict[str, str]:
             (ALICE, "Alice Souza", "alice@example.com", BOB, "Bob Lima", "bob@example.org"),
         )
     conn.close()
-    mongo = pymongo.MongoClient(load_settings().store("mongo").uri, serverSelectionTimeoutMS=10_000)
-    books = mongo[DB].books
+    mongo = pymongo.MongoClient(mine.store("mongo").uri, serverSelectionTimeoutMS=10_000)
+    books = mongo[mine.store("mongo").db].books
     books.drop()
     books.insert_many([{"_id": bid, **doc} for bid, doc in SAMPLE_BOOKS.items()])
     mongo.close()
-    r = redis.Redis.from_url(CLI_ENV["REDIS_URL"])
+    r = redis.Redis.from_url(mine.store("redis").url)
     r.flushdb()
     for order in SAMPLE_ORDERS:
         add_order(r, *order)
@@ -101,7 +97,7 @@ def env(cli_database, tmp_path: Path) -> dict[str, str]:
     audit = tmp_path / "messages.log"
     audit.write_text("")
     return {
-        **CLI_ENV,
+        **NS.env(settings),
         "AUDIT_LOG_PATH": str(audit),
         "BRIDGE_GROUP_ID": f"cli-test-{uuid.uuid4().hex[:8]}",
     }
@@ -144,7 +140,7 @@ def test_history_joins_the_three_stores_newest_first(env):
 
 def test_history_shows_orders_whose_book_is_not_stored_yet(env):
     add_order(
-        redis.Redis.from_url(CLI_ENV["REDIS_URL"]),
+        redis.Redis.from_url(env["REDIS_URL"]),
         str(uuid.uuid4()),
         BOB,
         "vol-gone",
@@ -163,7 +159,7 @@ def test_history_of_an_unknown_customer_fails_clearly(env):
 @pytest.mark.parametrize(
     ("variable", "value", "server"),
     [
-        ("POSTGRES_DSN", f"postgresql://bookstore:bookstore@{CLOSED}/{DB}", "PostgreSQL"),
+        ("POSTGRES_DSN", f"postgresql://bookstore:bookstore@{CLOSED}/nowhere", "PostgreSQL"),
         ("REDIS_URL", f"redis://{CLOSED}/5", "Redis"),
         ("MONGO_URI", f"mongodb://{CLOSED}", "MongoDB"),
     ],
@@ -234,7 +230,7 @@ def test_check_passes_on_consistent_stores(env):
 
 
 def test_check_finds_orders_without_customer_or_book(env):
-    r = redis.Redis.from_url(CLI_ENV["REDIS_URL"])
+    r = redis.Redis.from_url(env["REDIS_URL"])
     orphan, bookless = str(uuid.uuid4()), str(uuid.uuid4())
     add_order(r, orphan, NOBODY, "vol-dune", 1, 1_700_000_000)
     add_order(r, bookless, ALICE, "vol-missing", 1, 1_700_000_000)
@@ -291,7 +287,7 @@ def test_check_finds_committed_records_missing_from_the_audit_log(env):
 
 def test_check_with_a_server_down_fails_clearly(env):
     assert_clean_failure(
-        cli(env, "check", POSTGRES_DSN=f"postgresql://bookstore:bookstore@{CLOSED}/{DB}"),
+        cli(env, "check", POSTGRES_DSN=f"postgresql://bookstore:bookstore@{CLOSED}/nowhere"),
         4,
         "PostgreSQL",
     )

@@ -14,12 +14,12 @@ from collections.abc import Iterator
 import pytest
 import redis
 
+from bookstore.namespace import Namespace
 from bookstore.stores.redis_orders import ALL_ORDERS
 from tests.integration.faults import Run, mixed_run
-from tests.integration.pipeline import Namespace
 from tests.support import Processes, services, wait_until
 
-NS = Namespace("bookstore_faults", redis_db=2)
+NS = Namespace("bookstore_faults", {"redis_db": 2})
 RESUME_BOUND = 10.0  # seconds (issue: "consumption resumes within 10 s")
 
 

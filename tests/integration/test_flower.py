@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from tasks.queues import AUDIT_TASK, persist_task
+from bookstore.broker import AUDIT_TASK, persist_task
 from tests.integration.pipeline import Pipeline, build_dataset, produce
 from tests.support import TABLE, free_port, get_json, start_flower, status, wait_until
 

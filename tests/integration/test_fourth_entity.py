@@ -1,35 +1,48 @@
-"""An entity added through the entity table alone flows end to end (README, "Add an entity").
+"""An entity added by a package of its own flows end to end (README, "Add an entity").
 
-The fourth entity (fourth_entity/reviews.py: a topic, a schema, a queue, a tiny SQLite store) is
-installed for the processes this test starts by an entry point in the group `bookstore.entities`,
-as a package of its own would declare it. Nothing else is touched: the
-worker's task and queue, the bridge's subscription and routing, the topic's creation, validation,
-dead letters, the audit log, `stats`, `rebuild --into` and `verify --namespace` all come from the
-table and the store's own module (its settings under REVIEWS_, its namespace, its errors)."""
+The example package (examples/reviews: a topic, a schema, a queue, a tiny SQLite store, and one
+entry point in the group `bookstore.entities`) is installed with pip, as a user installs theirs,
+for the processes this test starts. Nothing else is touched: the worker's task and queue, the
+bridge's subscription and routing, the topic's creation, validation, dead letters, the audit
+log, `stats`, `rebuild --into` and `verify --namespace` all come from the table and the store's
+own module (its settings under REVIEWS_, its namespace, its errors); and the store contract
+suite and a benchmark smoke run take the new row as they take the built-in ones, with no edit.
+"""
 
 from __future__ import annotations
 
 import json
-import os
+import shutil
 import sqlite3
+import subprocess
+import sys
 import uuid
+from pathlib import Path
 
+import pytest
 from kafka import KafkaAdminClient
 
-from tests.integration.fourth_entity.reviews import QUEUE, REVIEWS, ReviewSettings
 from tests.integration.pipeline import Pipeline, dead_letters_of, produce_each
-from tests.integration.store_contract import StoreContract
-from tests.support import REPO, TOPICS, wait_until
+from tests.support import REPO, TOPICS, run, wait_until
+
+QUEUE = "reviews"  # the example's queue (examples/reviews/livros_reviews.py)
 
 
-def install(site: str) -> None:
-    """What `pip install` of a package declaring the row leaves on sys.path."""
-    info = f"{site}/fourth_entity-0.dist-info"
-    os.makedirs(info)
-    with open(f"{info}/METADATA", "w") as f:
-        f.write("Metadata-Version: 2.1\nName: fourth-entity\nVersion: 0\n")
-    with open(f"{info}/entry_points.txt", "w") as f:
-        f.write("[bookstore.entities]\nreviews = tests.integration.fourth_entity.reviews:REVIEWS\n")
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> Path:
+    """The example package installed (with pip, from its pyproject.toml) into a directory of
+    its own, which the processes of this module find on their PYTHONPATH."""
+    target = tmp_path_factory.mktemp("site")
+    source = shutil.copytree(REPO / "examples/reviews", tmp_path_factory.mktemp("src") / "reviews")
+    subprocess.run(
+        [
+            *(sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"),
+            *("--no-deps", "--no-build-isolation", "--target", str(target), str(source)),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return target
 
 
 def topic_exists(settings, topic: str) -> bool:
@@ -49,11 +62,12 @@ def stored(path) -> dict[str, tuple[str, int]]:
     return {i: (b, s) for i, b, s in rows}
 
 
-def test_a_fourth_entity_defined_by_a_table_row_flows_end_to_end(processes, settings, tmp_path):
+def test_a_fourth_entity_defined_by_a_table_row_flows_end_to_end(
+    processes, settings, tmp_path, site
+):
     name = f"reviews-{uuid.uuid4().hex[:8]}"
     topic = TOPICS.of(name)
-    site, db = tmp_path / "site", tmp_path / "reviews.sqlite"
-    install(str(site))
+    db = tmp_path / "reviews.sqlite"
     pipeline = Pipeline(
         processes,
         settings,
@@ -105,15 +119,26 @@ def test_a_fourth_entity_defined_by_a_table_row_flows_end_to_end(processes, sett
     assert db.read_bytes() == live_bytes
 
 
-class TestReviewStore(StoreContract):
-    """Its store, held to the contract every store is."""
+def test_the_store_contract_and_a_benchmark_take_the_new_row(site, tmp_path):
+    """The contract suite runs against the example's store, and a benchmark's smoke run sends
+    its records through the pipeline and the direct sink, by the table alone."""
+    env = {"PYTHONPATH": f"{site}:{REPO}", "REVIEWS_DB": str(tmp_path / "reviews.sqlite")}
+    contract = run(
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "tests/integration/test_store_contract.py",
+        "-k",
+        QUEUE,
+        env=env,
+    )
+    assert contract.returncode == 0, contract.stdout[-3000:] + contract.stderr[-2000:]
+    assert "6 passed" in contract.stdout, contract.stdout[-2000:]
+    bench = run("-m", "bench.pipeline", *SMOKE, env={**env, "KAFKA_TOPIC_PREFIX": "bench."})
+    assert bench.returncode == 0, bench.stdout[-3000:] + bench.stderr[-3000:]
+    assert "reviews" in bench.stdout, bench.stdout
 
-    entity = REVIEWS
-    unreachable = {"db": "/nonexistent/reviews.sqlite"}
 
-    @staticmethod
-    def sample(key: str, n: int) -> dict:
-        return {"id": key, "book_id": f"vol{n}", "stars": 1 + n % 5}
-
-    def own_settings(self, mine, tmp_path) -> ReviewSettings:
-        return ReviewSettings(db=str(tmp_path / "reviews.sqlite"))
+SMOKE = ("--records", "120", "--repeat", "1", "--peers", "direct,pipeline", "--latency", "")

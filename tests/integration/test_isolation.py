@@ -24,15 +24,18 @@ from tests.integration.pipeline import (
 )
 from tests.support import REPO, wait_until
 
-# Where the product keeps its data: these variables' defaults (tests/unit/test_settings.py
-# checks that the suite moves every one of them).
-PLACES = ("KAFKA_TOPIC_PREFIX", "POSTGRES_DSN", "MONGO_DB", "REDIS_URL", "AUDIT_LOG_PATH")
-
 
 def product() -> Settings:
-    """The settings the product runs with on these servers: PLACES at their defaults."""
+    """The settings the product runs with on these servers: where it keeps its data (its
+    topics' prefix, every store's variables) at their defaults (tests/unit/test_settings.py
+    checks that the suite moves every one of them)."""
+    mine = load_settings()
+    places = {
+        "KAFKA_TOPIC_PREFIX",
+        *(name for spec in mine.entities.stores for name in mine.store(spec.name).to_env()),
+    }
     with pytest.MonkeyPatch.context() as env:
-        for variable in PLACES:
+        for variable in places:
             env.delenv(variable, raising=False)
         return load_settings(stores=True)  # read now, inside this environment
 
@@ -84,7 +87,7 @@ def stored(settings: Settings, ds: Dataset) -> list[str]:
     if r.exists(*(f"order:{oid}" for oid in ds.orders)):
         found.append("Redis")
     r.close()
-    audit = REPO / settings.audit_log_path  # relative to where `scripts/run` runs
+    audit = REPO / settings.store("audit").log_path  # relative to where `scripts/run` runs
     if audit.exists() and any(c.encode() in audit.read_bytes() for c in ds.customers):
         found.append(str(audit))
     return found

@@ -20,12 +20,13 @@ import pytest
 from kafka import KafkaProducer
 
 from bookstore.entities import topics
+from bookstore.namespace import Namespace
 from tests.integration.google_books_fake import Reply, google, page, volume  # noqa: F401
-from tests.integration.pipeline import Namespace, Pipeline, Stores, recreate_topics
+from tests.integration.pipeline import Pipeline, Stores, recreate_topics
 from tests.support import TABLE, Processes, run, wait_drained, wait_until
 
 PREFIX = "test.original."
-NS = Namespace("bookstore_original", redis_db=3)
+NS = Namespace("bookstore_original", {"redis_db": 3})
 ROUNDS = 150
 
 # Volumes as Google Books gives them: with and without authors, ISBN-13, ISBN-10 only or none,

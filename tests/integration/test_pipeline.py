@@ -10,9 +10,9 @@ import signal
 import psycopg2
 import pytest
 
+from bookstore.namespace import Namespace
 from bookstore.stores.postgres import SCHEMA
 from tests.integration.pipeline import (
-    Namespace,
     Pipeline,
     Stores,
     assert_stored_exactly,
@@ -73,7 +73,7 @@ def test_end_to_end_valid_stored_once_malformed_dead_lettered_all_audited(
     assert stores.snapshot(ds) == before
 
 
-KILL_NS = Namespace("bookstore_kill", redis_db=7)
+KILL_NS = Namespace("bookstore_kill", {"redis_db": 7})
 
 
 def test_worker_killed_mid_batch_has_its_batch_redelivered(processes, settings, tmp_path):
@@ -86,7 +86,7 @@ def test_worker_killed_mid_batch_has_its_batch_redelivered(processes, settings, 
         cur.execute(
             """CREATE OR REPLACE FUNCTION slow() RETURNS trigger AS $$
                BEGIN PERFORM pg_sleep(0.04); RETURN NEW; END $$ LANGUAGE plpgsql;
-               CREATE TRIGGER slow BEFORE INSERT OR UPDATE ON customers
+               CREATE OR REPLACE TRIGGER slow BEFORE INSERT OR UPDATE ON customers
                  FOR EACH ROW EXECUTE FUNCTION slow();"""
         )
     conn.close()
@@ -117,6 +117,8 @@ def test_worker_killed_mid_batch_has_its_batch_redelivered(processes, settings, 
         wait_until(lambda: stores.complete(ds), 240, "every customer after the restart")
         assert_stored_exactly(stores, ds)
     finally:
+        with stores.pg.cursor() as cur:  # the namespace outlives the test: its next run is fast
+            cur.execute("DROP TRIGGER IF EXISTS slow ON customers")
         stores.close()
 
 

@@ -17,13 +17,13 @@ import psycopg2
 import pytest
 import redis
 
+from bookstore.namespace import Namespace
 from bookstore.records import Record
 from bookstore.schemas import Book
 from tests import poison
 from tests.integration.pipeline import (
     Coord,
     Message,
-    Namespace,
     Pipeline,
     Stores,
     dead_letters_of,
@@ -33,7 +33,7 @@ from tests.integration.pipeline import (
 from tests.poison import Bad
 from tests.support import BOOKS, CUSTOMERS, DEAD_LETTERS, ORDERS, TOPICS, Processes, wait_until
 
-NS = Namespace("bookstore_poison", redis_db=6)
+NS = Namespace("bookstore_poison", {"redis_db": 6})
 VALID_AROUND = 4  # valid records before, between and after the bad ones
 
 

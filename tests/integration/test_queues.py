@@ -1,4 +1,4 @@
-"""The Celery queues are RabbitMQ quorum queues (tasks/queues.py), on one node as on a cluster:
+"""The Celery queues are RabbitMQ quorum queues (bookstore/broker.py), on one node as on a cluster:
 a retried task waits in RabbitMQ, never in a worker; a task that kills its worker process ends in
 `parked` after the delivery limit, but a generation tick that expired is dropped; queues of an
 earlier release are migrated without losing a task. Test tasks: tests/integration/queue_tasks.py,
@@ -15,12 +15,11 @@ import pytest
 import redis
 from kombu import Exchange, Queue
 
+from bookstore.broker import DELIVERY_LIMIT, QUORUM, declare, queues_of
 from bookstore.entities import PARKED_QUEUE
 from tasks import app
-from tasks.queues import DELIVERY_LIMIT, QUORUM, declare, queues_of
-from tests.integration.pipeline import purge_task_queues
 from tests.integration.queue_tasks import QUEUE
-from tests.support import TABLE, Processes, run, wait_until
+from tests.support import TABLE, Processes, purge_task_queues, run, wait_until
 
 
 @pytest.fixture
@@ -29,11 +28,11 @@ def events(settings) -> Iterator[tuple[str, redis.Redis, dict[str, str]]]:
     url = settings.redis_url.rsplit("/", 1)[0] + "/15"
     client = redis.Redis.from_url(url)
     run_id = f"queues-{uuid.uuid4().hex[:8]}"
-    purge_task_queues()
+    purge_task_queues(settings)
     yield run_id, client, {"TEST_EVENTS_URL": url, "RETRY_MAX_SECONDS": "8"}
     client.delete(run_id)
     client.close()
-    purge_task_queues()
+    purge_task_queues(settings)
 
 
 def start_worker(processes: Processes, env: dict[str, str]):
@@ -151,7 +150,8 @@ def test_an_earlier_release_queue_holding_tasks_is_migrated_losing_none(processe
 def test_an_empty_queue_of_an_earlier_release_is_replaced_at_start_up():
     previous_release("mongo", 0)
     assert not is_quorum("mongo")
-    declare(app)
+    with app.connection_for_write() as conn:
+        declare(conn, TABLE)
     assert is_quorum("mongo")
 
 
@@ -159,17 +159,7 @@ def test_generation_ticks_that_expire_are_dropped_not_parked(processes, tmp_path
     """Beat gives each tick one interval (the AMQP expiration of its message): with no generate
     worker consuming, the ticks expire in RabbitMQ and are gone; `parked` keeps meaning "a task
     that needs a person"."""
-    beat = processes.start(
-        "beat",
-        "-m",
-        "celery",
-        "-A",
-        "tasks",
-        "beat",
-        "--loglevel=INFO",
-        f"--schedule={tmp_path / 'beat-schedule'}",
-        env={"GENERATE_INTERVAL_SECONDS": "1"},
-    )
+    beat = processes.beat(tmp_path / "beat-schedule", 1)
     log = beat.log_path  # type: ignore[attr-defined]
     wait_until(lambda: log.read_text().count("Sending due task") >= 9, 60, "three ticks")
     processes.stop(beat)
@@ -199,5 +189,6 @@ def test_a_generate_queue_of_an_earlier_release_is_replaced_at_start_up():
         )
         earlier(channel).declare()
     assert not is_quorum("generate")
-    declare(app)
+    with app.connection_for_write() as conn:
+        declare(conn, TABLE)
     assert is_quorum("generate")

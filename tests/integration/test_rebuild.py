@@ -16,6 +16,7 @@ import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import psycopg2
 import pymongo
@@ -24,14 +25,12 @@ import redis
 from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource
 
-from bookstore.kafka import group_offsets, read_topics
-from bookstore.namespace import namespace_settings
-from bookstore.rebuild import group_id
-from bookstore.rebuild import stores as rebuild_stores
+from bookstore.kafka import read_topics
+from bookstore.namespace import Namespace
+from bookstore.stores.postgres import SCHEMA
 from bookstore.topic_config import topic_configs
 from tests.integration.pipeline import (
     Dataset,
-    Namespace,
     Pipeline,
     Stores,
     Stream,
@@ -43,7 +42,6 @@ from tests.support import (
     BOOKS,
     CUSTOMERS,
     DEAD_LETTERS,
-    ORDERS,
     REPO,
     TABLE,
     Processes,
@@ -52,7 +50,7 @@ from tests.support import (
     wait_until,
 )
 
-LIVE = Namespace("bookstore_truth", redis_db=10)
+LIVE = Namespace("bookstore_truth", {"redis_db": 10})
 REBUILT = ("truth_rebuilt", "11")
 COMPACTED = ("truth_compacted", "12")
 
@@ -122,9 +120,9 @@ def _by_store(report: dict) -> dict[str, dict]:
     return {s["store"]: s for s in report["stores"]}
 
 
-def _rebuild_into(truth: Truth, namespace: tuple[str, str]) -> list[dict]:
+def _rebuild_into(truth: Truth, namespace: tuple[str, str], *args: str) -> list[dict]:
     name, redis_db = namespace
-    result = truth.pipeline.cli("rebuild", "--into", name, "--redis-db", redis_db, "--json")
+    result = truth.pipeline.cli("rebuild", "--into", name, "--redis-db", redis_db, "--json", *args)
     assert result.returncode == 0, result.stdout + result.stderr
     return json.loads(result.stdout)
 
@@ -143,7 +141,7 @@ def test_live_and_rebuilt_stores_equal_the_log(truth):
     for store in ("postgres", "mongo", "redis", "audit"):
         assert _by_store(rebuilt)[store]["checked"] == _by_store(live)[store]["expected"]
 
-    again = _rebuild_into(truth, REBUILT)  # resumes from its group: nothing new to read
+    again = _rebuild_into(truth, REBUILT)  # resumes from its progress: nothing new to read
     assert all(s["resumed"] and s["read"] == 0 for s in again), again
 
 
@@ -255,12 +253,12 @@ def test_a_rebuild_after_compaction_gives_identical_stores(truth, settings):
         rebuilt_stores.close()
 
 
-def test_check_counts_only_offsets_that_hold_a_record(truth):
+def test_check_counts_only_offsets_that_hold_a_record(truth, settings):
     """After compaction the topics have offsets that hold no record: `check` is consistent with
     the live audit log and with one started after the compaction (rebuilt from the log)."""
     assert truth.pipeline.check()["ok"] is True
     _rebuild_into(truth, COMPACTED)  # its audit log: only what the compacted topics hold
-    after = truth.pipeline.audit_path.with_name(f"messages.{COMPACTED[0]}.log")
+    after = Path(_namespace(settings, COMPACTED).store("audit").log_path)
     audited: dict[int, set[int]] = {}
     for line in map(json.loads, after.read_text().splitlines()):
         if line["topic"] == CUSTOMERS:
@@ -277,27 +275,107 @@ def _versions_sent(ds: Dataset, topic: str) -> int:
 
 
 def _namespace(settings, namespace: tuple[str, str]):
-    return namespace_settings(
-        LIVE.settings(settings), namespace[0], int(namespace[1]), rebuild_stores(TABLE)
-    )
+    name, redis_db = namespace
+    return Namespace(name, {"redis_db": int(redis_db)}).settings(LIVE.settings(settings))
+
+
+def _redis(settings, namespace: tuple[str, str]) -> redis.Redis:
+    return redis.Redis.from_url(_namespace(settings, namespace).store("redis").url)
 
 
 def test_a_rebuild_killed_midway_resumes_where_it_stopped(truth, settings):
-    name, redis_db = "truth_resumed", "13"
-    group = group_id(settings, name, "redis")
-    env = {**os.environ, **truth.pipeline.env, "BRIDGE_BATCH_SIZE": "5"}  # many small commits
-    args = ["rebuild", "--into", name, "--redis-db", redis_db, "--store", "redis", "--json"]
+    """Killed (-9) between two batches, the same command goes on from the progress the store
+    kept. Its PostgreSQL is made slow (a trigger sleeps 20 ms a row), so that the kill lands in
+    the middle whatever the machine's speed."""
+    name = "truth_resumed"
+    target = _namespace(settings, (name, "13")).store("postgres").dsn
+    Namespace(name).create(LIVE.settings(settings), ["postgres"])
+    with psycopg2.connect(target) as conn, conn.cursor() as cur:
+        cur.execute(SCHEMA)
+        cur.execute("TRUNCATE customers, rebuild_progress")
+        cur.execute(
+            """CREATE OR REPLACE FUNCTION slow() RETURNS trigger AS $$
+               BEGIN PERFORM pg_sleep(0.02); RETURN NEW; END $$ LANGUAGE plpgsql;
+               CREATE OR REPLACE TRIGGER slow BEFORE INSERT OR UPDATE ON customers
+                 FOR EACH ROW EXECUTE FUNCTION slow();"""
+        )
+    conn.close()
+
+    def progressed() -> bool:
+        with psycopg2.connect(target) as conn, conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM rebuild_progress")
+            return cur.fetchone()[0] > 0
+
+    env = {**os.environ, **truth.pipeline.env, "BRIDGE_BATCH_SIZE": "5"}  # many small batches
+    args = ["rebuild", "--into", name, "--store", "postgres", "--json"]
     first = subprocess.Popen([sys.executable, "-m", "bookstore", *args], cwd=REPO, env=env)
-    wait_until(lambda: group_offsets(settings, group), 60, "a first commit")
+    wait_until(progressed, 60, "a first batch's progress in the store")
     first.send_signal(signal.SIGKILL)
     first.wait(10)
 
     result = run("-m", "bookstore", *args, env=env)
     assert result.returncode == 0, result.stderr
     [summary] = json.loads(result.stdout)
-    on_the_topic = sum(len(batch) for batch in read_topics(settings, [ORDERS]))
+    on_the_topic = sum(len(batch) for batch in read_topics(settings, [CUSTOMERS]))
     assert summary["resumed"] and 0 < summary["read"] < on_the_topic, (summary, on_the_topic)
-    report = _verify(truth, "--namespace", name, "--redis-db", redis_db, "--store", "redis")
+    report = _verify(truth, "--namespace", name, "--store", "postgres")
+    assert report["differences"] == 0, report
+
+
+def _orders(truth: Truth) -> int:
+    return len(truth.ds.orders)
+
+
+def test_a_rebuild_into_another_redis_database_stores_everything(truth, settings):
+    """The progress is the target's: the same namespace name on another Redis database is
+    another target, read from the first offset."""
+    name = "truth_moved"
+    for db in ("13", "11"):
+        _redis(settings, (name, db)).flushdb()
+    [first] = _rebuild_into(truth, (name, "13"), "--store", "redis")
+    [moved] = _rebuild_into(truth, (name, "11"), "--store", "redis")
+    assert not moved["resumed"] and moved["stored"] == first["stored"] >= _orders(truth), moved
+    report = _verify(truth, "--namespace", name, "--redis-db", "11", "--store", "redis")
+    assert report["differences"] == 0, report
+
+
+def test_a_rebuild_into_a_dropped_namespace_starts_from_the_first_offset(truth, settings):
+    """A namespace whose databases were dropped (and whose audit file was removed) holds no
+    progress: the same command rebuilds every store whole again."""
+    namespace = ("truth_dropped", "13")
+    _redis(settings, namespace).flushdb()
+    first = {s["store"]: s for s in _rebuild_into(truth, namespace)}
+    target = _namespace(settings, namespace)
+    admin = psycopg2.connect(target.store("postgres").dsn.rsplit("/", 1)[0] + "/bookstore")
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f'DROP DATABASE "{namespace[0]}"')
+    admin.close()
+    client = pymongo.MongoClient(target.store("mongo").uri)
+    client.drop_database(namespace[0])
+    client.close()
+    _redis(settings, namespace).flushdb()
+    os.remove(target.store("audit").log_path)
+    again = {s["store"]: s for s in _rebuild_into(truth, namespace)}
+    for store, summary in again.items():
+        assert not summary["resumed"], summary
+        assert summary["stored"] == first[store]["stored"] > 0, (store, summary, first[store])
+    report = _verify(truth, "--namespace", namespace[0], "--redis-db", namespace[1])
+    assert report["differences"] == 0, report
+
+
+def test_the_live_stores_and_a_namespace_called_live_do_not_share_progress(truth, settings):
+    """`--yes` rebuilds the live stores; `--into live` a namespace that happens to be called
+    so: each its own target, each its own progress."""
+    yes = truth.pipeline.cli("rebuild", "--yes", "--store", "redis", "--json")
+    assert yes.returncode == 0, yes.stdout + yes.stderr
+    [in_place] = json.loads(yes.stdout)
+    assert _verify(truth, "--store", "redis")["differences"] == 0
+    namespace = ("live", "13")
+    _redis(settings, namespace).flushdb()
+    [into] = _rebuild_into(truth, namespace, "--store", "redis")
+    assert not into["resumed"] and into["stored"] == in_place["stored"] >= _orders(truth), into
+    report = _verify(truth, "--namespace", "live", "--redis-db", "13", "--store", "redis")
     assert report["differences"] == 0, report
 
 
@@ -305,6 +383,7 @@ def test_replacing_the_live_audit_log_keeps_the_old_one_aside(truth):
     before = truth.pipeline.audit_path.read_bytes()
     result = truth.pipeline.cli("rebuild", "--yes", "--store", "audit", "--json")
     assert result.returncode == 0, result.stderr
-    [kept] = truth.pipeline.audit_path.parent.glob("messages.log.before-rebuild-*")
+    audit = truth.pipeline.audit_path
+    [kept] = audit.parent.glob(f"{audit.name}.before-rebuild-*")
     assert kept.read_bytes() == before
     assert _verify(truth, "--store", "audit")["differences"] == 0

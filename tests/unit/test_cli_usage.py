@@ -19,7 +19,10 @@ MISTAKES = {
     "a negative count": (["generate", "--customers", "-1"], "--customers"),
     "rebuild without a target": (["rebuild"], "either --into NAME"),
     "a namespace with a bad name": (["rebuild", "--into", "no spaces"], "no spaces"),
-    "a namespace without its Redis database": (["rebuild", "--into", "ns"], "--redis-db N"),
+    "a namespace without its Redis database": (
+        ["rebuild", "--into", "ns"],
+        "the redis store needs --redis-db",
+    ),
     "a namespace on the live Redis database": (
         ["verify", "--namespace", "ns", "--redis-db", "1", "--store", "redis"],
         "Redis database 1 is the live one",

@@ -14,6 +14,7 @@ from bookstore.entities import (
     DEAD_LETTERS,
     Entity,
     EntityTable,
+    TableError,
     load_table,
     open_stores,
     topics,
@@ -22,25 +23,47 @@ from bookstore.topic_config import topic_configs
 from tests.support import REPO
 
 ENTITIES = BUILT_IN
-REVIEWS = Entity(  # a row no installed package declares: passed in, not discovered
-    "reviews",
-    "reviews",
-    "tests.integration.fourth_entity.reviews:ReviewStore",
-    "tests.integration.fourth_entity.reviews:Review",
-)
+# a row no installed package declares here: passed in, not discovered (the example package's
+# module, examples/reviews, found on sys.path by the `example` fixture)
+REVIEWS = Entity("reviews", "reviews", "livros_reviews:ReviewStore", "livros_reviews:Review")
 
 
-def test_every_row_names_a_store_and_a_schema_that_exist():
+@pytest.fixture
+def example(monkeypatch) -> None:
+    monkeypatch.syspath_prepend(str(REPO / "examples/reviews"))
+
+
+def test_every_store_has_what_its_row_declares_and_every_model_an_example():
+    for spec in EntityTable().stores:
+        spec.check()
     for entity in ENTITIES:
-        store, model = entity.store_class(), entity.model_class()
-        for method in ("from_settings", "write", "count", "clear", "close"):
-            assert callable(getattr(store, method)), (entity.name, method)
-        assert isinstance(store.server, str) and hasattr(model, "model_validate")
+        model = entity.model_class()
+        assert model.model_validate(model.example("8a0e6a5c-0d5b-4b8e-9d52-3c0f7f1a9b10", 2))
+
+
+class Incomplete:
+    """A store that says nothing of a namespace or a canonical form."""
+
+    server = configured_by = "nowhere"
+    settings_class = from_settings = classify = write = count = existing_ids = None
+    clear = progress = keep_progress = close = None
+
+
+def test_a_row_claiming_what_its_store_lacks_is_refused_with_what_to_do():
+    row = Entity("notes", "notes", f"{__name__}:Incomplete", "bookstore.schemas:Book")
+    with pytest.raises(TableError, match=r"in_namespace, create_namespace, but its row says "):
+        row.spec.check()
+    with pytest.raises(TableError, match=r"no form, entries, but its row says verifiable=True"):
+        dataclasses.replace(row, namespaced=False).spec.check()
+    dataclasses.replace(row, namespaced=False, verifiable=False).spec.check()
+    missing = dataclasses.replace(row, store="bookstore.schemas:Book")
+    with pytest.raises(TableError, match="has no server, configured_by"):
+        missing.spec.check()
 
 
 def test_celery_routes_queues_and_tasks_come_from_the_table():
+    from bookstore.broker import persist_task
     from tasks import app
-    from tasks.queues import persist_task
 
     app.loader.import_default_modules()  # what a worker does at start: tasks.persist included
     queues = {q.name for q in app.conf.task_queues}
@@ -98,7 +121,7 @@ def test_a_row_may_not_take_the_audit_queue():
         EntityTable((*ENTITIES, Entity("reviews", "audit", "m:S", "m:M")))
 
 
-def test_what_runs_is_the_table_the_settings_carry():
+def test_what_runs_is_the_table_the_settings_carry(example):
     """A row passed in reaches the topics, their configuration, the stores and the queues:
     nothing reads a table built at import."""
     settings = load_settings().replace(kafka_topic_prefix="t.")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bookstore.config import ConfigError, Settings, load_settings
-from tests.support import REPO, TABLE, run
+from tests.support import REPO, TABLE, run, suite_environment
 
 
 @pytest.fixture
@@ -134,31 +134,22 @@ def test_every_process_stops_at_start_with_one_line(tmp_path, entry):
 
 
 def test_the_test_suite_moves_every_place_the_product_keeps_data():
-    """Topics, stores, audit log, consumer group and vhost of the tests are not the product's:
-    `scripts/run` after `scripts/test` starts on the product's own data (tests/conftest.py)."""
-    from tests.conftest import TEST_ENV
+    """Topics, every store of the table, consumer group and vhost of the tests are not the
+    product's: `scripts/run` after `scripts/test` starts on the product's own data
+    (tests/conftest.py)."""
+    _, test_env = suite_environment()
 
-    places = (
-        "KAFKA_TOPIC_PREFIX",
-        "POSTGRES_DSN",
-        "MONGO_DB",
-        "REDIS_URL",
-        "CELERY_BROKER_URL",
-        "AUDIT_LOG_PATH",
-        "BRIDGE_GROUP_ID",
-    )
-    for place in places:
-        assert TEST_ENV[place] != default(place), place
-
-
-def default(variable: str) -> object:
-    """The default of the setting read from `variable`: the core's or a store's own."""
-    for model in (Settings, *(e.store_class().settings_class for e in TABLE.rows)):
+    for place in ("KAFKA_TOPIC_PREFIX", "CELERY_BROKER_URL", "BRIDGE_GROUP_ID"):
+        assert test_env[place] != Settings.model_fields[place.lower()].default, place
+    for spec in TABLE.stores:
+        model = spec.store_class().settings_class
         prefix = (model.model_config.get("env_prefix") or "").upper()
-        field = model.model_fields.get(variable.removeprefix(prefix).lower())
-        if variable.startswith(prefix) and field is not None:
-            return field.default
-    raise KeyError(variable)
+        moved = {
+            name
+            for name, field in model.model_fields.items()
+            if test_env.get(f"{prefix}{name}".upper()) not in (None, str(field.default))
+        }
+        assert moved, f"the tests' {spec.name} store is the product's"
 
 
 def test_more_insync_replicas_than_copies_is_refused_naming_the_variable(env):

@@ -1,7 +1,11 @@
-"""The Celery queues in RabbitMQ: one quorum queue per store (and audit, generate), replicated on
-every node of a cluster (one node: one copy, the same code path), each dead-lettering into the
-quorum queue `parked`, where a task that must not run again waits for an operator
-(`python -m bookstore parked list|requeue`).
+"""RabbitMQ as the pipeline uses it: how every process connects, the task names, and the queues.
+
+Kombu alone (no Celery configuration, no store): the bridge, the CLI and the Celery edge
+(celeryconfig.py) all take the topology from here.
+
+One quorum queue per store (and audit, generate), replicated on every node of a cluster (one
+node: one copy, the same code path), each dead-lettering into the quorum queue `parked`, where a
+task that must not run again waits for an operator (`python -m bookstore parked list|requeue`).
 
 - Each queue has a topic exchange of its name (routing key: the name), so that Celery's native
   delayed delivery can bring a retried task back to its own queue after its countdown: with
@@ -27,12 +31,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from amqp.exceptions import AMQPNotImplementedError, NotFound, PreconditionFailed
-from celery import Celery
 from kombu import Connection, Exchange, Queue
 
 from bookstore.entities import GENERATE_QUEUE, PARKED_QUEUE, Entity, EntityTable
+
+if TYPE_CHECKING:
+    from bookstore.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +53,7 @@ def persist_task(entity: Entity) -> str:
     return f"tasks.persist.store_{entity.name}"
 
 
-# How every process talks to RabbitMQ (celeryconfig's broker options; the CLI's connections).
+# How every process talks to RabbitMQ (celeryconfig's broker options; `connect` for the others).
 # AMQP heartbeats every HEARTBEAT seconds (the least RabbitMQ recommends): a node that died without
 # closing its connections (cut off, powered down) is noticed within two (Celery's 120 s default:
 # four minutes of a worker consuming nothing). Every publish waits for RabbitMQ's confirm, and no
@@ -62,6 +69,37 @@ TRANSPORT_OPTIONS = {
     "read_timeout": HEARTBEAT,
     "write_timeout": HEARTBEAT,
 }
+
+
+# How a publish retries (kombu's ensure: reconnect, to the next node when one is gone), for the
+# Celery processes (task_publish_retry_policy) and the bridge alike: Celery's default, explicit.
+PUBLISH_RETRY_POLICY = {
+    "max_retries": 3,
+    "interval_start": 0,
+    "interval_max": 1,
+    "interval_step": 0.2,
+}
+
+
+def connect(settings: Settings, connect_timeout: float = 5) -> Connection:
+    """A connection to the broker(s) CELERY_BROKER_URL names, as the Celery processes make it
+    (heartbeats, bounded waits, publisher confirms; the next node when one fails). Lazy: it
+    connects on first use."""
+    return Connection(
+        settings.celery_broker_url,
+        connect_timeout=connect_timeout,
+        heartbeat=HEARTBEAT,
+        transport_options=TRANSPORT_OPTIONS,
+    )
+
+
+def reach(conn: Connection) -> Connection:
+    """Connect now, trying each node of a cluster once, from the first: one that is away or does
+    not answer (paused, cut off) costs its connect timeout, then the next is tried. Raises
+    kombu's OperationalError when none answers."""
+    conn.ensure_connection(max_retries=max(1, len(conn.alt) - 1), interval_start=0, interval_step=0)
+    return conn
+
 
 QUORUM = {"x-queue-type": "quorum"}
 DELIVERY_LIMIT = 50
@@ -117,35 +155,31 @@ class QueueMigrationNeeded(RuntimeError):
     """A queue of an earlier release (classic) still holds tasks."""
 
 
-def declare_parked(app: Celery) -> None:
+def declare_parked(conn: Connection) -> None:
     """Make sure the parked queue exists (a task rejected meanwhile reaches it at once)."""
-    with app.connection_for_write() as conn:
-        conn.ensure_connection(max_retries=1, timeout=5)
-        PARKED(conn.default_channel).declare()
+    PARKED(conn.default_channel).declare()
 
 
-def declare(app: Celery, url: str | None = None) -> None:
-    """Declare the parked queue, then every task queue of the app (each with its exchange), on
-    the app's broker (or the one at `url`).
+def declare(conn: Connection, table: EntityTable) -> None:
+    """Declare the parked queue, then every task queue of the entities of `table` (each with
+    its exchange).
 
     A queue declared by an earlier release (a classic queue, a direct exchange) cannot be
     redeclared: when it is empty it is replaced; when it holds tasks, `QueueMigrationNeeded`
     says what to run.
     """
-    with app.connection_for_write(url) as conn:
-        conn.ensure_connection(max_retries=1, timeout=5)
-        for queue in (PARKED, *app.conf.task_queues):
-            if _declared(conn, queue):
-                continue
-            waiting = _waiting(conn, queue.name)
-            if waiting:
-                raise QueueMigrationNeeded(
-                    f"queue {queue.name!r} of an earlier release (a classic queue) holds "
-                    f"{waiting} task(s): stop that release's processes, then run `python -m "
-                    "bookstore queues migrate` (it moves them into the new queue)"
-                )
-            _replace(conn, queue)
-            log.warning("queue %s of an earlier release replaced (it was empty)", queue.name)
+    for queue in all_queues(table):
+        if _declared(conn, queue):
+            continue
+        waiting = _waiting(conn, queue.name)
+        if waiting:
+            raise QueueMigrationNeeded(
+                f"queue {queue.name!r} of an earlier release (a classic queue) holds "
+                f"{waiting} task(s): stop that release's processes, then run `python -m "
+                "bookstore queues migrate` (it moves them into the new queue)"
+            )
+        _replace(conn, queue)
+        log.warning("queue %s of an earlier release replaced (it was empty)", queue.name)
 
 
 def _declared(conn: Connection, queue: Queue) -> bool:
