@@ -9,6 +9,7 @@ config edge `celeryconfig.py`) call `load_settings()`. Variables and defaults: d
 from __future__ import annotations
 
 import os
+import re
 from typing import Annotated, Any, TypeVar
 
 from pydantic import (
@@ -225,5 +226,20 @@ def _explain(exc: ValidationError, prefix: str) -> str:
     for error in exc.errors():
         name = prefix + str(error["loc"][0]).upper() if error["loc"] else "?"
         raw = os.environ.get(name, error.get("input"))
-        problems.append(f"{name}={raw!r}: {error['msg'].removeprefix('Value error, ').lower()}")
+        shown = shown_value(name, raw)
+        problems.append(f"{name}={shown!r}: {error['msg'].removeprefix('Value error, ').lower()}")
     return "; ".join(problems)
+
+
+_SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|API_KEY|BASIC_AUTH|COOKIE", re.IGNORECASE)
+_URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^;,\s]*@", re.IGNORECASE)
+
+
+def shown_value(name: str, raw: object) -> object:
+    """`raw`, the value of variable `name`, as an error message may show it: a secret variable's
+    value never, and a URL's user and password (everything before its host's `@`) masked."""
+    if raw is None or raw == "":
+        return raw
+    if _SECRET_NAME.search(name):
+        return "***"
+    return _URL_CREDENTIALS.sub(lambda m: m["scheme"] + "***@", str(raw))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bookstore.config import ConfigError, Settings, load_settings
+from bookstore.config import ConfigError, Settings, load_settings, shown_value
 from tests.support import REPO, TABLE, run, suite_environment
 
 
@@ -161,3 +161,35 @@ def test_more_insync_replicas_than_copies_is_refused_naming_the_variable(env):
         load_settings()
     env.setenv("KAFKA_MIN_INSYNC_REPLICAS", "2")
     assert load_settings().kafka_min_insync_replicas == 2
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "secret"),
+    [
+        ("POSTGRES_DSN", "postgresql://shop:s3cr3t-pw@127.0.0.1:5432", "s3cr3t-pw"),
+        ("POSTGRES_DSN", "postgresql://shop:p@ss@127.0.0.1:5432", "p@ss"),
+        ("MONGO_DB", "a.b", None),
+    ],
+)
+def test_a_bad_value_is_named_without_its_password(env, name, value, secret):
+    """A URL's credentials never reach an error message (nor a log line that prints one)."""
+    env.setenv(name, value)
+    with pytest.raises(ConfigError) as raised:
+        load_settings(stores=True)
+    message = str(raised.value)
+    assert name in message
+    if secret:
+        assert secret not in message and "***@127.0.0.1" in message, message
+    else:
+        assert repr(value) in message
+
+
+def test_secret_variables_and_url_credentials_are_masked():
+    assert shown_value("REDIS_PASSWORD", "hunter2") == "***"
+    assert shown_value("GOOGLE_BOOKS_API_KEY", "AIza-key") == "***"
+    broker = "amqp://u:pw1@10.0.0.1:5672//;amqp://u:pw2@10.0.0.2:5672//"
+    assert (
+        shown_value("CELERY_BROKER_URL", broker)
+        == "amqp://***@10.0.0.1:5672//;amqp://***@10.0.0.2:5672//"
+    )
+    assert shown_value("REDIS_URL", "redis://localhost:6379/0") == "redis://localhost:6379/0"
