@@ -23,6 +23,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bookstore.entities import EntityTable, TableError, load_table
+from bookstore.setting_files import SettingFileError, with_setting_files
 
 S = TypeVar("S", bound=BaseSettings)
 MiB = 1024 * 1024
@@ -42,6 +43,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         frozen=True, env_ignore_empty=True, extra="ignore", populate_by_name=True
     )
+    settings_customise_sources = classmethod(with_setting_files)  # NAME_FILE=path
 
     kafka_bootstrap_servers: str = "localhost:9092"
     kafka_partitions: int = Field(3, ge=1, le=10_000)
@@ -54,8 +56,8 @@ class Settings(BaseSettings):
     kafka_topic_prefix: str = Field("", pattern=r"^[A-Za-z0-9._-]{0,200}$")
     # The generator's registry of ids that exist (the orders store reads REDIS_URL too, into
     # its own settings). Each store's settings are its own: `stores` below.
-    redis_url: str = "redis://localhost:6379/0"
-    celery_broker_url: str = "amqp://guest:guest@localhost:5672//"
+    redis_url: str = Field("redis://localhost:6379/0", repr=False)  # URLs may hold passwords
+    celery_broker_url: str = Field("amqp://guest:guest@localhost:5672//", repr=False)
     google_books_api_key: str = Field("", repr=False)
     bridge_group_id: str = "bookstore-bridge"
     bridge_batch_size: int = Field(500, ge=1, le=100_000)
@@ -206,8 +208,11 @@ def load_settings(*, stores: bool = False) -> Settings:
         settings = Settings(stores=own)
     except ValidationError as exc:
         problems.insert(0, _explain(exc, ""))
+    except SettingFileError as exc:
+        problems.insert(0, str(exc))
     if problems:
-        raise ConfigError("configuration error: " + "; ".join(problems))
+        # once each: REDIS_URL is both the generator's and the orders store's
+        raise ConfigError("configuration error: " + "; ".join(dict.fromkeys(problems)))
     return settings.running(table)
 
 
@@ -219,6 +224,8 @@ def read(model: type[S]) -> S:
     except ValidationError as exc:
         prefix = model.model_config.get("env_prefix") or ""
         raise ConfigError(_explain(exc, prefix.upper())) from None
+    except SettingFileError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _explain(exc: ValidationError, prefix: str) -> str:

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bookstore.setting_files import with_setting_files
+
 if TYPE_CHECKING:
     from bookstore.records import Record
 
@@ -18,6 +20,7 @@ class StoreSettings(BaseSettings):
     (bookstore.config.load_settings: a bad value is one ConfigError naming the variable)."""
 
     model_config = SettingsConfigDict(frozen=True, env_ignore_empty=True, extra="ignore")
+    settings_customise_sources = classmethod(with_setting_files)  # NAME_FILE=path
 
     def replace(self, **changes: object) -> Self:
         """A copy with some fields changed, validated as the environment's values are."""

@@ -31,7 +31,7 @@ if TYPE_CHECKING:  # validation (pydantic) is the workers' part, not the readers
 
 
 class MongoSettings(StoreSettings, env_prefix="MONGO_"):
-    uri: str = "mongodb://localhost:27017"  # MONGO_URI
+    uri: str = Field("mongodb://localhost:27017", repr=False)  # MONGO_URI; may hold a password
     # MONGO_DB: MongoDB refuses a database name with any of /\. "$ or longer than 63 bytes
     db: str = Field("bookstore", pattern=r'^[^/\\. "$]+$')
 

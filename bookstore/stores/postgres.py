@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import psycopg2
 import psycopg2.errors
 from psycopg2.extras import execute_values
-from pydantic import field_validator
+from pydantic import Field, field_validator
 
 from bookstore.errors import Refused, StoreUnavailable, Verdict, classify
 from bookstore.namespace import NAME, Namespace, refuse_live, url_path, with_url_path
@@ -74,7 +74,7 @@ _RECORD = {
 
 class PostgresSettings(StoreSettings, env_prefix="POSTGRES_"):
     # POSTGRES_DSN, a URL (a namespace is the same URL with another database)
-    dsn: str = "postgresql://bookstore:bookstore@localhost:5432/bookstore"
+    dsn: str = Field("postgresql://bookstore:bookstore@localhost:5432/bookstore", repr=False)
 
     @field_validator("dsn")
     @classmethod

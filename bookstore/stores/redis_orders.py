@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import redis
+from pydantic import Field
 
 from bookstore.errors import StoreUnavailable, Verdict, classify
 from bookstore.namespace import Namespace, NamespaceError, option, url_path, with_url_path
@@ -29,7 +30,7 @@ if TYPE_CHECKING:  # validation (pydantic) is the workers' part, not the readers
 
 class RedisSettings(StoreSettings, env_prefix="REDIS_"):
     # REDIS_URL: also where the generator keeps its registry of ids (bookstore.config)
-    url: str = "redis://localhost:6379/0"
+    url: str = Field("redis://localhost:6379/0", repr=False)  # may hold a password
 
     @classmethod
     def unreachable(cls) -> RedisSettings:

@@ -193,3 +193,32 @@ def test_secret_variables_and_url_credentials_are_masked():
         == "amqp://***@10.0.0.1:5672//;amqp://***@10.0.0.2:5672//"
     )
     assert shown_value("REDIS_URL", "redis://localhost:6379/0") == "redis://localhost:6379/0"
+
+
+def test_a_setting_may_come_from_a_file(env, tmp_path):
+    """NAME_FILE=path (Docker's and Kubernetes' secrets): the file's content, one trailing
+    newline dropped, for the core settings and each store's alike; never shown in a repr."""
+    dsn, broker = tmp_path / "dsn", tmp_path / "broker"
+    dsn.write_text("postgresql://shop:s3cr3t@db.internal:5432/shop\n")
+    broker.write_text("amqp://bridge:s3cr3t@mq.internal:5671//")
+    env.setenv("POSTGRES_DSN_FILE", str(dsn))
+    env.setenv("CELERY_BROKER_URL_FILE", str(broker))
+    settings = load_settings(stores=True)
+    assert settings.stores["postgres"].dsn == "postgresql://shop:s3cr3t@db.internal:5432/shop"
+    assert settings.celery_broker_url == "amqp://bridge:s3cr3t@mq.internal:5671//"
+    assert "s3cr3t" not in repr(settings) + repr(settings.stores)
+
+
+@pytest.mark.parametrize(
+    ("both", "expected"),
+    [
+        (True, r"^configuration error: REDIS_URL and REDIS_URL_FILE are both set: keep one$"),
+        (False, r"^configuration error: REDIS_URL_FILE='.*/missing': no such file or directory$"),
+    ],
+)
+def test_a_setting_file_that_cannot_count_is_named(env, tmp_path, both, expected):
+    env.setenv("REDIS_URL_FILE", str(tmp_path / "missing"))
+    if both:
+        env.setenv("REDIS_URL", "redis://localhost:6379/3")
+    with pytest.raises(ConfigError, match=f"(?i){expected}"):
+        load_settings(stores=True)
