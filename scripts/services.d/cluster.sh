@@ -323,6 +323,9 @@ rabbitmq_cluster_fresh() { rabbitmq_node_fresh 1 && rabbitmq_node_fresh 2 && rab
 # (its listeners: Kafka 9092/9093; AMQP, Erlang distribution and the epmd look-ups of its peers,
 # which go to 127.0.2.N:4370). Nothing is rejected: peers and clients see silence, as with a
 # pulled cable, and notice by their own timeouts. Healing deletes the table.
+# `cut --clients` drops only what goes to and from the node's client port (Kafka 9092, AMQP 5672):
+# to its clients it is a node that keeps their connections open and answers nothing -- a frozen
+# one -- while it still talks to its peers (no partition in the cluster itself).
 # Only ever inside scripts/in-netns's network namespace, never the host's firewall.
 
 # _netns_private: succeed only inside the network namespace scripts/in-netns created: the marker
@@ -347,7 +350,7 @@ _netns_private() {
 _cut_table() { printf 'cut_%s' "${1//-/_}"; }
 
 cluster_cut() {
-  local name=$1 host pid cg level
+  local name=$1 only=${2:-} host port pid cg level rules
   is_cluster_node "$name" || { log "services: cut acts on cluster nodes (${CLUSTER_NODES[*]}), not '$name'"; return 1; }
   _netns_private || return 1
   command -v nft >/dev/null || apt_install nftables || return 1
@@ -360,7 +363,12 @@ cluster_cut() {
     return 1
   fi
   level=$(awk -F/ '{print NF}' <<<"$cg")
-  host=$(svc_addr "$name"); host=${host%:*}
+  host=$(svc_addr "$name"); port=${host##*:}; host=${host%:*}
+  if [[ $only == clients ]]; then
+    rules=("socket cgroupv2 level $level \"$cg\" tcp sport $port drop" "ip daddr $host tcp dport $port drop")
+  else
+    rules=("socket cgroupv2 level $level \"$cg\" drop" "ip daddr $host drop")
+  fi
   # `table` then `delete table` makes the batch idempotent (cutting twice leaves one set of rules).
   nft -f - <<NFT || return 1
 table inet $(_cut_table "$name")
@@ -368,16 +376,20 @@ delete table inet $(_cut_table "$name")
 table inet $(_cut_table "$name") {
   chain output {
     type filter hook output priority -10; policy accept;
-    socket cgroupv2 level $level "$cg" drop
-    ip daddr $host drop
+    ${rules[0]}
+    ${rules[1]}
   }
   chain input {
     type filter hook input priority -10; policy accept;
-    ip daddr $host drop
+    ${rules[1]}
   }
 }
 NFT
-  log "$name: cut off (all it sends, cgroup /$cg; all sent to $host)"
+  if [[ $only == clients ]]; then
+    log "$name: cut off from its clients (port $port of $host, both ways)"
+  else
+    log "$name: cut off (all it sends, cgroup /$cg; all sent to $host)"
+  fi
 }
 
 cluster_heal() {

@@ -10,6 +10,7 @@ import signal
 import subprocess
 from collections import Counter
 from collections.abc import Iterable
+from pathlib import Path
 
 import psutil
 from kafka import KafkaAdminClient
@@ -45,6 +46,10 @@ class Cluster:
 
     def heal(self, node: str) -> None:
         services("heal", node)
+
+    def silence(self, node: str) -> None:
+        """Cut `node` off from its clients only: their connections stay open, nothing answers."""
+        services("cut", "--clients", node)
 
     def pause(self, node: str) -> None:
         os.kill(self.pid(node), signal.SIGSTOP)
@@ -127,6 +132,33 @@ class Cluster:
             and not name.endswith(".reply" + PIDBOX)
             and _node_of(leader or pid)
         }
+
+    def report(self) -> str:
+        """What an operator would look at when the cluster does not heal: each node's status,
+        RabbitMQ's view of its cluster and partitions, and each RabbitMQ node's last warnings."""
+        status = subprocess.run(
+            [str(REPO / "scripts/services"), "status", "--cluster"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        parts = [status.stdout.strip()]
+        running = self._running()
+        if running:
+            try:
+                parts.append(services("ctl", running[0], "cluster_status", timeout=120).strip())
+            except (AssertionError, subprocess.TimeoutExpired) as e:
+                parts.append(f"cluster_status on {running[0]}: {e}")
+        data = Path(os.environ.get("SERVICES_DIR", REPO / ".services")) / "data"
+        for node in RABBITMQ:
+            for log in sorted((data / node / "log").glob("rabbit-*@*[0-9].log")):
+                notable = [
+                    line[:300]
+                    for line in log.read_text(errors="replace").splitlines()
+                    if re.search(r"\[(warning|error)\]|Autoheal|partition", line)
+                ]
+                parts.append(f"--- {log.name}, last notable lines:\n" + "\n".join(notable[-15:]))
+        return "\n".join(parts)
 
     def rabbitmq_leading_most(self) -> str:
         return self.queue_leaders().most_common(1)[0][0]

