@@ -78,7 +78,7 @@ worker_cancel_long_running_tasks_on_connection_loss = False
 
 # Events for Flower: tasks per queue, live, from the moment a worker receives one. No
 # `task-sent` event: it doubled what the bridge publishes and waits a confirm for per task
-# (~15-20% of its CPU per task, README "Performance"); Flower lists every task without it. Nor
+# (~15-20% of its CPU per task, docs/performance.md); Flower lists every task without it. Nor
 # `task-started` (tasks/events.py).
 worker_send_task_events = True
 task_send_sent_event = False

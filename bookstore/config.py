@@ -71,7 +71,7 @@ class Settings(BaseSettings):
     # arrived): a fetch brings what arrived meanwhile, so a batch leaves with company instead of
     # as a task per record or two; idle, fetches answer at the first record (bridge/fetch_wait.py).
     # 50 ms halved the pipeline's own CPU per record at 100-1,000 records/s for ~25 ms of median
-    # latency (README, Performance); 0: Kafka always answers with the first record.
+    # latency (docs/performance.md); 0: Kafka always answers with the first record.
     bridge_batch_min_wait_ms: int = Field(50, ge=0, le=5_000)
     # Backpressure: a store's queue deeper than this pauses the partitions feeding it (0: off).
     bridge_max_queue_depth: int = Field(200, ge=0, le=1_000_000)

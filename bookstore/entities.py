@@ -7,8 +7,8 @@ An entity's name is its topic's name; in Kafka the topic is called KAFKA_TOPIC_P
 (`Topics`), so that a second deployment, or the test suite, shares one Kafka without sharing data.
 
 An entity is added by a row here (`BUILT_IN`), or by an installed package declaring one (an
-entry point in the group `bookstore.entities` whose object is an `Entity`): README, "Add an
-entity". No table is built at import: `load_table()` builds one when a process loads its
+entry point in the group `bookstore.entities` whose object is an `Entity`): docs/extending.md.
+No table is built at import: `load_table()` builds one when a process loads its
 settings (bookstore.config.load_settings), and it travels in them (`settings.entities`).
 """
 

@@ -1,7 +1,7 @@
 """How long Kafka holds the bridge's fetches: for company while records flow, not at all when idle.
 
 Kafka answers a fetch with its first record by default, so at a steady load the bridge makes a
-task per record or two, each costing far more than its record (README, Performance). A fetch
+task per record or two, each costing far more than its record (docs/performance.md). A fetch
 Kafka holds for BRIDGE_BATCH_MIN_WAIT_MS (or until 1 MiB arrived) brings what arrived meanwhile.
 Held always, an idle bridge would fetch 1000/wait times a second for nothing (~15% of a core for
 the bridge and as much for Kafka at 25 ms). So the wait is on only while records flow: after a

@@ -7,7 +7,7 @@ the queue's exchange. What `send_task` adds per call is skipped: routing the tas
 out a producer from the pool, re-checking the queue's declaration (the bridge declared every
 queue at start-up; a quorum queue outlives the loss of any node) and the publish signals. That
 halves the client CPU per publish and cut the bridge's CPU per record by 12-17% at a steady
-load (README "Performance", "Cheaper tasks").
+load (docs/performance.md, "Cheaper tasks").
 
 Failover is kombu's, as with `send_task`: a publish that meets a broken connection reconnects,
 to the next node of CELERY_BROKER_URL if the node is gone, and publishes again, within

@@ -1,6 +1,6 @@
 """`python -m bookstore rebuild`: refill stores from the topics, through the workers' own code
 (into a namespace next to the live stores, or in place with --yes); resumable. The log is the
-source of truth (README). Exit 0 / 2 / 4."""
+source of truth (docs/source-of-truth.md). Exit 0 / 2 / 4."""
 
 from __future__ import annotations
 

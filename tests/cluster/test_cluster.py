@@ -27,7 +27,7 @@ from tests.support import TOPICS, Processes, status, wait_until, worker_name
 from tests.support import run as run_python
 
 NS = Namespace("bookstore_cluster", {"redis_db": 2})
-STALL_BOUND = 60.0  # seconds, for every fault below (measured: README, "Scaling out")
+STALL_BOUND = 60.0  # seconds, for every fault below (measured: docs/cluster.md)
 HELD = 30.0  # seconds a node stays paused or cut off
 FLOWER_CREDENTIALS = "ops:cluster-tier"
 
@@ -178,7 +178,7 @@ def test_nodes_paused(run, cluster):
     HELD seconds, their connections left open: a frozen node, as its clients see it. (A RabbitMQ
     node itself frozen wakes up partitioned from its peers, and RabbitMQ 3.10's autoheal, which
     then restarts it, has been seen to loop for good: a fault of the server's own clustering,
-    not of the product; README, "Scaling out". A partition is the cut-off's test.)"""
+    not of the product; docs/cluster.md. A partition is the cut-off's test.)"""
     run.stream.start()
     run.progressed(0.03)
     kafka = cluster.kafka_leading_most(TOPICS.all)

@@ -1,4 +1,4 @@
-"""An entity added by a package of its own flows end to end (README, "Add an entity").
+"""An entity added by a package of its own flows end to end (docs/extending.md).
 
 The example package (examples/reviews: a topic, a schema, a queue, a tiny SQLite store, and one
 entry point in the group `bookstore.entities`) is installed with pip, as a user installs theirs,

@@ -94,7 +94,7 @@ def test_linger_left_counts_from_the_oldest_waiting_record():
 
 def test_a_caught_up_batch_leaves_at_once_a_growing_one_at_its_linger_a_full_one_at_once():
     """The wait for company is Kafka's (bridge/fetch_wait.py), not the batcher's: waiting twice
-    added twice the latency for the same batches (README, Performance)."""
+    added twice the latency for the same batches (docs/performance.md)."""
     batcher = Batcher(max_records=3, max_bytes=10**6, linger_ms=200)
     batcher.add("customers", records(0, range(2)), now=1.0)
     assert batcher.due("customers", 1.0, caught_up=True)
