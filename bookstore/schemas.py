@@ -22,6 +22,7 @@ from pydantic import (
     StrictInt,
     StrictStr,
     ValidationError,
+    WithJsonSchema,
     field_validator,
 )
 
@@ -32,6 +33,17 @@ TEXT_MAX = 1000  # name, title, one author
 AUTHORS_MAX = 100
 QUANTITY_MAX = 1_000_000
 EPOCH_MAX = 253402300800  # 10000-01-01T00:00:00Z: timestamps stay within years 1970-9999
+
+
+# An order's timestamp as its JSON Schema says it (the validator below is the judge).
+TIMESTAMP_SCHEMA = {
+    "anyOf": [
+        {"type": "number", "minimum": 0, "exclusiveMaximum": EPOCH_MAX},
+        {"type": "string"},
+    ],
+    # no "format": date-time: that is RFC 3339's, which requires a zone; ISO-8601 does not
+    "description": "epoch seconds, or an ISO-8601 date-time (no zone: UTC), years 1970-9999",
+}
 
 
 class Rejected(Exception):
@@ -55,8 +67,10 @@ NonEmptyStr = Annotated[StrictStr, Field(min_length=1)]
 Text = Annotated[StrictStr, Field(max_length=TEXT_MAX)]
 
 
+# Each model's `version` is its JSON Schema's (bookstore/message_schemas.py, docs/schemas/): raise
+# it when a change refuses a message the earlier version accepted.
 class Customer(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", json_schema_extra={"version": 1})
 
     id: UUIDStr
     name: Text
@@ -72,9 +86,12 @@ class Customer(BaseModel):
 
 
 class Book(BaseModel):
-    """Extra fields are kept (MongoDB holds flexible documents) but sanitised in `document()`."""
+    """A book as Google Books describes it. Fields it does not name are kept (MongoDB holds
+    flexible documents), less keys starting with `$` or holding `.`."""
 
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    model_config = ConfigDict(
+        extra="allow", populate_by_name=True, json_schema_extra={"version": 1}
+    )
 
     id: NonEmptyStr
     isbn: StrictStr | None = None
@@ -100,13 +117,13 @@ class Book(BaseModel):
 
 
 class Order(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", json_schema_extra={"version": 1})
 
     id: UUIDStr
     customer_id: UUIDStr
     book_id: NonEmptyStr
     quantity: StrictInt = Field(ge=1, le=QUANTITY_MAX)
-    timestamp: datetime
+    timestamp: Annotated[datetime, WithJsonSchema(TIMESTAMP_SCHEMA)]
 
     _check_ids = field_validator("id", "customer_id")(_uuid)
 
