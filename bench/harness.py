@@ -216,3 +216,38 @@ def log_time(stamp: str) -> float:
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+class MachineLoad:
+    """What the machine was doing during a run, printed with its figures: the commit measured,
+    the cores, and the share of their time that was stolen (a shared or virtual machine's
+    neighbours; it moves figures between runs) or spent by anything, this run included."""
+
+    def __init__(self) -> None:
+        self.start = _cpu_times()
+
+    def summary(self) -> str:
+        spent = [now - then for now, then in zip(_cpu_times(), self.start, strict=True)]
+        total = sum(spent[:8]) or 1  # user nice system idle iowait irq softirq steal
+        steal, idle = spent[7], spent[3] + spent[4]
+        return (
+            f"measured: commit {commit()}; {os.cpu_count()} cores; during the run "
+            f"{steal / total:.0%} of the CPU time stolen, {1 - (idle + steal) / total:.0%} busy"
+        )
+
+
+def _cpu_times() -> list[int]:
+    with open("/proc/stat") as stat:
+        return [int(n) for n in stat.readline().split()[1:9]]
+
+
+def commit() -> str:
+    """The commit measured, `-dirty` when the work tree differs from it."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=REPO, capture_output=True, text=True, check=False
+        ).stdout.strip()
+
+    dirty = git("status", "--porcelain", "--untracked-files=no")
+    return (git("rev-parse", "--short", "HEAD") or "unknown") + ("-dirty" if dirty else "")

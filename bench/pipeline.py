@@ -37,6 +37,7 @@ import psutil
 
 from bench.harness import (
     REPO,
+    MachineLoad,
     Run,
     bench_settings,
     cpu_by_group,
@@ -334,6 +335,7 @@ def main() -> None:
         "--profile", metavar="DIR", help="py-spy the bridge and the workers of the pipeline runs"
     )
     args = parser.parse_args()
+    machine = MachineLoad()
     global PROFILE_DIR
     PROFILE_DIR = Path(args.profile) if args.profile else None
     settings = bench_settings()
@@ -401,6 +403,7 @@ def main() -> None:
                 print(
                     f"{row[0]:<16}{NAMES[peer]:<18}{row[2]:8.0f}{row[3]:8.0f}{row[4]:8.0f}{row[5]:9}"
                 )
+    print(f"\n{machine.summary()}")
     if args.plot:
         plot(Path(args.plot), by_batch, latencies)
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 from bench.harness import (
     REPO,
+    MachineLoad,
     Run,
     bench_settings,
     cpu_by_group,
@@ -187,6 +188,7 @@ def main() -> None:
         help="the naive per-record sink too (it keeps up with a few hundred records/s at most)",
     )
     args = parser.parse_args()
+    machine = MachineLoad()
     settings = bench_settings()
     ensure_topics(settings)
     peers: dict[str, tuple[str, dict[str, str]]] = {"defaults": ("pipeline", {})}
@@ -207,6 +209,7 @@ def main() -> None:
                 + ", ".join(f"{p} {r[-1].cpu_ms_per_record:.2f} ms" for p, r in runs.items())
             )
         report(rate, runs)
+    print(f"\n{machine.summary()}")
 
 
 def report(rate: float, runs: dict[str, list[Steady]]) -> None:
