@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -110,6 +111,13 @@ def option(namespace: Namespace, store: str, name: str) -> Any:
         flag = "--" + name.replace("_", "-")
         raise NamespaceError(f"the {store} store needs {flag} for a namespace")
     return value
+
+
+def beside(path: str, name: str) -> str:
+    """A file-backed store's namespace: a file of its own beside the live one, the namespace's
+    name before the suffix (`messages.log` -> `messages.NAME.log`)."""
+    live = Path(path)
+    return str(live.with_name(f"{live.stem}.{name}{live.suffix}"))
 
 
 def url_path(url: str) -> str:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from bookstore.errors import StoreUnavailable, Verdict
-from bookstore.namespace import Namespace
+from bookstore.namespace import Namespace, beside
 from bookstore.records import Record, audit_line
 from bookstore.stores import Closing, StoreSettings
 
@@ -47,8 +47,7 @@ class AuditStore(Closing):
     @classmethod
     def in_namespace(cls, own: AuditSettings, namespace: Namespace) -> AuditSettings:
         """`messages.NAME.log` beside the live log."""
-        live = Path(own.log_path)
-        return own.replace(log_path=str(live.with_name(f"{live.stem}.{namespace.name}.log")))
+        return own.replace(log_path=beside(own.log_path, namespace.name))
 
     @classmethod
     def create_namespace(cls, live: AuditSettings, name: str) -> None:

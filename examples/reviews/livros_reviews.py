@@ -15,14 +15,13 @@ import json
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator
-from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from bookstore.entities import Entity
 from bookstore.errors import Verdict
-from bookstore.namespace import Namespace
+from bookstore.namespace import Namespace, beside
 from bookstore.stores import Closing, StoreSettings
 
 QUEUE = "reviews"  # its Celery queue, and the store's name in `rebuild --store`, `verify`
@@ -83,8 +82,7 @@ class ReviewStore(Closing):
     @classmethod
     def in_namespace(cls, own: ReviewSettings, namespace: Namespace) -> ReviewSettings:
         """A namespace is a file of its own beside the live one: reviews.NAME.sqlite."""
-        live = Path(own.db)
-        return own.replace(db=str(live.with_name(f"{live.stem}.{namespace.name}{live.suffix}")))
+        return own.replace(db=beside(own.db, namespace.name))
 
     @classmethod
     def create_namespace(cls, live: ReviewSettings, name: str) -> None:
