@@ -13,6 +13,7 @@ from bookstore.broker import (
     HEARTBEAT,
     PUBLISH_RETRY_POLICY,
     TRANSPORT_OPTIONS,
+    broker_tls,
     persist_task,
     queues_of,
 )
@@ -27,6 +28,8 @@ _entities = _bookstore_settings.entities
 
 # One node, or every node of a cluster separated by `;`: kombu fails over to the next.
 broker_url = _bookstore_settings.celery_broker_url
+# amqps://: each node's certificate checked against CELERY_BROKER_CAFILE and the address dialled.
+broker_use_ssl = broker_tls(_bookstore_settings) or False
 # Publisher confirms: a publish returns only after RabbitMQ took responsibility for the message;
 # heartbeats, and no wait for a node longer than two of them (bookstore/broker.py).
 broker_transport_options = TRANSPORT_OPTIONS

@@ -30,9 +30,11 @@ task that must not run again waits for an operator (`python -m bookstore parked 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+import ssl
+from collections.abc import Callable, Collection
+from typing import TYPE_CHECKING, Any
 
+import kombu.transport.pyamqp
 from amqp.exceptions import AMQPNotImplementedError, NotFound, PreconditionFailed
 from kombu import Connection, Exchange, Queue
 
@@ -81,12 +83,56 @@ PUBLISH_RETRY_POLICY = {
 }
 
 
+def broker_tls(settings: Settings) -> dict[str, Any] | None:
+    """py-amqp's TLS options for an amqps:// CELERY_BROKER_URL (celeryconfig's
+    `broker_use_ssl`; None for amqp://): the node's certificate checked against
+    CELERY_BROKER_CAFILE (or the system's CAs) and against the address dialled, which kombu
+    fills in as `server_hostname` on each connection (see `_verify_the_node_dialled`)."""
+    if not settings.celery_broker_url.lstrip().startswith("amqps://"):
+        return None
+    return {
+        "ca_certs": settings.celery_broker_cafile or None,
+        "cert_reqs": ssl.CERT_REQUIRED,
+        "server_hostname": None,
+        "tls_minimum_version": ssl.TLSVersion.TLSv1_2,
+    }
+
+
+def _verify_the_node_dialled() -> None:
+    """kombu (5.7) writes the first node's host into the TLS options themselves, the one dict
+    every connection of the process shares, so every later connection, the failover to another
+    node included, would check the certificate against the first node's name and be refused.
+    Each connection gets its own copy of the options to fill in. (tests/security: a failover
+    with hostname verification on.)"""
+    transport = kombu.transport.pyamqp.Transport
+    establish = transport.establish_connection
+    if getattr(establish, "copies_tls_options", False):
+        return
+
+    def establish_connection(self: Any) -> Any:
+        shared = self.client.ssl
+        if not isinstance(shared, dict):
+            return establish(self)
+        self.client.ssl = dict(shared)
+        try:
+            return establish(self)
+        finally:
+            self.client.ssl = shared
+
+    establish_connection.copies_tls_options = True  # type: ignore[attr-defined]
+    transport.establish_connection = establish_connection  # type: ignore[method-assign]
+
+
+_verify_the_node_dialled()
+
+
 def connect(settings: Settings, connect_timeout: float = 5) -> Connection:
     """A connection to the broker(s) CELERY_BROKER_URL names, as the Celery processes make it
     (heartbeats, bounded waits, publisher confirms; the next node when one fails). Lazy: it
     connects on first use."""
     return Connection(
         settings.celery_broker_url,
+        ssl=broker_tls(settings) or False,
         connect_timeout=connect_timeout,
         heartbeat=HEARTBEAT,
         transport_options=TRANSPORT_OPTIONS,
@@ -160,15 +206,22 @@ def declare_parked(conn: Connection) -> None:
     PARKED(conn.default_channel).declare()
 
 
-def declare(conn: Connection, table: EntityTable) -> None:
+def declare(conn: Connection, table: EntityTable, only: Collection[str] | None = None) -> None:
     """Declare the parked queue, then every task queue of the entities of `table` (each with
-    its exchange).
+    its exchange), or only the queues named in `only` (a worker's own) and `parked` if it does
+    not exist yet: binding `parked` needs read on it, which a worker's user does not hold on the
+    secure stack (docs/security.md), where it exists from the start.
 
     A queue declared by an earlier release (a classic queue, a direct exchange) cannot be
     redeclared: when it is empty it is replaced; when it holds tasks, `QueueMigrationNeeded`
     says what to run.
     """
-    for queue in all_queues(table):
+    wanted = all_queues(table)
+    if only is not None:
+        wanted = tuple(
+            q for q in wanted if q.name in only or (q is PARKED and not _exists(conn, q.name))
+        )
+    for queue in wanted:
         if _declared(conn, queue):
             continue
         waiting = _waiting(conn, queue.name)
@@ -249,6 +302,7 @@ def migrate(conn: Connection, queue: Queue, say: Callable[[str], None] = log.inf
 
 
 def _exists(conn: Connection, name: str) -> bool:
+    """A passive declaration (RabbitMQ checks no right for it): the queue exists."""
     try:
         conn.channel().queue_declare(name, passive=True)
         return True

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     AliasChoices,
@@ -58,6 +58,19 @@ class Settings(BaseSettings):
     # its own settings). Each store's settings are its own: `stores` below.
     redis_url: str = Field("redis://localhost:6379/0", repr=False)  # URLs may hold passwords
     celery_broker_url: str = Field("amqp://guest:guest@localhost:5672//", repr=False)
+    # TLS and authentication (docs/security.md); the defaults are the development stack's
+    # plaintext on loopback. Kafka: SASL_SSL (SCRAM-SHA-512 over TLS, a user per component) or
+    # SSL (a client certificate: the operator's, on the brokers' internal listener). The CA
+    # files name the authority that signed the servers' certificates (empty: the system's).
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_username: str = Field("", pattern=r"^[^,=]*$")  # SCRAM does not escape , and =
+    kafka_sasl_password: str = Field("", repr=False, validate_default=True)
+    kafka_ssl_cafile: str = ""
+    kafka_ssl_certfile: str = ""  # PEM: the certificate (chain), then its key, or KAFKA_SSL_KEYFILE
+    kafka_ssl_keyfile: str = ""
+    # For an amqps:// CELERY_BROKER_URL: each node's certificate is checked against this CA and
+    # against the address dialled (every node of a cluster, failover included).
+    celery_broker_cafile: str = ""
     google_books_api_key: str = Field("", repr=False)
     bridge_group_id: str = "bookstore-bridge"
     bridge_batch_size: int = Field(500, ge=1, le=100_000)
@@ -136,6 +149,32 @@ class Settings(BaseSettings):
         copy = self.model_copy()
         copy._entities = table
         return copy
+
+    @field_validator(
+        "kafka_ssl_cafile", "kafka_ssl_certfile", "kafka_ssl_keyfile", "celery_broker_cafile"
+    )
+    @classmethod
+    def _a_readable_file(cls, path: str) -> str:
+        if path and not os.access(path, os.R_OK):
+            raise ValueError("no such file, or not readable by this process")
+        return path
+
+    @field_validator("kafka_sasl_password")
+    @classmethod
+    def _sasl_complete(cls, password: str, info: ValidationInfo) -> str:
+        sasl = info.data.get("kafka_security_protocol") == "SASL_SSL"
+        user = info.data.get("kafka_sasl_username")
+        if sasl and not (user and password):
+            raise ValueError(
+                "KAFKA_SECURITY_PROTOCOL=SASL_SSL needs KAFKA_SASL_USERNAME and this password"
+                " (or KAFKA_SASL_PASSWORD_FILE)"
+            )
+        if not sasl and (user or password):
+            raise ValueError(
+                "a SASL user or password is set, but KAFKA_SECURITY_PROTOCOL is not SASL_SSL:"
+                " it would not be used"
+            )
+        return password
 
     @field_validator("kafka_min_insync_replicas")
     @classmethod

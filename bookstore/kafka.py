@@ -7,6 +7,7 @@ import functools
 import logging
 import os
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -40,10 +41,14 @@ def bootstrap_servers(settings: Settings, timeout: float = 1.0) -> str:
     the whole bootstrap timeout: a paused or cut-off broker (its port still accepting, or not
     answering at all) would fail every client built meanwhile. None answering is a
     `KafkaUnavailable` naming the addresses (kafka-python itself only gives up after 30 s)."""
-    live = [a.strip() for a in settings.kafka_bootstrap_servers.split(",") if _answers(a, timeout)]
+    tls, tls_errors = _tls_context(settings), []
+    addresses = settings.kafka_bootstrap_servers.split(",")
+    live = [a.strip() for a in addresses if _answers(a, timeout, tls, tls_errors)]
     if not live:
+        why = f": TLS: {'; '.join(tls_errors)} (KAFKA_SSL_CAFILE)" if tls_errors else ""
         raise KafkaUnavailable(
             f"cannot reach Kafka at {settings.kafka_bootstrap_servers} (KAFKA_BOOTSTRAP_SERVERS)"
+            + why
         )
     return ",".join(live)
 
@@ -61,6 +66,7 @@ def client_options(settings: Settings) -> dict[str, Any]:
     from kafka.net.compat import KafkaNetClient
 
     return {
+        **security_options(settings),
         "bootstrap_servers": bootstrap_servers(settings),
         "request_timeout_ms": 10_000,
         "reconnect_backoff_max_ms": 1_000,
@@ -74,24 +80,74 @@ def client_options(settings: Settings) -> dict[str, Any]:
     }
 
 
+def security_options(settings: Settings) -> dict[str, Any]:
+    """kafka-python's TLS and SASL options from the settings (none for PLAINTEXT). The brokers'
+    names are always checked against their certificates (kafka-python's default)."""
+    protocol = settings.kafka_security_protocol
+    if protocol == "PLAINTEXT":
+        return {}
+    options: dict[str, Any] = {
+        "security_protocol": protocol,
+        "ssl_cafile": settings.kafka_ssl_cafile or None,
+        "ssl_certfile": settings.kafka_ssl_certfile or None,
+        "ssl_keyfile": settings.kafka_ssl_keyfile or None,
+    }
+    if protocol == "SASL_SSL":
+        options |= {
+            "sasl_mechanism": "SCRAM-SHA-512",
+            "sasl_plain_username": settings.kafka_sasl_username,
+            "sasl_plain_password": settings.kafka_sasl_password,
+        }
+    return options
+
+
+def _tls_context(settings: Settings) -> ssl.SSLContext | None:
+    """The probe's TLS, as the clients': the CA of KAFKA_SSL_CAFILE, the host name checked."""
+    if settings.kafka_security_protocol == "PLAINTEXT":
+        return None
+    context = ssl.create_default_context(cafile=settings.kafka_ssl_cafile or None)
+    if settings.kafka_ssl_certfile:
+        context.load_cert_chain(settings.kafka_ssl_certfile, settings.kafka_ssl_keyfile or None)
+    return context
+
+
 def check_reachable(settings: Settings) -> None:
     """Fail fast, naming the address, when no broker answers."""
     bootstrap_servers(settings)
 
 
-def _answers(address: str, timeout: float) -> bool:
+def _answers(
+    address: str, timeout: float, tls: ssl.SSLContext | None, tls_errors: list[str]
+) -> bool:
+    """A broker at `address` answers ApiVersions (allowed before authentication), over TLS when
+    the clients use it; a TLS failure (an unknown CA, a name the certificate does not carry) is
+    added to `tls_errors`: it is a configuration error, not an absent broker."""
     host, _, port = address.strip().rpartition(":")
+    host = host.strip("[]") or "localhost"
     try:
-        with socket.create_connection((host.strip("[]") or "localhost", int(port)), timeout) as s:
-            s.settimeout(timeout)
-            s.sendall(_API_VERSIONS)
-            # the response's size and correlation id, however TCP splits them (a buffered read
-            # loops; MSG_WAITALL does not on a socket with a timeout)
-            with s.makefile("rb") as reply:
-                head = reply.read(8)
-            return len(head) == 8 and struct.unpack(">ii", head)[1] == _CORRELATION_ID
+        s = socket.create_connection((host, int(port)), timeout)
     except (OSError, ValueError):
         return False
+    try:
+        if tls:
+            s = tls.wrap_socket(s, server_hostname=host)
+        s.settimeout(timeout)
+        s.sendall(_API_VERSIONS)
+        # the response's size and correlation id, however TCP splits them (a buffered read
+        # loops; MSG_WAITALL does not on a socket with a timeout)
+        with s.makefile("rb") as reply:
+            head = reply.read(8)
+        return len(head) == 8 and struct.unpack(">ii", head)[1] == _CORRELATION_ID
+    except ssl.SSLCertVerificationError as exc:
+        tls_errors.append(f"{address.strip()}: certificate verify failed: {exc.verify_message}")
+        return False
+    except ssl.SSLError as exc:
+        tls_errors.append(f"{address.strip()}: {exc.reason or exc}")
+        return False
+    except OSError:
+        return False
+    finally:
+        s.close()
 
 
 def admin_client(settings: Settings) -> KafkaAdminClient:

@@ -45,10 +45,10 @@ def per_process(build: Callable[[Settings], T]) -> Callable[[], T]:
 @worker_init.connect
 def _before_consuming(sender, **_) -> None:
     """Before a worker consumes: the stores it writes (those of the queues it consumes, `-Q`)
-    must be configured, and the queues declared as this release declares them (`parked` first:
-    a task may be rejected into it at once); a bad store variable, or a queue of an earlier
-    release holding tasks, stops it with one line saying what to do (SystemExit: Celery logs and
-    ignores anything else a signal handler raises)."""
+    must be configured, and those queues declared as this release declares them (`parked`
+    first, if missing: a task may be rejected into it at once); a bad store variable, or a
+    queue of an earlier release holding tasks, stops it with one line saying what to do
+    (SystemExit: Celery logs and ignores anything else a signal handler raises)."""
     from bookstore.broker import QueueMigrationNeeded, declare, reach
     from bookstore.config import ConfigError
     from bookstore.entities import TableError
@@ -65,6 +65,6 @@ def _before_consuming(sender, **_) -> None:
         raise SystemExit(f"worker: {exc}") from None
     try:
         with sender.app.connection_for_write() as conn:
-            declare(reach(conn), settings().entities)
+            declare(reach(conn), settings().entities, only=consumed)
     except QueueMigrationNeeded as exc:
         raise SystemExit(f"worker: {exc}") from None

@@ -7,7 +7,9 @@ Celery 5.7's step declares them once per URL of `broker_url`, retrying an unreac
 ~9 s each time, on every (re)connection: after a node of a cluster died, a worker that failed
 over to another node consumed nothing for ~18 s. The topology is cluster-wide, so declaring it
 through the live connection is enough; if that fails, the connection is what fails, and the
-consumer restarts (and declares again) anyway.
+consumer restarts (and declares again) anyway. Each worker binds the queues it consumes (Celery
+binds every queue of the app): a retry goes back to the queue it came from, and a worker's
+RabbitMQ user may touch its own queues only (docs/security.md).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import logging
 from celery.worker.consumer import Consumer as CeleryConsumer
 from celery.worker.consumer.delayed_delivery import DelayedDelivery
 from kombu.transport.native_delayed_delivery import (
+    bind_queue_to_native_delayed_delivery_exchange,
     declare_native_delayed_delivery_exchanges_and_queues,
 )
 
@@ -31,7 +34,8 @@ class DelayedDeliveryOnThisNode(DelayedDelivery):
                 declare_native_delayed_delivery_exchanges_and_queues(
                     conn, c.app.conf.broker_native_delayed_delivery_queue_type
                 )
-                self._bind_queues(c.app, conn)
+                for queue in c.app.amqp.queues.consume_from.values():
+                    bind_queue_to_native_delayed_delivery_exchange(conn, queue)
             except Exception as exc:  # the consumer's own connection will fail and restart it
                 log.warning("delayed delivery set-up through %s failed: %r", conn.as_uri(), exc)
 

@@ -29,12 +29,12 @@ from bookstore.namespace import Namespace
 
 REPO = Path(__file__).resolve().parent.parent
 
-# The suite's own Kafka topics (KAFKA_TOPIC_PREFIX, tests/conftest.py): test.customers, ...
+# The suite's own Kafka topics (KAFKA_TOPIC_PREFIX, suite_environment): test.customers, ...
 # The product's topics (customers, ...) are never written by a test.
 TOPIC_PREFIX = "test."
 TOPICS = entities.Topics(TOPIC_PREFIX)
 TABLE = TOPICS.table  # the built-in entities
-# Where the tests keep their stores (tests/conftest.py): a namespace of their own.
+# Where the tests keep their stores (tests/integration/conftest.py): a namespace of their own.
 TEST_NAMESPACE = Namespace("bookstore_test", {"redis_db": 1})
 CUSTOMERS, BOOKS, ORDERS, DEAD_LETTERS = map(
     TOPICS.of, (entities.CUSTOMERS, entities.BOOKS, entities.ORDERS, entities.DEAD_LETTERS)
@@ -46,8 +46,9 @@ SUITE_MARKER = "BOOKSTORE_TESTS_ENVIRONMENT"
 
 @functools.cache
 def suite_environment() -> tuple[Settings, dict[str, str]]:
-    """Set the tests' configuration in this process's environment (once: tests/conftest.py does
-    it before anything reads it); the settings their namespace lies beside, and what was set.
+    """Set the tests' configuration in this process's environment (once: the unit and
+    integration tiers' conftest.py do it before anything reads it); the settings their
+    namespace lies beside, and what was set.
 
     The tests share the local servers with a developer's running stack, but never touch its
     data: their own Kafka topics (a prefix: test.customers, ...), consumer groups, RabbitMQ vhost

@@ -43,6 +43,12 @@ CREATE TABLE IF NOT EXISTS rebuild_progress (
 );
 """
 
+SCHEMA_PRESENT = """
+SELECT to_regclass('customers') IS NOT NULL
+   AND to_regclass('customers_email_lower_key') IS NOT NULL
+   AND to_regclass('rebuild_progress') IS NOT NULL
+"""
+
 UPSERT = """
 INSERT INTO customers (id, name, email, source_timestamp, source_partition, source_offset)
 VALUES %s
@@ -140,7 +146,12 @@ class CustomerStore(Closing):
             with self._unavailable_on_connection_loss():
                 conn = psycopg2.connect(self.dsn, connect_timeout=5)
                 with conn, conn.cursor() as cur:
-                    cur.execute(SCHEMA)
+                    # Only what is missing: creating needs the owner's rights, which a worker's
+                    # role does not have where the database's owner made the schema
+                    # (`scripts/services up --secure`, docs/security.md).
+                    cur.execute(SCHEMA_PRESENT)
+                    if not cur.fetchone()[0]:
+                        cur.execute(SCHEMA)
             self._conn = conn
         return self._conn
 

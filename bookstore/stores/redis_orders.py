@@ -78,14 +78,17 @@ if held[2] then
     return 0
   end
 end
+-- The hash, with the record it came from, is written last: a script stopped midway (Redis does
+-- not undo a script's writes: a command refused, the server out of memory) leaves no record
+-- position behind, so the task's retry writes the order again, whole.
+redis.call('SADD', 'orders', ARGV[1])
 if held[1] and held[1] ~= ARGV[2] then
   redis.call('ZREM', 'customer:' .. held[1] .. ':orders', ARGV[1])
 end
+redis.call('ZADD', history, ARGV[6], ARGV[1])
 redis.call('HSET', key, 'customer_id', ARGV[2], 'book_id', ARGV[3], 'quantity', ARGV[4],
            'timestamp', ARGV[5], 'source_timestamp', ARGV[7], 'source_partition', ARGV[8],
            'source_offset', ARGV[9])
-redis.call('ZADD', history, ARGV[6], ARGV[1])
-redis.call('SADD', 'orders', ARGV[1])
 return 1
 """
 

@@ -51,7 +51,11 @@ func parseLevel(s string) (slog.Level, error) {
 }
 
 func main() {
-	listen := flag.String("listen-addr", "127.0.0.1:27017", "TCP address to listen on")
+	listen := flag.String("listen-addr", "127.0.0.1:27017", "TCP address to listen on (plaintext)")
+	listenTLS := flag.String("listen-tls", "", "TCP address to listen on with TLS only; turns the plaintext listener off")
+	tlsCert := flag.String("listen-tls-cert-file", "", "the server's certificate (PEM)")
+	tlsKey := flag.String("listen-tls-key-file", "", "the server's private key (PEM)")
+	tlsCA := flag.String("listen-tls-ca-file", "", "CA whose client certificates are required (mutual TLS)")
 	sqliteURL := flag.String("sqlite-url", "file:data/", "SQLite URI of the data directory (trailing slash)")
 	logLevel := flag.String("log-level", "info", "log level: debug, info, warn, error")
 	showVersion := flag.Bool("version", false, "print the version and exit")
@@ -82,8 +86,20 @@ func main() {
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	slog.SetDefault(logger)
 
+	listener := ferretdb.ListenerConfig{TCP: *listen}
+	if *listenTLS != "" {
+		if *tlsCert == "" || *tlsKey == "" {
+			fmt.Fprintln(os.Stderr, "ferretdb: --listen-tls needs --listen-tls-cert-file and --listen-tls-key-file")
+			os.Exit(2)
+		}
+		listener = ferretdb.ListenerConfig{
+			TLS: *listenTLS, TLSCertFile: *tlsCert, TLSKeyFile: *tlsKey, TLSCAFile: *tlsCA,
+		}
+		*listen = ""
+	}
+
 	f, err := ferretdb.New(&ferretdb.Config{
-		Listener:  ferretdb.ListenerConfig{TCP: *listen},
+		Listener:  listener,
 		Logger:    logger,
 		Handler:   "sqlite",
 		SQLiteURL: *sqliteURL,
@@ -97,7 +113,7 @@ func main() {
 	defer stop()
 
 	logger.Info("FerretDB starting", "version", v, "patched", patched, "mongodb", version.Get().MongoDBVersion,
-		"listen", *listen, "sqlite", *sqliteURL, "pid", os.Getpid())
+		"listen", *listen, "listen-tls", *listenTLS, "sqlite", *sqliteURL, "pid", os.Getpid())
 
 	if err := f.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		logger.Error("FerretDB stopped with an error", "error", err)

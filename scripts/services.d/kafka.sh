@@ -87,6 +87,11 @@ kafka_start() {
   : >"$lf"
 
   sed "s|@KAFKA_LOG_DIR@|$logdir|g" "$KAFKA_SRC/server.properties" >"$props"
+  if [[ -n ${SECURE:-} ]]; then
+    sed "s|@KAFKA_PKI@|$SERVICES_DIR/pki|g" "$KAFKA_SRC/server-secure.properties" >>"$props"
+    # the controller's port joins the ports to check below, and the brokers' internal one
+    port_open 9094 && { log "kafka: 127.0.0.1:9094 is already taken by another process; free it first"; return 1; }
+  fi
 
   # The cluster id is generated once and kept next to the data; StorageTool also logs to stdout,
   # so keep only the id line (22 URL-safe base64 characters).
@@ -135,8 +140,22 @@ _kafka_api_versions() {
   [[ ${hex:8:12} == 000000070000 ]]
 }
 
+# _kafka_api_versions_tls [PORT]: the same round trip over TLS, the broker's certificate checked
+# against the secure stack's CA (ApiVersions is answered before authentication).
+_kafka_api_versions_tls() {
+  python3 - "${1:-$KAFKA_PORT}" "$(secure_ca)" <<'PY'
+import socket, ssl, struct, sys
+context = ssl.create_default_context(cafile=sys.argv[2])
+with socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5) as raw:
+    with context.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+        s.sendall(struct.pack(">ihhih", 10, 18, 0, 7, -1))
+        head = s.makefile("rb").read(10)
+sys.exit(0 if len(head) == 10 and struct.unpack(">iih", head)[1:] == (7, 0) else 1)
+PY
+}
+
 kafka_ready() {
-  _kafka_api_versions || return 1
+  if [[ -n ${SECURE:-} ]]; then _kafka_api_versions_tls || return 1; else _kafka_api_versions || return 1; fi
   # For a broker we started, also wait for the end of startup (broker unfenced, coordinators loaded).
   if pid_alive kafka; then
     grep -q 'Kafka Server started' "$(logfile kafka)" 2>/dev/null || return 1
@@ -147,4 +166,10 @@ kafka_version() {
   local v
   v=$(grep -ohE 'Kafka version: [0-9][^ ]*' "$(logfile kafka)" 2>/dev/null | tail -n 1 | cut -d' ' -f3)
   printf 'Kafka %s\n' "${v:-$KAFKA_VERSION}"
+}
+
+# After every `up` of the secure stack: each principal's SCRAM credentials and ACLs.
+kafka_provision() {
+  [[ -n ${SECURE:-} ]] || return 0
+  secure_provision kafka
 }

@@ -85,8 +85,15 @@ mongo_start() {
   mkdir -p "$MONGO_DATA"
   data=$(cd "$MONGO_DATA" && pwd -P)   # FerretDB wants an absolute directory URI ending in '/'
   # setsid: the server outlives the terminal/process group of whoever ran `up`.
+  local listen=(--listen-addr="$MONGO_ADDR")
+  if [[ -n ${SECURE:-} ]]; then
+    # TLS only (the plaintext listener off), and a client certificate of the stack's CA required:
+    # FerretDB v1 has no users of its own to check (docs/security.md).
+    listen=(--listen-tls="$MONGO_ADDR" --listen-tls-cert-file="$SERVICES_DIR/pki/mongo.pem"
+            --listen-tls-key-file="$SERVICES_DIR/pki/mongo.key" --listen-tls-ca-file="$(secure_ca)")
+  fi
   setsid nohup "$MONGO_BIN" \
-    --listen-addr="$MONGO_ADDR" \
+    "${listen[@]}" \
     --sqlite-url="file:$data/" \
     --log-level="${MONGO_LOG_LEVEL:-info}" \
     </dev/null >>"$(logfile mongo)" 2>&1 &
@@ -97,10 +104,10 @@ mongo_start() {
 # `up` runs before any virtualenv exists) and print the reply's top-level scalar fields as
 # key=value lines. Fails unless the reply has ok == 1.
 _mongo_cmd() {
-  python3 - "$1" "${MONGO_ADDR%:*}" "${MONGO_ADDR##*:}" <<'PY'
-import socket, struct, sys
+  python3 - "$1" "${MONGO_ADDR%:*}" "${MONGO_ADDR##*:}" "${SECURE:+$SERVICES_DIR/pki}" <<'PY'
+import socket, ssl, struct, sys
 
-cmd, host, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+cmd, host, port, pki = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 
 def cstr(s):
     return s.encode() + b"\0"
@@ -150,7 +157,12 @@ def recv(s, n):
         buf += chunk
     return buf
 
-with socket.create_connection((host, port), timeout=3) as s:
+raw = socket.create_connection((host, port), timeout=3)
+if pki:  # the secure stack: TLS, as the operator (its client certificate)
+    context = ssl.create_default_context(cafile=f"{pki}/ca.pem")
+    context.load_cert_chain(f"{pki}/operator.pem", f"{pki}/operator.key")
+    raw = context.wrap_socket(raw, server_hostname=host)
+with raw as s:
     s.settimeout(3)
     payload = struct.pack("<I", 0) + b"\x00" + bson([(cmd, 1), ("$db", "admin")])
     s.sendall(struct.pack("<iiii", 16 + len(payload), 1, 0, 2013) + payload)

@@ -3,10 +3,18 @@
 # database and logs under $SERVICES_DATA/rabbitmq. Runs as the rabbitmq system user.
 # Besides the default vhost `/` (the product's), RABBITMQ_OWN_VHOSTS (common.sh).
 # shellcheck disable=SC2034  # read as ${!NAME_ADDR} by scripts/services
-RABBITMQ_ADDR="127.0.0.1:5672"
+if [[ -n ${SECURE:-} ]]; then RABBITMQ_ADDR="127.0.0.1:5671"; else RABBITMQ_ADDR="127.0.0.1:5672"; fi
 
 _rabbitmq_env() {
   local data=$1
+  # secure: its configuration file (TLS listener only, users from definitions; rabbitmq_start)
+  # and the Erlang distribution (rabbitmqctl's link to the node, and a cluster's every replica)
+  # on TLS with peers verified both ways, for the node and the CLI tools alike
+  if [[ -n ${SECURE:-} ]]; then
+    local dist="-proto_dist inet_tls -ssl_dist_optfile $data/tls/inter-node.config -kernel inet_dist_use_interface {127,0,0,1}"
+    printf '%s\n' "RABBITMQ_CONFIG_FILE=$data/rabbitmq.conf" "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS=$dist" \
+      "RABBITMQ_CTL_ERL_ARGS=$dist"
+  fi
   printf '%s\n' HOME=/var/lib/rabbitmq RABBITMQ_NODENAME=rabbit@localhost \
     RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 RABBITMQ_NODE_PORT=5672 \
     RABBITMQ_DIST_PORT=25672 ERL_EPMD_ADDRESS=127.0.0.1 \
@@ -24,6 +32,7 @@ rabbitmq_start() {
   local data; data=$(owned_data_dir rabbitmq rabbitmq)
   [[ -e $data/enabled_plugins ]] || { echo '[].' >"$data/enabled_plugins"; chown rabbitmq: "$data/enabled_plugins"; }
   rm -f "$data/rabbitmq.pid"
+  if [[ -n ${SECURE:-} ]]; then _rabbitmq_secure_config "$data" || return 1; fi
   # exec: the background subshell becomes the server's launcher, holding none of our output pipes
   local envs; mapfile -t envs < <(_rabbitmq_env "$data")
   ( cd /var/lib/rabbitmq && exec setsid nohup runuser -u rabbitmq -- \
@@ -34,12 +43,48 @@ rabbitmq_start() {
   cp "$data/rabbitmq.pid" "$(pidfile rabbitmq)"
 }
 
-# _rabbitmq_hello [HOST]: a real AMQP 0-9-1 handshake with HOST:5672 (default 127.0.0.1): the server
-# answers the protocol header with Connection.Start, whose server properties carry its version.
+# _rabbitmq_secure_config DATA: the secure node's configuration: a TLS listener only (5671; the
+# plaintext one off), clients authenticated by password (their certificates not asked for), the
+# users, vhosts and permissions from definitions loaded at boot (so no `guest` is ever created).
+_rabbitmq_secure_config() {
+  local data=$1
+  secure_copy rabbitmq rabbitmq "$data/tls" || return 1
+  local side opts="{cacertfile, \"$data/tls/ca.pem\"}, {certfile, \"$data/tls/rabbitmq.pem\"}, {keyfile, \"$data/tls/rabbitmq.key\"}, {verify, verify_peer}, {secure_renegotiate, true}"
+  {
+    printf '[\n'
+    for side in server client; do
+      printf '  {%s, [%s%s]}%s\n' "$side" "$opts" "$([[ $side == server ]] && echo ', {fail_if_no_peer_cert, true}')" \
+        "$([[ $side == server ]] && echo ,)"
+    done
+    printf '].\n'
+  } >"$data/tls/inter-node.config"
+  chown rabbitmq: "$data/tls/inter-node.config"
+  secure_provision rabbitmq-definitions "$data/definitions.json" || return 1
+  chown rabbitmq: "$data/definitions.json"
+  cat >"$data/rabbitmq.conf" <<EOF
+listeners.tcp = none
+listeners.ssl.default = 127.0.0.1:5671
+ssl_options.cacertfile = $data/tls/ca.pem
+ssl_options.certfile = $data/tls/rabbitmq.pem
+ssl_options.keyfile = $data/tls/rabbitmq.key
+ssl_options.verify = verify_none
+ssl_options.fail_if_no_peer_cert = false
+ssl_options.versions.1 = tlsv1.3
+ssl_options.versions.2 = tlsv1.2
+load_definitions = $data/definitions.json
+EOF
+}
+
+# _rabbitmq_hello [HOST]: a real AMQP 0-9-1 handshake with HOST:5672 (default 127.0.0.1; the secure
+# stack's: TLS on 5671, the certificate checked): the server answers the protocol header with
+# Connection.Start, whose server properties carry its version.
 _rabbitmq_hello() {
-  python3 - "${1:-127.0.0.1}" <<'PY'
-import re, socket, sys
-with socket.create_connection((sys.argv[1], 5672), timeout=2) as s:
+  python3 - "${1:-127.0.0.1}" "${SECURE:+$(secure_ca)}" <<'PY'
+import re, socket, ssl, sys
+host, ca = sys.argv[1], sys.argv[2]
+raw = socket.create_connection((host, 5671 if ca else 5672), timeout=2)
+s = ssl.create_default_context(cafile=ca).wrap_socket(raw, server_hostname=host) if ca else raw
+with s:
     s.sendall(b"AMQP\x00\x00\x09\x01")
     data = b""
     while len(data) < 7 or len(data) < 8 + int.from_bytes(data[3:7], "big"):
@@ -64,7 +109,14 @@ _rabbitmqctl() {
 
 # After every `up` (idempotent; a vhost that exists is left as it is).
 rabbitmq_provision() {
-  local vhost
+  local vhost data
+  if [[ -n ${SECURE:-} ]]; then
+    # the table of principals may have changed since the node booted: import it again
+    data=$(readlink -f "$SERVICES_DATA/rabbitmq")
+    secure_provision rabbitmq-definitions "$data/definitions.json" && chown rabbitmq: "$data/definitions.json" &&
+      _rabbitmqctl import_definitions "$data/definitions.json" >/dev/null && secure_provision rabbitmq-topology
+    return
+  fi
   for vhost in "${RABBITMQ_OWN_VHOSTS[@]}"; do
     if ! _rabbitmqctl list_vhosts name 2>/dev/null | grep -qx "$vhost"; then
       _rabbitmqctl add_vhost "$vhost" >/dev/null || return 1
@@ -73,7 +125,8 @@ rabbitmq_provision() {
   done
 }
 
-rabbitmq_ready() { port_open 5672 && _rabbitmq_hello >/dev/null; }
+rabbitmq_ready() { port_open "$(_rabbitmq_port)" && _rabbitmq_hello >/dev/null; }
+_rabbitmq_port() { if [[ -n ${SECURE:-} ]]; then echo 5671; else echo 5672; fi; }
 rabbitmq_version() { printf 'RabbitMQ %s\n' "$(_rabbitmq_hello)"; }
 
 rabbitmq_stop() {

@@ -1,5 +1,7 @@
 """The integration tier: real servers (started by scripts/services), isolated test namespaces,
-and real processes (workers, bridge) started and reaped by the tests."""
+and real processes (workers, bridge) started and reaped by the tests. The tests' configuration
+(their own topics, consumer group, vhost and stores: tests.support's `suite_environment`) is set
+here, before anything reads it; the cluster tier takes it from here too."""
 
 from __future__ import annotations
 
@@ -9,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from tests.support import TEST_NAMESPACE, Processes, suite_environment
+
+suite_environment()
 
 
 @pytest.fixture

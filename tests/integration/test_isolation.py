@@ -1,7 +1,7 @@
 """The test suite never touches the product's data: it runs in a namespace of its own on the
-same servers (tests/conftest.py). After its pipeline stored and dead-lettered a tagged dataset,
-the product's topics (dead letters included) and stores hold none of it, so `scripts/run` after
-`scripts/test` starts on the product's own data only."""
+same servers (tests/integration/conftest.py). After its pipeline stored and dead-lettered a
+tagged dataset, the product's topics (dead letters included) and stores hold none of it, so
+`scripts/run` after `scripts/test` starts on the product's own data only."""
 
 from __future__ import annotations
 

@@ -50,3 +50,32 @@ def test_an_order_moved_to_another_customer_leaves_no_stale_history(mine):
         assert (stores.history(alice), stores.history(bob)) == ([], [oid])
         fields = stores.orders([oid])[oid]
         assert (fields["customer_id"], fields["quantity"]) == (bob, "2")
+
+
+@pytest.mark.parametrize("refused", ["sadd", "zadd", "hset"])
+def test_an_order_written_halfway_is_written_whole_by_its_retry(mine, refused):
+    """Redis does not undo what a script wrote before a command of it failed (here refused by
+    an ACL, as a misconfigured user or a full memory would): the retry must still write the
+    whole order, set and history included."""
+    import redis
+
+    own = mine.store("redis").url
+    admin = redis.Redis.from_url(own)
+    user, password = f"test-halfway-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+    admin.acl_setuser(user, enabled=True, passwords=[f"+{password}"], keys=["*"],
+                      commands=["+@all", f"-{refused}"])  # fmt: skip
+    partial = own.replace("redis://", f"redis://{user}:{password}@", 1)
+    oid, cid = str(uuid.uuid4()), str(uuid.uuid4())
+    order = {"id": oid, "customer_id": cid, "book_id": "b", "quantity": 1, "timestamp": 1}
+    row = TABLE.by_name[ORDERS]
+    try:
+        with OrderStore(partial) as store, pytest.raises(Exception, match="(?i)permission"):
+            write(store, row, record(ORDERS, order, 40))
+        with OrderStore(own) as store, closing(Stores(mine)) as stores:
+            write(store, row, record(ORDERS, order, 40))  # the task's retry
+            assert stores.history(cid) == [oid]
+            assert stores.orders([oid])[oid]["quantity"] == "1"
+            assert admin.sismember("orders", oid)
+    finally:
+        admin.acl_deluser(user)
+        admin.close()

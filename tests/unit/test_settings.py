@@ -136,7 +136,7 @@ def test_every_process_stops_at_start_with_one_line(tmp_path, entry):
 def test_the_test_suite_moves_every_place_the_product_keeps_data():
     """Topics, every store of the table, consumer group and vhost of the tests are not the
     product's: `scripts/run` after `scripts/test` starts on the product's own data
-    (tests/conftest.py)."""
+    (tests/integration/conftest.py)."""
     _, test_env = suite_environment()
 
     for place in ("KAFKA_TOPIC_PREFIX", "CELERY_BROKER_URL", "BRIDGE_GROUP_ID"):

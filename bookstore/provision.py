@@ -1,0 +1,406 @@
+"""The secure stack's certificates, secrets and server-side users, from the table of
+principals (bookstore/principals.py). Run by `scripts/services up --secure`, not by hand:
+
+    python -m bookstore.provision init DIR             certificates and secrets (kept if there)
+    python -m bookstore.provision rabbitmq-definitions DIR OUT   users, vhosts, permissions
+    python -m bookstore.provision rabbitmq-topology DIR  every vhost's queues (as the operator)
+    python -m bookstore.provision redis-acl DIR OUT    ACL users (`user default off`)
+    python -m bookstore.provision postgres-roles DIR   SQL for the roles, on stdout
+    python -m bookstore.provision postgres-database DATABASE   SQL: its schema, its grants
+    python -m bookstore.provision kafka DIR            SCRAM users and ACLs (over mutual TLS)
+    python -m bookstore.provision env DIR [PRINCIPAL]  export lines for one principal
+
+DIR is the secure stack's state directory: DIR/pki (the development CA, each server's
+certificate, each principal's client certificate) and DIR/secrets/PRINCIPAL (one file per
+secret, 0600, named after the variable it is: KAFKA_SASL_PASSWORD, CELERY_BROKER_URL, ...).
+Servers get only hashes (RabbitMQ's salted SHA-256, Redis's SHA-256, PostgreSQL's SCRAM
+verifier; Kafka's SCRAM credentials are derived by the client library); no password is ever
+on a command line.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+from bookstore import pki
+from bookstore.entities import EntityTable, load_table
+from bookstore.principals import (
+    DEPLOYMENTS,
+    OPERATOR,
+    Principal,
+    find,
+    kafka_grants,
+    postgres_grants,
+    principals,
+    rabbitmq_permissions,
+    redis_rule,
+)
+
+SERVERS = ("kafka", "rabbitmq", "redis", "postgres", "mongo")
+# The names clients reach each server by: loopback, and its compose service name.
+SERVER_HOSTS = ("127.0.0.1", "localhost")
+
+
+@dataclass(frozen=True)
+class Addresses:
+    """Where the secure single stack listens (scripts/services.d)."""
+
+    kafka: str = "127.0.0.1:9092"  # SASL_SSL; 9093 the controller's, 9094 the brokers' (mTLS)
+    kafka_internal: str = "127.0.0.1:9094"
+    rabbitmq: str = "127.0.0.1:5671"
+    redis: str = "127.0.0.1:6379"
+    postgres: str = "127.0.0.1:5432"
+    mongo: str = "127.0.0.1:27017"
+
+
+ADDRESSES = Addresses()
+
+
+def _private(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+
+
+def pki_dir(state: Path) -> Path:
+    return state / "pki"
+
+
+def bundle(state: Path, name: str) -> Path:
+    """NAME's certificate chain and key in one file (Kafka's PEM keystore, pymongo's
+    tlsCertificateKeyFile), 0600."""
+    return pki_dir(state) / f"{name}.bundle.pem"
+
+
+def password(state: Path, principal: str, server: str) -> str:
+    return (state / "secrets" / principal / f"{server}.password").read_text().strip()
+
+
+def init(state: Path, table: EntityTable, days: int = 825) -> None:
+    """The CA, the servers' and principals' certificates, and a password per principal and
+    server; what exists is kept (a re-run after `down` finds the same secrets)."""
+    directory = pki_dir(state)
+    pki.ensure_ca(directory)
+    names = {server: (*SERVER_HOSTS, server) for server in SERVERS}
+    names |= {p.name: () for p in principals(table)}
+    for name, hosts in names.items():
+        if not (directory / f"{name}.pem").exists():
+            pki.issue(directory, name, hosts, days=days)
+        # from the files as they are now (a certificate re-issued with `certs issue` included)
+        chain, key = directory / f"{name}.pem", directory / f"{name}.key"
+        _private(bundle(state, name), chain.read_text() + key.read_text())
+    for p in principals(table):
+        for server in p.servers:
+            secret = state / "secrets" / p.name / f"{server}.password"
+            if not secret.exists():
+                _private(secret, secrets.token_urlsafe(24) + "\n")
+        _write_setting_files(state, p)
+
+
+def _write_setting_files(state: Path, p: Principal) -> None:
+    """The principal's secret settings, each a file named after its variable (NAME_FILE)."""
+    own = state / "secrets" / p.name
+    ca = pki_dir(state) / "ca.pem"
+    pw = {s: quote(password(state, p.name, s), safe="") for s in p.servers}
+    user = quote(p.name, safe="")
+    d = p.deployment
+    a = ADDRESSES
+    if "kafka" in p.servers:
+        _private(own / "KAFKA_SASL_PASSWORD", password(state, p.name, "kafka"))
+    if "rabbitmq" in p.servers:
+        vhost = quote(d.vhost, safe="")
+        _private(own / "CELERY_BROKER_URL", f"amqps://{user}:{pw['rabbitmq']}@{a.rabbitmq}/{vhost}")
+    if "redis" in p.servers:
+        _private(own / "REDIS_URL", f"rediss://{user}:{pw['redis']}@{a.redis}/0?ssl_ca_certs={ca}")
+    if "postgres" in p.servers:
+        _private(
+            own / "POSTGRES_DSN",
+            f"postgresql://{user}:{pw['postgres']}@{a.postgres}/{d.database}"
+            f"?sslmode=verify-full&sslrootcert={ca}",
+        )
+
+
+def environment(state: Path, table: EntityTable, name: str = OPERATOR) -> dict[str, str]:
+    """The variables that give a process exactly `name`'s rights: secrets as NAME_FILE paths."""
+    p = find(table, name)
+    own = state / "secrets" / p.name
+    ca = str(pki_dir(state) / "ca.pem")
+    d = p.deployment
+    env = {"KAFKA_TOPIC_PREFIX": d.topic_prefix, "BRIDGE_GROUP_ID": d.bridge_group}
+    env["KAFKA_BOOTSTRAP_SERVERS"] = ADDRESSES.kafka
+    if "kafka" in p.servers:
+        env |= {
+            "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+            "KAFKA_SASL_USERNAME": p.name,
+            "KAFKA_SASL_PASSWORD_FILE": str(own / "KAFKA_SASL_PASSWORD"),
+            "KAFKA_SSL_CAFILE": ca,
+        }
+    if "rabbitmq" in p.servers:
+        env |= {
+            "CELERY_BROKER_URL_FILE": str(own / "CELERY_BROKER_URL"),
+            "CELERY_BROKER_CAFILE": ca,
+        }
+    if "redis" in p.servers:
+        env["REDIS_URL_FILE"] = str(own / "REDIS_URL")
+    if "postgres" in p.servers:
+        env["POSTGRES_DSN_FILE"] = str(own / "POSTGRES_DSN")
+    if "mongo" in p.servers:
+        client = bundle(state, p.name)
+        env["MONGO_URI"] = (
+            f"mongodb://{ADDRESSES.mongo}/?tls=true&tlsCAFile={ca}&tlsCertificateKeyFile={client}"
+        )
+    return env
+
+
+# ---- RabbitMQ
+
+
+def rabbitmq_hash(secret: str) -> str:
+    """RabbitMQ's rabbit_password_hashing_sha256: base64(salt + sha256(salt + password))."""
+    salt = os.urandom(4)
+    return base64.b64encode(salt + hashlib.sha256(salt + secret.encode()).digest()).decode()
+
+
+def rabbitmq_definitions(state: Path, table: EntityTable) -> dict:
+    """Loaded at boot (no `guest`, no default vhost: both are in here or nowhere)."""
+    users, permissions = [], []
+    for p in principals(table):
+        if "rabbitmq" not in p.servers:
+            continue
+        users.append(
+            {
+                "name": p.name,
+                "password_hash": rabbitmq_hash(password(state, p.name, "rabbitmq")),
+                "hashing_algorithm": "rabbit_password_hashing_sha256",
+                "tags": ["administrator"] if p.name == OPERATOR else [],
+            }
+        )
+        configure, write, read = rabbitmq_permissions(p, table)
+        vhosts = [d.vhost for d in DEPLOYMENTS] if p.name == OPERATOR else [p.deployment.vhost]
+        for vhost in vhosts:
+            permissions.append(
+                {
+                    "user": p.name,
+                    "vhost": vhost,
+                    "configure": configure,
+                    "write": write,
+                    "read": read,
+                }
+            )
+    return {
+        "users": users,
+        "vhosts": [{"name": d.vhost} for d in DEPLOYMENTS],
+        "permissions": permissions,
+    }
+
+
+def rabbitmq_topology(state: Path, table: EntityTable) -> None:
+    """Every deployment's queues and `parked`, declared by the operator: a worker declares only
+    its own queues (and may not bind `parked`), and may start before the bridge."""
+    from bookstore.broker import connect, declare, reach
+    from bookstore.config import Settings
+
+    secret = quote(password(state, OPERATOR, "rabbitmq"), safe="")
+    for d in DEPLOYMENTS:
+        url = f"amqps://{OPERATOR}:{secret}@{ADDRESSES.rabbitmq}/{quote(d.vhost, safe='')}"
+        settings = Settings(
+            celery_broker_url=url, celery_broker_cafile=str(pki_dir(state) / "ca.pem")
+        )
+        with connect(settings) as conn:
+            declare(reach(conn), table)
+
+
+# ---- Redis
+
+
+def redis_acl(state: Path, table: EntityTable) -> str:
+    lines = ["user default off resetkeys -@all"]
+    for p in principals(table):
+        rule = redis_rule(p)
+        if rule is not None:
+            digest = hashlib.sha256(password(state, p.name, "redis").encode()).hexdigest()
+            lines.append(f"user {p.name} on #{digest} resetchannels {rule}")
+    return "\n".join(lines) + "\n"
+
+
+# ---- PostgreSQL
+
+
+def scram_verifier(secret: str, iterations: int = 4096) -> str:
+    """PostgreSQL's SCRAM-SHA-256 verifier (what `ALTER ROLE ... PASSWORD` stores), so the
+    password itself never reaches the server, its logs or a statement."""
+    salt = os.urandom(16)
+    salted = hashlib.pbkdf2_hmac("sha256", secret.encode(), salt, iterations)
+    client_key = hmac.new(salted, b"Client Key", "sha256").digest()
+    server_key = hmac.new(salted, b"Server Key", "sha256").digest()
+    stored_key = hashlib.sha256(client_key).digest()
+
+    def b64(b: bytes) -> str:
+        return base64.b64encode(b).decode()
+
+    return f"SCRAM-SHA-256${iterations}:{b64(salt)}${b64(stored_key)}:{b64(server_key)}"
+
+
+def postgres_roles(state: Path, table: EntityTable) -> str:
+    """Every principal's role (created or its password reset), the deployments' databases
+    owned by their operators; run by the superuser over the local socket."""
+    sql = []
+    for p in principals(table):
+        if "postgres" not in p.servers:
+            continue
+        verifier = scram_verifier(password(state, p.name, "postgres"))
+        extra = " CREATEDB" if p.administers else ""
+        sql.append(
+            f"SELECT 'CREATE ROLE \"{p.name}\"' WHERE NOT EXISTS"
+            f" (SELECT FROM pg_roles WHERE rolname = '{p.name}')\\gexec\n"
+            f"ALTER ROLE \"{p.name}\" LOGIN{extra} PASSWORD '{verifier}';"
+        )
+    for d in DEPLOYMENTS:
+        owner = d.principal(OPERATOR)
+        sql.append(
+            f"SELECT 'CREATE DATABASE {d.database} OWNER \"{owner}\"' WHERE NOT EXISTS"
+            f" (SELECT FROM pg_database WHERE datname = '{d.database}')\\gexec"
+        )
+    return "\n".join(sql) + "\n"
+
+
+def postgres_database(table: EntityTable, database: str) -> str:
+    """Run in `database` by the superuser: the schema, made as the database's owner (so it owns
+    the tables), then the workers' rights on them."""
+    from bookstore.stores.postgres import SCHEMA
+
+    (deployment,) = [d for d in DEPLOYMENTS if d.database == database]
+    grants = [
+        stmt + ";"
+        for p in principals(table)
+        if p.deployment == deployment
+        for stmt in postgres_grants(p)
+    ]
+    owner = deployment.principal(OPERATOR)
+    quiet = "SET client_min_messages TO warning;"  # not "already exists, skipping"
+    return "\n".join([quiet, f'SET ROLE "{owner}";', SCHEMA, "RESET ROLE;", *grants]) + "\n"
+
+
+# ---- Kafka
+
+
+def kafka(state: Path, table: EntityTable) -> None:
+    """SCRAM credentials and ACLs for every principal, as the operator authenticated by its
+    client certificate on the brokers' internal listener (before any SCRAM user exists)."""
+    from kafka import KafkaAdminClient
+    from kafka.admin import (
+        ACL,
+        ACLOperation,
+        ACLPermissionType,
+        ACLResourcePatternType,
+        ResourcePattern,
+        ResourceType,
+        UserScramCredentialUpsertion,
+    )
+
+    admin = KafkaAdminClient(
+        bootstrap_servers=ADDRESSES.kafka_internal,
+        security_protocol="SSL",
+        ssl_cafile=str(pki_dir(state) / "ca.pem"),
+        ssl_certfile=str(pki_dir(state) / f"{OPERATOR}.pem"),
+        ssl_keyfile=str(pki_dir(state) / f"{OPERATOR}.key"),
+        client_id="bookstore-provision",
+    )
+    try:
+        members = [p for p in principals(table) if "kafka" in p.servers]
+        upserts = [
+            UserScramCredentialUpsertion(p.name, "SCRAM-SHA-512", password(state, p.name, "kafka"))
+            for p in members
+        ]
+        failed = {u: e for u, e in admin.alter_user_scram_credentials(upserts).items() if e}
+        if failed:
+            raise SystemExit(f"provision: Kafka refused SCRAM credentials: {failed}")
+        acls = [
+            ACL(
+                f"User:{p.name}",
+                "*",
+                ACLOperation[operation],
+                ACLPermissionType.ALLOW,
+                ResourcePattern(
+                    ResourceType[g.resource], g.name, ACLResourcePatternType[g.pattern]
+                ),
+            )
+            for p in members
+            for g in kafka_grants(p, table)
+            for operation in g.operations
+        ]
+        result = admin.create_acls(acls)
+        _ensure_topics(state, table)
+        if result["failed"]:  # errors, not raised, and without their ACL: those not created
+            refused = [str(acl) for acl in acls if acl not in result["succeeded"]]
+            raise SystemExit(f"provision: Kafka refused ACLs {refused}: {result['failed']}")
+    finally:
+        admin.close()
+
+
+def _ensure_topics(state: Path, table: EntityTable) -> None:
+    """Every deployment's topics, created and configured by the operator (the generator, which
+    may start first, creates none)."""
+    from bookstore.config import Settings
+    from bookstore.topic_config import ensure_topics
+
+    ssl = pki_dir(state)
+    for d in DEPLOYMENTS:
+        settings = Settings(
+            kafka_bootstrap_servers=ADDRESSES.kafka_internal,
+            kafka_security_protocol="SSL",
+            kafka_ssl_cafile=str(ssl / "ca.pem"),
+            kafka_ssl_certfile=str(ssl / f"{OPERATOR}.pem"),
+            kafka_ssl_keyfile=str(ssl / f"{OPERATOR}.key"),
+            kafka_topic_prefix=d.topic_prefix,
+        ).running(table)
+        ensure_topics(settings)
+
+
+def main(argv: list[str]) -> int:
+    usage = __doc__.split("\n\n")[1]
+    if len(argv) < 2:
+        sys.stderr.write(usage + "\n")
+        return 2
+    command, state = argv[0], Path(argv[1])
+    table = load_table()
+    if command == "init":
+        init(state, table)
+    elif command == "rabbitmq-definitions" and len(argv) == 3:
+        _private(Path(argv[2]), json.dumps(rabbitmq_definitions(state, table), indent=1))
+    elif command == "rabbitmq-topology":
+        rabbitmq_topology(state, table)
+    elif command == "redis-acl" and len(argv) == 3:
+        _private(Path(argv[2]), redis_acl(state, table))
+    elif command == "postgres-roles":
+        sys.stdout.write(postgres_roles(state, table))
+    elif command == "postgres-database" and len(argv) == 3:
+        sys.stdout.write(postgres_database(table, argv[2]))
+    elif command == "kafka":
+        kafka(state, table)
+    elif command == "env" and len(argv) <= 3:
+        try:
+            env = environment(state, table, *argv[2:])
+        except KeyError as exc:
+            sys.stderr.write(f"services: {exc.args[0]}\n")
+            return 2
+        for key, value in env.items():
+            sys.stdout.write(f"export {key}='{value}'\n")
+    else:
+        sys.stderr.write(usage + "\n")
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

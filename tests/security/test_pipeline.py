@@ -1,0 +1,189 @@
+"""The whole pipeline on the secure stack, each process with its own principal only (started
+as `scripts/run --secure` starts them: through scripts/as): generated records reach every store,
+nothing is dead-lettered or parked, and `check` and `verify` find the stores equal to the log.
+Then: no secret in any process's command line or log."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.security.conftest import REPO, process_env
+from tests.support import free_port
+
+WORKERS = {
+    "postgres": "worker-postgres",
+    "mongo": "worker-mongo",
+    "redis": "worker-redis",
+    "audit": "worker-audit",
+    "generate": "generator",
+}
+
+
+class Run:
+    """Product processes, each under its own principal (scripts/as), logging to LOGS/NAME.log."""
+
+    def __init__(self, logs: Path, env: dict[str, str]):
+        self.logs, self.env = logs, env
+        self.procs: dict[str, subprocess.Popen] = {}
+
+    def start(self, name: str, principal: str, *args: str) -> None:
+        log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 (closed with the process)
+        self.procs[name] = subprocess.Popen(
+            [str(REPO / "scripts/as"), principal, sys.executable, *args],
+            cwd=REPO,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def stop(self, name: str) -> None:
+        proc = self.procs[name]
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+    def stop_all(self) -> None:
+        for name in list(self.procs):
+            self.stop(name)
+
+    def log(self, name: str) -> str:
+        return (self.logs / f"{name}.log").read_text(errors="replace")
+
+
+def operator(*args: str, audit: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "bookstore", *args],
+        cwd=REPO,
+        env=process_env("operator", AUDIT_LOG_PATH=str(audit)),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def stats(audit: Path) -> dict:
+    result = operator("stats", "--json", audit=audit)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+@pytest.fixture(scope="module")
+def pipeline(state: Path, tmp_path_factory) -> Iterator[tuple[Run, Path, dict, dict]]:
+    """The pipeline ran for a while and came to rest: (run, audit log, stats before, after)."""
+    logs = tmp_path_factory.mktemp("secure-pipeline")
+    audit = state / "data" / "messages.log"  # the stack's: kept, and removed, with its topics
+    env = {
+        **os.environ,
+        "BOOKSTORE_ENV_FILE": "",
+        "AUDIT_LOG_PATH": str(audit),
+        "GENERATE_INTERVAL_SECONDS": "1",
+        "GOOGLE_BOOKS_BASE_URL": "http://127.0.0.1:9/books/v1",  # offline: Faker's books
+        "BRIDGE_METRICS_PORT": "0",
+        "FLOWER_BASIC_AUTH": "ops:flower-test-only",
+    }
+    run = Run(logs, env)
+    before = stats(audit)
+    try:
+        for queue, principal in WORKERS.items():
+            run.start(
+                f"worker-{queue}", principal, "-m", "celery", "-A", "tasks", "worker", "-Q",
+                queue, "-E", "-n", f"{queue}@%h", "--concurrency=1", "--loglevel=INFO",
+            )  # fmt: skip
+        run.start("bridge", "bridge", "-m", "bridge")
+        port = free_port()
+        run.start(
+            "flower", "flower", "-m", "celery", "-A", "tasks", "flower",
+            "--address=127.0.0.1", f"--port={port}",
+        )  # fmt: skip
+        run.start(
+            "beat", "beat", "-m", "celery", "-A", "tasks", "beat",
+            f"--schedule={logs / 'beat-schedule'}", "--loglevel=INFO",
+        )  # fmt: skip
+        deadline = time.monotonic() + 180
+        while stats(audit)["orders"] - before["orders"] < 100:
+            assert time.monotonic() < deadline, "no orders stored; logs: " + str(logs)
+            for name, proc in run.procs.items():
+                assert proc.poll() is None, f"{name} exited:\n{run.log(name)[-3000:]}"
+            time.sleep(2)
+        run.flower = f"http://127.0.0.1:{port}"  # type: ignore[attr-defined]
+        assert flower_lists_workers(run.flower, len(WORKERS)), run.log("flower")[-3000:]  # type: ignore[attr-defined]
+        run.stop("beat")
+        deadline = time.monotonic() + 180
+        while True:  # at rest: every record committed and every queue empty
+            now = stats(audit)
+            lag = sum(p["lag"] for p in now["lag"])
+            waiting = sum(q["messages"] for q in now["queues"].values())
+            if lag == 0 and waiting == 0:
+                break
+            assert time.monotonic() < deadline, f"not at rest: lag {lag}, waiting {waiting}"
+            time.sleep(2)
+        yield run, audit, before, now
+    finally:
+        run.stop_all()
+
+
+def flower_lists_workers(url: str, count: int, timeout: float = 90) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            workers = requests.get(
+                f"{url}/api/workers?refresh=1", auth=("ops", "flower-test-only"), timeout=30
+            ).json()
+            if len(workers) >= count:
+                return True
+        except (requests.RequestException, ValueError):
+            pass
+        time.sleep(2)
+    return False
+
+
+def test_records_flow_end_to_end_each_process_with_its_own_rights(pipeline):
+    run, audit, before, after = pipeline
+    assert after["customers"] > before["customers"]
+    assert after["books"] > before["books"]
+    assert after["dead_letters"] == before["dead_letters"]
+    assert after["queues"]["parked"]["messages"] == 0
+    check = operator("check", audit=audit)
+    assert check.returncode == 0, check.stdout + check.stderr
+    verify = operator("verify", audit=audit)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    refused = re.compile(r"ACCESS_REFUSED|NOPERM|AuthorizationFailed|permission denied")
+    for name in run.procs:
+        assert not refused.search(run.log(name)), f"{name} was refused something: {run.logs}"
+
+
+def secrets(state: Path) -> set[str]:
+    return {p.read_text().strip() for p in (state / "secrets").glob("*/*.password")}
+
+
+def test_no_secret_on_any_command_line_or_in_any_log(pipeline, state):
+    import psutil
+
+    run, _, _, _ = pipeline
+    known = secrets(state)
+    assert len(known) > 20
+    for proc in psutil.process_iter(["cmdline"]):
+        cmdline = " ".join(proc.info["cmdline"] or ())
+        leaked = [s for s in known if s in cmdline]
+        assert not leaked, f"a secret on the command line of {proc.pid}: {cmdline[:80]}..."
+    logs = [*(state / "logs").glob("*"), *run.logs.glob("*.log")]
+    for path in logs:
+        if path.is_file():
+            text = path.read_text(errors="replace")
+            assert not [s for s in known if s in text], f"a secret in {path}"
