@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import subprocess
+from pathlib import Path
 
 from bench.harness import REPO, VHOST, bench_settings, per_store, producer, records
 from bench.pipeline import Measured, PipelineRun
@@ -33,7 +34,11 @@ def cluster_settings(single: Settings) -> Settings:
     values = dict(
         line.removeprefix("export ").split("=", 1) for line in env.splitlines() if "=" in line
     )
-    kafka, broker = values["KAFKA_BOOTSTRAP_SERVERS"], values["CELERY_BROKER_URL"].strip("'")
+    kafka = values["KAFKA_BOOTSTRAP_SERVERS"].strip("'")
+    if "CELERY_BROKER_URL_FILE" in values:  # the secure stack's, in a file
+        broker = Path(values["CELERY_BROKER_URL_FILE"].strip("'")).read_text().strip()
+    else:
+        broker = values["CELERY_BROKER_URL"].strip("'")
     if "," not in kafka:
         raise SystemExit("the three-node stack is not up: scripts/services up --cluster")
     return single.replace(kafka_bootstrap_servers=kafka, celery_broker_url=on_vhost(broker, VHOST))

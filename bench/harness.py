@@ -46,10 +46,19 @@ NAMESPACE = Namespace("bench", {"redis_db": 4})  # every run's stores, emptied b
 VHOST = "bookstore_bench"  # created by scripts/services
 
 
+# Settings a run gives its processes as values of its own (the vhost's broker URL, the
+# namespace's stores): one given as NAME_FILE (the secure stack's) is read here instead.
+_OVERRIDDEN = ("CELERY_BROKER_URL", "POSTGRES_DSN", "MONGO_URI", "REDIS_URL")
+
+
 def bench_settings() -> Settings:
     """The settings of a benchmark and of every process it starts: topics of its own, the
     benchmarks' vhost on the broker(s) CELERY_BROKER_URL names, an audit log of its own."""
-    os.environ.setdefault("KAFKA_TOPIC_PREFIX", "bench.")
+    # never the live topics (an empty prefix, as `scripts/services env` prints it, is theirs)
+    os.environ["KAFKA_TOPIC_PREFIX"] = os.environ.get("KAFKA_TOPIC_PREFIX") or "bench."
+    for name in _OVERRIDDEN:
+        if path := os.environ.pop(name + "_FILE", ""):
+            os.environ[name] = Path(path).read_text().strip()
     broker = (
         os.environ.get("CELERY_BROKER_URL") or Settings.model_fields["celery_broker_url"].default
     )

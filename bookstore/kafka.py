@@ -86,6 +86,7 @@ def security_options(settings: Settings) -> dict[str, Any]:
     protocol = settings.kafka_security_protocol
     if protocol == "PLAINTEXT":
         return {}
+    _bound_tls_handshakes()
     options: dict[str, Any] = {
         "security_protocol": protocol,
         "ssl_cafile": settings.kafka_ssl_cafile or None,
@@ -99,6 +100,39 @@ def security_options(settings: Settings) -> dict[str, Any]:
             "sasl_plain_password": settings.kafka_sasl_password,
         }
     return options
+
+
+# How long a TLS handshake with a broker may take (milliseconds on loopback, a few round trips
+# on a network) before the connection is given up and tried again.
+TLS_HANDSHAKE_SECONDS = 5.0
+
+
+def _bound_tls_handshakes() -> None:
+    """kafka-python (3.0) waits for a broker's TLS handshake without a deadline: its connection
+    set-up timeout bounds the TCP connect and the first requests, not the handshake between
+    them. A broker whose kernel still accepts connections but that answers nothing (paused,
+    hung) then held a client's connection to it, and every metadata refresh queued behind it,
+    for good: the cluster had moved the partitions within seconds, a producer kept sending to
+    the paused broker for five minutes (tests/cluster, a Kafka node paused). Each handshake is
+    given TLS_HANDSHAKE_SECONDS, then fails as a connection error (retried, with back-off)."""
+    from kafka.net.transport import KafkaSSLTransport
+
+    if getattr(KafkaSSLTransport.handshake, "bounded", False):
+        return
+
+    async def handshake(self: Any) -> None:
+        deadline = time.monotonic() + TLS_HANDSHAKE_SECONDS
+        while True:
+            try:
+                self._sock.do_handshake()
+                return
+            except ssl.SSLWantReadError:
+                await self._net.wait_read(self._sock, timeout_at=deadline)
+            except ssl.SSLWantWriteError:
+                await self._net.wait_write(self._sock, timeout_at=deadline)
+
+    handshake.bounded = True  # type: ignore[attr-defined]
+    KafkaSSLTransport.handshake = handshake  # type: ignore[method-assign]
 
 
 def _tls_context(settings: Settings) -> ssl.SSLContext | None:

@@ -37,6 +37,9 @@ class Deployment:
 LIVE = Deployment("", "", "bookstore-bridge", "/", "bookstore")
 TEST = Deployment("test", "test.", "bookstore-bridge-test", "bookstore_test", "bookstore_test")
 DEPLOYMENTS = (LIVE, TEST)
+# The benchmarks run as the live operator, on topics (`bench.`), stores (a namespace) and a vhost
+# of their own (bench/harness.py).
+BENCH_VHOST = "bookstore_bench"
 
 
 @dataclass(frozen=True)

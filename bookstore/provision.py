@@ -34,6 +34,7 @@ from urllib.parse import quote
 from bookstore import pki
 from bookstore.entities import EntityTable, load_table
 from bookstore.principals import (
+    BENCH_VHOST,
     DEPLOYMENTS,
     OPERATOR,
     Principal,
@@ -52,17 +53,41 @@ SERVER_HOSTS = ("127.0.0.1", "localhost")
 
 @dataclass(frozen=True)
 class Addresses:
-    """Where the secure single stack listens (scripts/services.d)."""
+    """Where a secure stack listens (scripts/services.d): Kafka's clients on 9092 (SASL_SSL),
+    its brokers' own listener on 9094 (mutual TLS), RabbitMQ on 5671."""
 
-    kafka: str = "127.0.0.1:9092"  # SASL_SSL; 9093 the controller's, 9094 the brokers' (mTLS)
-    kafka_internal: str = "127.0.0.1:9094"
-    rabbitmq: str = "127.0.0.1:5671"
+    kafka: tuple[str, ...]
+    rabbitmq: tuple[str, ...]
     redis: str = "127.0.0.1:6379"
     postgres: str = "127.0.0.1:5432"
     mongo: str = "127.0.0.1:27017"
 
+    @property
+    def kafka_internal(self) -> str:
+        return ",".join(a.replace(":9092", ":9094") for a in self.kafka)
 
-ADDRESSES = Addresses()
+
+SINGLE = Addresses(("127.0.0.1:9092",), ("127.0.0.1:5671",))
+CLUSTER = Addresses(
+    tuple(f"127.0.1.{n}:9092" for n in (1, 2, 3)), tuple(f"127.0.2.{n}:5671" for n in (1, 2, 3))
+)
+# Each node of the cluster: its certificate's name and the addresses it is reached by.
+NODES = {
+    **{f"kafka-{n}": (f"127.0.1.{n}", f"kafka-{n}") for n in (1, 2, 3)},
+    **{f"rabbitmq-{n}": (f"127.0.2.{n}", f"rabbitmq-{n}") for n in (1, 2, 3)},
+}
+
+
+def addresses() -> Addresses:
+    """The stack that is up: scripts/services says which (LIVROS_STACK=cluster)."""
+    return CLUSTER if os.environ.get("LIVROS_STACK") == "cluster" else SINGLE
+
+
+def broker_urls(user: str, secret: str, vhost: str) -> str:
+    """Every node's amqps URL, `;`-separated: kombu fails over in turn."""
+    creds = f"{quote(user, safe='')}:{quote(secret, safe='')}"
+    path = quote(vhost, safe="")
+    return ";".join(f"amqps://{creds}@{node}/{path}" for node in addresses().rabbitmq)
 
 
 def _private(path: Path, text: str) -> None:
@@ -92,6 +117,7 @@ def init(state: Path, table: EntityTable, days: int = 825) -> None:
     directory = pki_dir(state)
     pki.ensure_ca(directory)
     names = {server: (*SERVER_HOSTS, server) for server in SERVERS}
+    names |= {node: (*hosts, *SERVER_HOSTS) for node, hosts in NODES.items()}
     names |= {p.name: () for p in principals(table)}
     for name, hosts in names.items():
         if not (directory / f"{name}.pem").exists():
@@ -114,12 +140,12 @@ def _write_setting_files(state: Path, p: Principal) -> None:
     pw = {s: quote(password(state, p.name, s), safe="") for s in p.servers}
     user = quote(p.name, safe="")
     d = p.deployment
-    a = ADDRESSES
+    a = addresses()
     if "kafka" in p.servers:
         _private(own / "KAFKA_SASL_PASSWORD", password(state, p.name, "kafka"))
     if "rabbitmq" in p.servers:
-        vhost = quote(d.vhost, safe="")
-        _private(own / "CELERY_BROKER_URL", f"amqps://{user}:{pw['rabbitmq']}@{a.rabbitmq}/{vhost}")
+        broker = broker_urls(p.name, password(state, p.name, "rabbitmq"), d.vhost)
+        _private(own / "CELERY_BROKER_URL", broker)
     if "redis" in p.servers:
         _private(own / "REDIS_URL", f"rediss://{user}:{pw['redis']}@{a.redis}/0?ssl_ca_certs={ca}")
     if "postgres" in p.servers:
@@ -137,7 +163,7 @@ def environment(state: Path, table: EntityTable, name: str = OPERATOR) -> dict[s
     ca = str(pki_dir(state) / "ca.pem")
     d = p.deployment
     env = {"KAFKA_TOPIC_PREFIX": d.topic_prefix, "BRIDGE_GROUP_ID": d.bridge_group}
-    env["KAFKA_BOOTSTRAP_SERVERS"] = ADDRESSES.kafka
+    env["KAFKA_BOOTSTRAP_SERVERS"] = ",".join(addresses().kafka)
     if "kafka" in p.servers:
         env |= {
             "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
@@ -157,7 +183,7 @@ def environment(state: Path, table: EntityTable, name: str = OPERATOR) -> dict[s
     if "mongo" in p.servers:
         client = bundle(state, p.name)
         env["MONGO_URI"] = (
-            f"mongodb://{ADDRESSES.mongo}/?tls=true&tlsCAFile={ca}&tlsCertificateKeyFile={client}"
+            f"mongodb://{addresses().mongo}/?tls=true&tlsCAFile={ca}&tlsCertificateKeyFile={client}"
         )
     return env
 
@@ -186,7 +212,11 @@ def rabbitmq_definitions(state: Path, table: EntityTable) -> dict:
             }
         )
         configure, write, read = rabbitmq_permissions(p, table)
-        vhosts = [d.vhost for d in DEPLOYMENTS] if p.name == OPERATOR else [p.deployment.vhost]
+        vhosts = (
+            [*(d.vhost for d in DEPLOYMENTS), BENCH_VHOST]
+            if p.name == OPERATOR
+            else [p.deployment.vhost]
+        )
         for vhost in vhosts:
             permissions.append(
                 {
@@ -199,7 +229,7 @@ def rabbitmq_definitions(state: Path, table: EntityTable) -> dict:
             )
     return {
         "users": users,
-        "vhosts": [{"name": d.vhost} for d in DEPLOYMENTS],
+        "vhosts": [{"name": v} for v in (*(d.vhost for d in DEPLOYMENTS), BENCH_VHOST)],
         "permissions": permissions,
     }
 
@@ -210,9 +240,9 @@ def rabbitmq_topology(state: Path, table: EntityTable) -> None:
     from bookstore.broker import connect, declare, reach
     from bookstore.config import Settings
 
-    secret = quote(password(state, OPERATOR, "rabbitmq"), safe="")
+    secret = password(state, OPERATOR, "rabbitmq")
     for d in DEPLOYMENTS:
-        url = f"amqps://{OPERATOR}:{secret}@{ADDRESSES.rabbitmq}/{quote(d.vhost, safe='')}"
+        url = broker_urls(OPERATOR, secret, d.vhost)
         settings = Settings(
             celery_broker_url=url, celery_broker_cafile=str(pki_dir(state) / "ca.pem")
         )
@@ -309,7 +339,7 @@ def kafka(state: Path, table: EntityTable) -> None:
     )
 
     admin = KafkaAdminClient(
-        bootstrap_servers=ADDRESSES.kafka_internal,
+        bootstrap_servers=addresses().kafka_internal,
         security_protocol="SSL",
         ssl_cafile=str(pki_dir(state) / "ca.pem"),
         ssl_certfile=str(pki_dir(state) / f"{OPERATOR}.pem"),
@@ -357,8 +387,10 @@ def _ensure_topics(state: Path, table: EntityTable) -> None:
     ssl = pki_dir(state)
     for d in DEPLOYMENTS:
         settings = Settings(
-            kafka_bootstrap_servers=ADDRESSES.kafka_internal,
+            kafka_bootstrap_servers=addresses().kafka_internal,
             kafka_security_protocol="SSL",
+            kafka_sasl_username="",  # not the caller's: its certificate is the operator's
+            kafka_sasl_password="",
             kafka_ssl_cafile=str(ssl / "ca.pem"),
             kafka_ssl_certfile=str(ssl / f"{OPERATOR}.pem"),
             kafka_ssl_keyfile=str(ssl / f"{OPERATOR}.key"),

@@ -63,9 +63,10 @@ def suite_environment() -> tuple[Settings, dict[str, str]]:
     base = {
         SUITE_MARKER: "1",
         "KAFKA_TOPIC_PREFIX": TOPIC_PREFIX,
-        # the servers the environment names (a cluster: `eval "$(scripts/services env)"`)
+        # the servers the environment names (a cluster: `eval "$(scripts/services env)"`; the
+        # secure one's broker URL in a file, read here)
         "CELERY_BROKER_URL": on_vhost(
-            os.environ.get("CELERY_BROKER_URL") or "amqp://guest:guest@localhost:5672//",
+            _setting("CELERY_BROKER_URL") or "amqp://guest:guest@localhost:5672//",
             "bookstore_test",
         ),
         "BRIDGE_GROUP_ID": "bookstore-bridge-test",
@@ -77,11 +78,21 @@ def suite_environment() -> tuple[Settings, dict[str, str]]:
         # a developer's .env must not reach the tests or the processes they start
         "BOOKSTORE_ENV_FILE": "",
     }
+    os.environ.pop("CELERY_BROKER_URL_FILE", None)  # replaced by the vhost's URL
     os.environ.update(base)
     live = load_settings(stores=True)  # every store's read now, before the namespace moves them
     env = {**base, **TEST_NAMESPACE.env(live)}
+    for name in env:  # a setting given as a file (the secure stack's) is replaced by its value
+        os.environ.pop(name + "_FILE", None)
     os.environ.update(env)
     return live, env
+
+
+def _setting(name: str) -> str:
+    """A variable's value, or its NAME_FILE's content."""
+    if path := os.environ.get(name + "_FILE"):
+        return Path(path).read_text().strip()
+    return os.environ.get(name, "")
 
 
 def on_vhost(urls: str, vhost: str) -> str:
@@ -259,7 +270,11 @@ def group_members(settings, group: str) -> list[set[tuple[str, int]]]:
     from kafka import KafkaAdminClient
     from kafka.errors import KafkaError
 
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    from bookstore.kafka import security_options
+
+    admin = KafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap_servers, **security_options(settings)
+    )
     try:
         described = admin.describe_groups([group])[group]
     except KafkaError as exc:  # e.g. no coordinator yet on a broker just started

@@ -80,7 +80,7 @@ kafka_node_start() {
   lf=$(logfile "$name"); pf=$(pidfile "$name")
   [[ -f $KAFKA_LIB/.complete ]] || { log "$name: jars missing in $KAFKA_LIB; run kafka_install first"; return 1; }
   _kafka_check_java || return 1
-  for p in 9092 9093; do
+  for p in 9092 9093 ${SECURE:+9094}; do
     if _reachable "$host" "$p"; then
       log "$name: $host:$p is already taken by another process; free it first"; return 1
     fi
@@ -91,6 +91,7 @@ kafka_node_start() {
   : >"$lf"
   sed -e "s|@KAFKA_LOG_DIR@|$logdir|g" -e "s|@NODE_ID@|$n|g" -e "s|@HOST@|$host|g" \
     "$KAFKA_SRC/cluster.properties" >"$props"
+  if [[ -n ${SECURE:-} ]]; then kafka_secure_properties "$host" "$name" >>"$props"; fi
   cid=$(_kafka_cluster_id "$lf") || return 1
   if [[ ! -f $logdir/meta.properties ]]; then
     # Static controller.quorum.voters: the same `format` on each node, no --standalone.
@@ -125,7 +126,7 @@ _reachable() { timeout 2 bash -c 'exec 3<>"/dev/tcp/$0/$1"' "$1" "$2" 2>/dev/nul
 # A node answers ApiVersions; one we started has also finished starting (it needs the quorum:
 # a node alone never gets there).
 kafka_node_ready() {
-  _reachable "127.0.1.$1" 9092 && _kafka_api_versions "127.0.1.$1" 9092 || return 1
+  _reachable "127.0.1.$1" 9092 && _kafka_answers "127.0.1.$1" || return 1
   if pid_alive "kafka-$1"; then
     grep -q 'Kafka Server started' "$(logfile "kafka-$1")" 2>/dev/null || return 1
   fi
@@ -139,16 +140,23 @@ kafka_node_version() {
 
 kafka_cluster_bootstrap() { printf '127.0.1.1:9092,127.0.1.2:9092,127.0.1.3:9092\n'; }
 
+# After every `up` of the secure cluster, once its last node answers: each principal's SCRAM
+# credentials and ACLs, and the topics (cluster-wide: done once, through any node).
+kafka_node_provision() {
+  [[ -n ${SECURE:-} && $1 == 3 ]] || return 0
+  secure_provision kafka
+}
+
 # kafka_cluster_quorum: the controller quorum (leader, each voter's lag), asked of the controllers directly.
 kafka_cluster_quorum() {
   [[ -f $KAFKA_LIB/.complete ]] || { log "kafka: jars missing in $KAFKA_LIB (scripts/services install --cluster)"; return 1; }
   "$(_kafka_java)" -Xmx128m -XX:TieredStopAtLevel=1 -cp "$KAFKA_LIB/*" "$KAFKA_SRC/Quorum.java" \
-    127.0.1.1:9093,127.0.1.2:9093,127.0.1.3:9093
+    127.0.1.1:9093,127.0.1.2:9093,127.0.1.3:9093 ${SECURE:+"$(secure_kafka_client_properties)"}
 }
 
 # ------------------------------------------------------------------------------------- RabbitMQ
 
-rabbitmq_node_addr() { printf '127.0.2.%s:5672\n' "$1"; }
+rabbitmq_node_addr() { printf '127.0.2.%s:%s\n' "$1" "$(_rabbitmq_port)"; }
 rabbitmq_node_name() { printf 'rabbit-%s@127.0.2.%s\n' "$1" "$1"; }
 # The cluster nodes run RabbitMQ with one module patched (scripts/rabbitmq/patch-node-monitor says
 # why: without it a node that was cut off or frozen may never come back), built once per installed
@@ -190,7 +198,9 @@ _rabbitmq_node_env() {
     "RABBITMQ_MNESIA_BASE=$data/mnesia" "RABBITMQ_LOG_BASE=$data/log" \
     "RABBITMQ_PID_FILE=$data/rabbitmq.pid" "RABBITMQ_ENABLED_PLUGINS_FILE=$data/enabled_plugins" \
     RABBITMQ_CTL_DIST_PORT_MIN=35690 RABBITMQ_CTL_DIST_PORT_MAX=35699 \
-    "RABBITMQ_CTL_ERL_ARGS=-kernel inet_dist_use_interface {127,0,2,$n} -kernel net_ticktime $RABBITMQ_NET_TICKTIME"
+    "RABBITMQ_CTL_ERL_ARGS=-kernel inet_dist_use_interface {127,0,2,$n} -kernel net_ticktime $RABBITMQ_NET_TICKTIME${SECURE:+ $(_rabbitmq_dist_tls "$data")}"
+  # secure: the distribution on TLS (the node's every replica, the CLI's link)
+  if [[ -n ${SECURE:-} ]]; then printf '%s\n' "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS=$(_rabbitmq_dist_tls "$data")"; fi
 }
 
 # _rabbitmq_node_conf N: node N's rabbitmq.conf.
@@ -253,6 +263,10 @@ rabbitmq_node_start() {
   data=$(owned_data_dir "$name" rabbitmq)
   [[ -e $data/enabled_plugins ]] || { echo '[].' >"$data/enabled_plugins"; chown rabbitmq: "$data/enabled_plugins"; }
   _rabbitmq_node_conf "$n" >"$data/rabbitmq.conf"
+  if [[ -n ${SECURE:-} ]]; then
+    _rabbitmq_secure_files "$data" "$name" || return 1
+    _rabbitmq_secure_conf "$data" "$name" "127.0.2.$n" >>"$data/rabbitmq.conf"
+  fi
   chown rabbitmq: "$data/rabbitmq.conf"
   rm -rf "$data/code"; mkdir -p "$data/code"
   cp "$(_rabbitmq_patch_dir)"/*.beam "$data/code/" 2>/dev/null || true
@@ -293,7 +307,16 @@ rabbitmq_node_ctl() {
 # After every `up`, idempotent: the tests' and the benchmarks' vhosts, as rabbitmq_provision (vhosts are cluster-wide;
 # asking each node is cheap and covers a node that was started alone).
 rabbitmq_node_provision() {
-  local vhost
+  local vhost data
+  if [[ -n ${SECURE:-} ]]; then
+    # the table of principals may have changed since the node booted: import it again; the
+    # queues once every node runs (the topology is cluster-wide)
+    data=$(readlink -f "$SERVICES_DATA/rabbitmq-$1")
+    secure_provision rabbitmq-definitions "$data/definitions.json" && chown rabbitmq: "$data/definitions.json" &&
+      rabbitmq_node_ctl "$1" -q import_definitions "$data/definitions.json" >/dev/null || return 1
+    if [[ $1 == 3 ]]; then secure_provision rabbitmq-topology; fi
+    return
+  fi
   for vhost in "${RABBITMQ_OWN_VHOSTS[@]}"; do
     if ! rabbitmq_node_ctl "$1" -q list_vhosts name 2>/dev/null | grep -qx "$vhost"; then
       rabbitmq_node_ctl "$1" -q add_vhost "$vhost" >/dev/null 2>&1 ||

@@ -88,7 +88,7 @@ kafka_start() {
 
   sed "s|@KAFKA_LOG_DIR@|$logdir|g" "$KAFKA_SRC/server.properties" >"$props"
   if [[ -n ${SECURE:-} ]]; then
-    sed "s|@KAFKA_PKI@|$SERVICES_DIR/pki|g" "$KAFKA_SRC/server-secure.properties" >>"$props"
+    kafka_secure_properties 127.0.0.1 kafka >>"$props"
     # the controller's port joins the ports to check below, and the brokers' internal one
     port_open 9094 && { log "kafka: 127.0.0.1:9094 is already taken by another process; free it first"; return 1; }
   fi
@@ -140,22 +140,28 @@ _kafka_api_versions() {
   [[ ${hex:8:12} == 000000070000 ]]
 }
 
-# _kafka_api_versions_tls [PORT]: the same round trip over TLS, the broker's certificate checked
-# against the secure stack's CA (ApiVersions is answered before authentication).
+# _kafka_api_versions_tls [HOST] [PORT]: the same round trip over TLS, the broker's certificate
+# checked against the secure stack's CA (ApiVersions is answered before authentication).
 _kafka_api_versions_tls() {
-  python3 - "${1:-$KAFKA_PORT}" "$(secure_ca)" <<'PY'
+  python3 - "${1:-127.0.0.1}" "${2:-$KAFKA_PORT}" "$(secure_ca)" <<'PY'
 import socket, ssl, struct, sys
-context = ssl.create_default_context(cafile=sys.argv[2])
-with socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5) as raw:
-    with context.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+host, port, ca = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+context = ssl.create_default_context(cafile=ca)
+with socket.create_connection((host, port), timeout=5) as raw:
+    with context.wrap_socket(raw, server_hostname=host) as s:
         s.sendall(struct.pack(">ihhih", 10, 18, 0, 7, -1))
         head = s.makefile("rb").read(10)
 sys.exit(0 if len(head) == 10 and struct.unpack(">iih", head)[1:] == (7, 0) else 1)
 PY
 }
 
+# _kafka_answers HOST: the broker at HOST:9092 answers ApiVersions (over TLS on the secure stack).
+_kafka_answers() {
+  if [[ -n ${SECURE:-} ]]; then _kafka_api_versions_tls "$1" 9092; else _kafka_api_versions "$1" 9092; fi
+}
+
 kafka_ready() {
-  if [[ -n ${SECURE:-} ]]; then _kafka_api_versions_tls || return 1; else _kafka_api_versions || return 1; fi
+  _kafka_answers 127.0.0.1 || return 1
   # For a broker we started, also wait for the end of startup (broker unfenced, coordinators loaded).
   if pid_alive kafka; then
     grep -q 'Kafka Server started' "$(logfile kafka)" 2>/dev/null || return 1
@@ -166,6 +172,13 @@ kafka_version() {
   local v
   v=$(grep -ohE 'Kafka version: [0-9][^ ]*' "$(logfile kafka)" 2>/dev/null | tail -n 1 | cut -d' ' -f3)
   printf 'Kafka %s\n' "${v:-$KAFKA_VERSION}"
+}
+
+# kafka_secure_properties HOST NAME: the secure listeners of the node at HOST, whose certificate
+# is NAME's (scripts/kafka/server-secure.properties).
+kafka_secure_properties() {
+  sed -e "s|@KAFKA_PKI@|$SERVICES_DIR/pki|g" -e "s|@HOST@|$1|g" -e "s|@NAME@|$2|g" \
+    "$KAFKA_SRC/server-secure.properties"
 }
 
 # After every `up` of the secure stack: each principal's SCRAM credentials and ACLs.

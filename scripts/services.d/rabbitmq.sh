@@ -11,7 +11,7 @@ _rabbitmq_env() {
   # and the Erlang distribution (rabbitmqctl's link to the node, and a cluster's every replica)
   # on TLS with peers verified both ways, for the node and the CLI tools alike
   if [[ -n ${SECURE:-} ]]; then
-    local dist="-proto_dist inet_tls -ssl_dist_optfile $data/tls/inter-node.config -kernel inet_dist_use_interface {127,0,0,1}"
+    local dist; dist="$(_rabbitmq_dist_tls "$data") -kernel inet_dist_use_interface {127,0,0,1}"
     printf '%s\n' "RABBITMQ_CONFIG_FILE=$data/rabbitmq.conf" "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS=$dist" \
       "RABBITMQ_CTL_ERL_ARGS=$dist"
   fi
@@ -32,7 +32,10 @@ rabbitmq_start() {
   local data; data=$(owned_data_dir rabbitmq rabbitmq)
   [[ -e $data/enabled_plugins ]] || { echo '[].' >"$data/enabled_plugins"; chown rabbitmq: "$data/enabled_plugins"; }
   rm -f "$data/rabbitmq.pid"
-  if [[ -n ${SECURE:-} ]]; then _rabbitmq_secure_config "$data" || return 1; fi
+  if [[ -n ${SECURE:-} ]]; then
+    _rabbitmq_secure_files "$data" rabbitmq || return 1
+    _rabbitmq_secure_conf "$data" rabbitmq 127.0.0.1 >"$data/rabbitmq.conf"
+  fi
   # exec: the background subshell becomes the server's launcher, holding none of our output pipes
   local envs; mapfile -t envs < <(_rabbitmq_env "$data")
   ( cd /var/lib/rabbitmq && exec setsid nohup runuser -u rabbitmq -- \
@@ -43,13 +46,14 @@ rabbitmq_start() {
   cp "$data/rabbitmq.pid" "$(pidfile rabbitmq)"
 }
 
-# _rabbitmq_secure_config DATA: the secure node's configuration: a TLS listener only (5671; the
-# plaintext one off), clients authenticated by password (their certificates not asked for), the
-# users, vhosts and permissions from definitions loaded at boot (so no `guest` is ever created).
-_rabbitmq_secure_config() {
-  local data=$1
-  secure_copy rabbitmq rabbitmq "$data/tls" || return 1
-  local side opts="{cacertfile, \"$data/tls/ca.pem\"}, {certfile, \"$data/tls/rabbitmq.pem\"}, {keyfile, \"$data/tls/rabbitmq.key\"}, {verify, verify_peer}, {secure_renegotiate, true}"
+# _rabbitmq_secure_files DATA NAME: what a secure node reads, in DATA: NAME's certificate and key
+# and the CA (tls/), the Erlang distribution's TLS options (peers verified both ways, the node's
+# and the CLI's alike: tls/inter-node.config), the users, vhosts and permissions
+# (definitions.json, loaded at boot, so that no `guest` is ever created).
+_rabbitmq_secure_files() {
+  local data=$1 name=$2 side opts
+  secure_copy "$name" rabbitmq "$data/tls" || return 1
+  opts="{cacertfile, \"$data/tls/ca.pem\"}, {certfile, \"$data/tls/$name.pem\"}, {keyfile, \"$data/tls/$name.key\"}, {verify, verify_peer}, {secure_renegotiate, true}"
   {
     printf '[\n'
     for side in server client; do
@@ -61,12 +65,19 @@ _rabbitmq_secure_config() {
   chown rabbitmq: "$data/tls/inter-node.config"
   secure_provision rabbitmq-definitions "$data/definitions.json" || return 1
   chown rabbitmq: "$data/definitions.json"
-  cat >"$data/rabbitmq.conf" <<EOF
+}
+
+# _rabbitmq_secure_conf DATA NAME HOST: rabbitmq.conf lines of a secure node: a TLS listener only
+# (HOST:5671; the plaintext one off), clients authenticated by password (their certificates not
+# asked for), the definitions loaded at boot.
+_rabbitmq_secure_conf() {
+  local data=$1 name=$2 host=$3
+  cat <<EOF
 listeners.tcp = none
-listeners.ssl.default = 127.0.0.1:5671
+listeners.ssl.default = $host:5671
 ssl_options.cacertfile = $data/tls/ca.pem
-ssl_options.certfile = $data/tls/rabbitmq.pem
-ssl_options.keyfile = $data/tls/rabbitmq.key
+ssl_options.certfile = $data/tls/$name.pem
+ssl_options.keyfile = $data/tls/$name.key
 ssl_options.verify = verify_none
 ssl_options.fail_if_no_peer_cert = false
 ssl_options.versions.1 = tlsv1.3
@@ -74,6 +85,9 @@ ssl_options.versions.2 = tlsv1.2
 load_definitions = $data/definitions.json
 EOF
 }
+
+# _rabbitmq_dist_tls DATA: the Erlang flags putting the distribution on TLS (node and CLI).
+_rabbitmq_dist_tls() { printf '%s' "-proto_dist inet_tls -ssl_dist_optfile $1/tls/inter-node.config"; }
 
 # _rabbitmq_hello [HOST]: a real AMQP 0-9-1 handshake with HOST:5672 (default 127.0.0.1; the secure
 # stack's: TLS on 5671, the certificate checked): the server answers the protocol header with

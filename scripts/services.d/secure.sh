@@ -34,7 +34,6 @@ secure_mode() {
   SERVICES_BASE=$SERVICES_DIR
   SECURE=""
   if [[ -n $requested ]]; then
-    [[ -z $cluster ]] || { printf 'services: --secure runs the single stack; a secure cluster is not available yet\n' >&2; exit 1; }
     if other=$(_secure_running "$SERVICES_BASE"); then
       printf 'services: the plaintext stack runs (%s): scripts/services down first\n' "$other" >&2; exit 1
     fi
@@ -55,10 +54,21 @@ secure_mode() {
 
 _secure_python() { printf '%s/.venv/bin/python' "$REPO_ROOT"; }
 
-# provision ARGS...: bookstore/provision.py on this stack's state directory.
+# secure_provision COMMAND ARGS...: bookstore/provision.py on this stack's state directory, for the
+# single stack or the cluster (the one being started, or the one whose nodes run).
 secure_provision() {
-  local command=$1; shift
-  "$(_secure_python)" -m bookstore.provision "$command" "$SERVICES_DIR" "$@"
+  local command=$1 stack=single; shift
+  if [[ -n ${cluster:-} ]] || cluster_active; then stack=cluster; fi
+  LIVROS_STACK=$stack "$(_secure_python)" -m bookstore.provision "$command" "$SERVICES_DIR" "$@"
+}
+
+# secure_kafka_client_properties: a Kafka client's settings as the operator over mutual TLS (the
+# controllers' and brokers' own listeners), for the Java tools (scripts/kafka/Quorum.java).
+secure_kafka_client_properties() {
+  local file="$SERVICES_DIR/pki/operator-kafka.properties"
+  printf '%s\n' security.protocol=SSL ssl.truststore.type=PEM "ssl.truststore.location=$(secure_ca)" \
+    ssl.keystore.type=PEM "ssl.keystore.location=$SERVICES_DIR/pki/operator.bundle.pem" >"$file"
+  printf '%s\n' "$file"
 }
 
 # Before the servers start: the virtualenv (the provisioning is Python), certificates, secrets.

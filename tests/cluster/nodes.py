@@ -187,7 +187,7 @@ def rabbitmq_connected(pid: int) -> set[str]:
     return {
         f"rabbitmq-{c.raddr.ip.rsplit('.', 1)[1]}"
         for c in psutil.Process(pid).net_connections("tcp")
-        if c.raddr and c.raddr.port == 5672 and c.status == psutil.CONN_ESTABLISHED
+        if c.raddr and c.raddr.port in (5671, 5672) and c.status == psutil.CONN_ESTABLISHED
     }
 
 

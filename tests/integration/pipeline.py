@@ -22,7 +22,13 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from bookstore.config import Settings
 from bookstore.dead_letter_topic import Letter
 from bookstore.entities import topics
-from bookstore.kafka import client_options, commit_group_offsets, group_offsets, offsets
+from bookstore.kafka import (
+    client_options,
+    commit_group_offsets,
+    group_offsets,
+    offsets,
+    security_options,
+)
 from bookstore.topic_config import ensure_topics
 from tests.support import (
     BOOKS,
@@ -229,7 +235,9 @@ def recreate_topics(settings: Settings) -> None:
     """Delete the topics of `settings`' prefix and create them again, empty: for suites whose
     whole-log commands (`verify`) must see only their own records."""
     names = set(topics(settings).all)
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    admin = KafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap_servers, **security_options(settings)
+    )
     try:
         existing = set(admin.list_topics()) & names
         if existing:
@@ -520,6 +528,7 @@ def dead_letters_of(
     found: dict[Coord, list] = {}
     consumer = KafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap_servers,
+        **security_options(settings),
         enable_auto_commit=False,
         group_id=None,
         auto_offset_reset="earliest",
@@ -553,6 +562,7 @@ def dead_letters(settings: Settings, values: set[bytes], timeout: float = 120) -
     consumer = KafkaConsumer(
         DEAD_LETTERS,
         bootstrap_servers=settings.kafka_bootstrap_servers,
+        **security_options(settings),
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         group_id=None,

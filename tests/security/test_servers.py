@@ -16,7 +16,7 @@ from kombu import Connection
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
-from bookstore.broker import broker_tls
+from bookstore.broker import broker_tls, connect, reach
 from bookstore.config import Settings
 from bookstore.kafka import KafkaUnavailable, bootstrap_servers
 from tests.security.conftest import REPO, secret, settings_of, with_env
@@ -259,3 +259,18 @@ def test_status_says_the_stack_is_secure():
     assert out.returncode == 0, out.stdout + out.stderr
     assert "mode: secure" in out.stdout
     assert "127.0.0.1:5671" in out.stdout
+
+
+def test_a_failover_checks_the_certificate_of_the_node_it_reaches(state, ca):
+    """kombu fills in the host name to check from the first node it dials, into TLS options
+    every connection shares: without a copy per connection, failing over from a node that is
+    away to one that answers would check the answering node against the absent one's name."""
+    password = secret(state, "beat", "rabbitmq")
+    away, live = "127.0.0.2", HOST  # nothing listens on the first
+    url = f"amqps://beat:{password}@{away}:5671//;amqps://beat:{password}@{live}:5671//"
+    settings = Settings(celery_broker_url=url, celery_broker_cafile=ca)
+    with connect(settings) as conn:
+        reach(conn)
+        assert conn.connected
+        assert conn.transport.client.hostname == live
+        assert conn.ssl["server_hostname"] is None  # the shared options untouched
