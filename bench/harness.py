@@ -30,6 +30,7 @@ from bookstore.config import Settings, load_settings
 from bookstore.entities import AUDIT_QUEUE, EntityTable
 from bookstore.kafka import client_options
 from bookstore.namespace import Namespace
+from bookstore.setting_files import read_into_environment
 from tests.support import Processes, on_vhost, purge_task_queues
 
 REPO = Path(__file__).resolve().parent.parent
@@ -56,9 +57,7 @@ def bench_settings() -> Settings:
     benchmarks' vhost on the broker(s) CELERY_BROKER_URL names, an audit log of its own."""
     # never the live topics (an empty prefix, as `scripts/services env` prints it, is theirs)
     os.environ["KAFKA_TOPIC_PREFIX"] = os.environ.get("KAFKA_TOPIC_PREFIX") or "bench."
-    for name in _OVERRIDDEN:
-        if path := os.environ.pop(name + "_FILE", ""):
-            os.environ[name] = Path(path).read_text().strip()
+    read_into_environment(*_OVERRIDDEN)
     broker = (
         os.environ.get("CELERY_BROKER_URL") or Settings.model_fields["celery_broker_url"].default
     )

@@ -35,7 +35,7 @@ class Issued:
     key: Path
 
 
-def _write(path: Path, data: bytes, private: bool) -> None:
+def write_file(path: Path, data: bytes, private: bool) -> None:
     """Written whole under another name, then moved into place: a reader never sees half a key;
     a key is 0600 from its first byte."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -98,8 +98,8 @@ def ensure_ca(directory: Path, days: int = 3650) -> Issued:
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )
-    _write(issued.key, _key_pem(key), private=True)
-    _write(issued.cert, cert.public_bytes(serialization.Encoding.PEM), private=False)
+    write_file(issued.key, _key_pem(key), private=True)
+    write_file(issued.cert, cert.public_bytes(serialization.Encoding.PEM), private=False)
     return issued
 
 
@@ -140,9 +140,9 @@ def issue(
         builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
     cert = builder.sign(ca_key, hashes.SHA256())
     issued = Issued(directory / f"{name}.pem", directory / f"{name}.key")
-    _write(issued.key, _key_pem(key), private=True)
+    write_file(issued.key, _key_pem(key), private=True)
     chain = cert.public_bytes(serialization.Encoding.PEM) + authority.cert.read_bytes()
-    _write(issued.cert, chain, private=False)
+    write_file(issued.cert, chain, private=False)
     return issued
 
 

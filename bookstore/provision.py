@@ -91,10 +91,9 @@ def broker_urls(user: str, secret: str, vhost: str) -> str:
 
 
 def _private(path: Path, text: str) -> None:
+    """A secret file, 0600 from its first byte, written whole (bookstore.pki's way)."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
+    pki.write_file(path, text.encode(), private=True)
 
 
 def pki_dir(state: Path) -> Path:

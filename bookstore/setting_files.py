@@ -42,6 +42,15 @@ class SettingFiles(PydanticBaseSettingsSource):
         return values
 
 
+def read_into_environment(*names: str) -> None:
+    """Replace each NAME_FILE of the environment by NAME, the file's content: for a process
+    that hands its children the setting as a value of its own (a namespace's store, another
+    vhost's broker URL), where NAME and NAME_FILE side by side would be refused."""
+    for name in names:
+        if path := os.environ.pop(name + "_FILE", ""):
+            os.environ[name] = Path(path).read_text(encoding="utf-8").removesuffix("\n")
+
+
 def with_setting_files(
     cls: type[BaseSettings],
     settings_cls: type[BaseSettings],

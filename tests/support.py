@@ -17,7 +17,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -57,16 +57,17 @@ def suite_environment() -> tuple[Settings, dict[str, str]]:
     in a temporary directory; a store added to the entity table is moved there too).
     tests/unit/test_settings.py checks that every place the product keeps data is moved."""
     from bookstore.config import load_settings
+    from bookstore.setting_files import read_into_environment
 
     if os.environ.get(SUITE_MARKER):  # a test's own pytest run: its environment is set already
         return load_settings(), {}
+    read_into_environment("CELERY_BROKER_URL")  # the secure stack's is a file: moved to a vhost
     base = {
         SUITE_MARKER: "1",
         "KAFKA_TOPIC_PREFIX": TOPIC_PREFIX,
-        # the servers the environment names (a cluster: `eval "$(scripts/services env)"`; the
-        # secure one's broker URL in a file, read here)
+        # the servers the environment names (a cluster: `eval "$(scripts/services env)"`)
         "CELERY_BROKER_URL": on_vhost(
-            _setting("CELERY_BROKER_URL") or "amqp://guest:guest@localhost:5672//",
+            os.environ.get("CELERY_BROKER_URL") or "amqp://guest:guest@localhost:5672//",
             "bookstore_test",
         ),
         "BRIDGE_GROUP_ID": "bookstore-bridge-test",
@@ -78,21 +79,12 @@ def suite_environment() -> tuple[Settings, dict[str, str]]:
         # a developer's .env must not reach the tests or the processes they start
         "BOOKSTORE_ENV_FILE": "",
     }
-    os.environ.pop("CELERY_BROKER_URL_FILE", None)  # replaced by the vhost's URL
     os.environ.update(base)
     live = load_settings(stores=True)  # every store's read now, before the namespace moves them
     env = {**base, **TEST_NAMESPACE.env(live)}
-    for name in env:  # a setting given as a file (the secure stack's) is replaced by its value
-        os.environ.pop(name + "_FILE", None)
+    read_into_environment(*env)  # then replaced by the tests' own values
     os.environ.update(env)
     return live, env
-
-
-def _setting(name: str) -> str:
-    """A variable's value, or its NAME_FILE's content."""
-    if path := os.environ.get(name + "_FILE"):
-        return Path(path).read_text().strip()
-    return os.environ.get(name, "")
 
 
 def on_vhost(urls: str, vhost: str) -> str:
@@ -177,10 +169,13 @@ class Processes:
         self.procs: list[subprocess.Popen] = []
         self.named: dict[str, subprocess.Popen] = {}
 
-    def start(self, name: str, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+    def start(
+        self, name: str, *args: str, env: dict[str, str] | None = None, via: Sequence[str] = ()
+    ) -> subprocess.Popen:
+        """`python ARGS`, through the command `via` if given (`scripts/as PRINCIPAL`)."""
         log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 (closed with the process)
         proc = subprocess.Popen(
-            [sys.executable, *args],
+            [*via, sys.executable, *args],
             cwd=REPO,
             env={**os.environ, **self.env, **(env or {})},
             stdout=log,

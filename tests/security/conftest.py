@@ -61,25 +61,16 @@ def process_env(name: str, **extra: str) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def with_env(**values: str) -> Iterator[None]:
-    """This process's environment with `values` set, for the block."""
-    saved = dict(os.environ)
-    os.environ.update(values)
+def acting_as(name: str, **extra: str) -> Iterator[None]:
+    """This process's environment as `name`'s for the block (settings read inside it)."""
+    env, saved = process_env(name, **extra), dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env)
     try:
         yield
     finally:
         os.environ.clear()
         os.environ.update(saved)
-
-
-@contextlib.contextmanager
-def acting_as(name: str, **extra: str) -> Iterator[None]:
-    """This process's environment as `name`'s for the block (settings read inside it)."""
-    env = process_env(name, **extra)
-    with with_env():
-        os.environ.clear()
-        os.environ.update(env)
-        yield
 
 
 def settings_of(name: str, **extra: str):
@@ -116,7 +107,3 @@ def other_ca(tmp_path_factory) -> Path:
     pki.ensure_ca(directory)
     pki.issue(directory, "operator", ("127.0.0.1", "localhost"))
     return directory
-
-
-def secret(state: Path, principal: str, server: str) -> str:
-    return (state / "secrets" / principal / f"{server}.password").read_text().strip()

@@ -6,9 +6,7 @@ Then: no secret in any process's command line or log."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -16,10 +14,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import requests
 
 from tests.security.conftest import REPO, process_env
-from tests.support import free_port
+from tests.support import Processes, free_port, get_json
 
 WORKERS = {
     "postgres": "worker-postgres",
@@ -28,42 +25,12 @@ WORKERS = {
     "audit": "worker-audit",
     "generate": "generator",
 }
+CREDENTIALS = "ops:flower-test-only"
 
 
-class Run:
-    """Product processes, each under its own principal (scripts/as), logging to LOGS/NAME.log."""
-
-    def __init__(self, logs: Path, env: dict[str, str]):
-        self.logs, self.env = logs, env
-        self.procs: dict[str, subprocess.Popen] = {}
-
-    def start(self, name: str, principal: str, *args: str) -> None:
-        log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 (closed with the process)
-        self.procs[name] = subprocess.Popen(
-            [str(REPO / "scripts/as"), principal, sys.executable, *args],
-            cwd=REPO,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def stop(self, name: str) -> None:
-        proc = self.procs[name]
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-
-    def stop_all(self) -> None:
-        for name in list(self.procs):
-            self.stop(name)
-
-    def log(self, name: str) -> str:
-        return (self.logs / f"{name}.log").read_text(errors="replace")
+def as_(principal: str) -> tuple[str, str]:
+    """What a process is started through to hold `principal`'s rights only (scripts/as)."""
+    return (str(REPO / "scripts/as"), principal)
 
 
 def operator(*args: str, audit: Path) -> subprocess.CompletedProcess:
@@ -84,46 +51,38 @@ def stats(audit: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def pipeline(state: Path, tmp_path_factory) -> Iterator[tuple[Run, Path, dict, dict]]:
-    """The pipeline ran for a while and came to rest: (run, audit log, stats before, after)."""
+def pipeline(state: Path, tmp_path_factory) -> Iterator[tuple[Processes, Path, dict, dict]]:
+    """The pipeline ran for a while and came to rest: (its processes, audit log, stats before,
+    stats after)."""
     logs = tmp_path_factory.mktemp("secure-pipeline")
     audit = state / "data" / "messages.log"  # the stack's: kept, and removed, with its topics
-    env = {
-        **os.environ,
-        "BOOKSTORE_ENV_FILE": "",
-        "AUDIT_LOG_PATH": str(audit),
-        "GENERATE_INTERVAL_SECONDS": "1",
-        "GOOGLE_BOOKS_BASE_URL": "http://127.0.0.1:9/books/v1",  # offline: Faker's books
-        "BRIDGE_METRICS_PORT": "0",
-        "FLOWER_BASIC_AUTH": "ops:flower-test-only",
-    }
-    run = Run(logs, env)
+    run = Processes(
+        logs,
+        {
+            "BOOKSTORE_ENV_FILE": "",
+            "AUDIT_LOG_PATH": str(audit),
+            "GOOGLE_BOOKS_BASE_URL": "http://127.0.0.1:9/books/v1",  # offline: Faker's books
+            "BRIDGE_METRICS_PORT": "0",
+            "FLOWER_BASIC_AUTH": CREDENTIALS,
+        },
+    )
     before = stats(audit)
     try:
         for queue, principal in WORKERS.items():
-            run.start(
-                f"worker-{queue}", principal, "-m", "celery", "-A", "tasks", "worker", "-Q",
-                queue, "-E", "-n", f"{queue}@%h", "--concurrency=1", "--loglevel=INFO",
-            )  # fmt: skip
-        run.start("bridge", "bridge", "-m", "bridge")
+            run.worker(queue, via=as_(principal))
+        run.start("bridge", "-m", "bridge", via=as_("bridge"))
         port = free_port()
-        run.start(
-            "flower", "flower", "-m", "celery", "-A", "tasks", "flower",
-            "--address=127.0.0.1", f"--port={port}",
-        )  # fmt: skip
-        run.start(
-            "beat", "beat", "-m", "celery", "-A", "tasks", "beat",
-            f"--schedule={logs / 'beat-schedule'}", "--loglevel=INFO",
-        )  # fmt: skip
+        flower = ("-m", "celery", "-A", "tasks", "flower", "--address=127.0.0.1", f"--port={port}")
+        run.start("flower", *flower, via=as_("flower"))
+        run.beat(logs / "beat-schedule", 1.0, via=as_("beat"))
         deadline = time.monotonic() + 180
         while stats(audit)["orders"] - before["orders"] < 100:
             assert time.monotonic() < deadline, "no orders stored; logs: " + str(logs)
-            for name, proc in run.procs.items():
+            for name, proc in run.named.items():
                 assert proc.poll() is None, f"{name} exited:\n{run.log(name)[-3000:]}"
             time.sleep(2)
-        run.flower = f"http://127.0.0.1:{port}"  # type: ignore[attr-defined]
-        assert flower_lists_workers(run.flower, len(WORKERS)), run.log("flower")[-3000:]  # type: ignore[attr-defined]
-        run.stop("beat")
+        assert flower_lists_workers(f"http://127.0.0.1:{port}"), run.log("flower")[-3000:]
+        run.stop(run.named["beat"])
         deadline = time.monotonic() + 180
         while True:  # at rest: every record committed and every queue empty
             now = stats(audit)
@@ -138,16 +97,13 @@ def pipeline(state: Path, tmp_path_factory) -> Iterator[tuple[Run, Path, dict, d
         run.stop_all()
 
 
-def flower_lists_workers(url: str, count: int, timeout: float = 90) -> bool:
+def flower_lists_workers(url: str, timeout: float = 90) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            workers = requests.get(
-                f"{url}/api/workers?refresh=1", auth=("ops", "flower-test-only"), timeout=30
-            ).json()
-            if len(workers) >= count:
+            if len(get_json(f"{url}/api/workers?refresh=1", CREDENTIALS)) >= len(WORKERS):
                 return True
-        except (requests.RequestException, ValueError):
+        except (OSError, ValueError):
             pass
         time.sleep(2)
     return False
@@ -164,8 +120,8 @@ def test_records_flow_end_to_end_each_process_with_its_own_rights(pipeline):
     verify = operator("verify", audit=audit)
     assert verify.returncode == 0, verify.stdout + verify.stderr
     refused = re.compile(r"ACCESS_REFUSED|NOPERM|AuthorizationFailed|permission denied")
-    for name in run.procs:
-        assert not refused.search(run.log(name)), f"{name} was refused something: {run.logs}"
+    for name in run.named:
+        assert not refused.search(run.log(name)), f"{name} was refused something: {run.log_dir}"
 
 
 def secrets(state: Path) -> set[str]:
@@ -182,7 +138,7 @@ def test_no_secret_on_any_command_line_or_in_any_log(pipeline, state):
         cmdline = " ".join(proc.info["cmdline"] or ())
         leaked = [s for s in known if s in cmdline]
         assert not leaked, f"a secret on the command line of {proc.pid}: {cmdline[:80]}..."
-    logs = [*(state / "logs").glob("*"), *run.logs.glob("*.log")]
+    logs = [*(state / "logs").glob("*"), *run.log_dir.glob("*.log")]
     for path in logs:
         if path.is_file():
             text = path.read_text(errors="replace")

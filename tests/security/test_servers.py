@@ -19,7 +19,8 @@ from pymongo.errors import PyMongoError
 from bookstore.broker import broker_tls, connect, reach
 from bookstore.config import Settings
 from bookstore.kafka import KafkaUnavailable, bootstrap_servers
-from tests.security.conftest import REPO, secret, settings_of, with_env
+from bookstore.provision import password as secret
+from tests.security.conftest import REPO, settings_of
 
 HOST = "127.0.0.1"
 API_VERSIONS = struct.pack(">ihhih", 10, 18, 0, 7, -1)
@@ -140,19 +141,6 @@ def test_kafka_clients_refuse_a_broker_of_another_ca(other_ca, state, ca):
     theirs = mine.replace(kafka_ssl_cafile=str(other_ca / "ca.pem"))
     with pytest.raises(KafkaUnavailable, match="certificate verify failed"):
         bootstrap_servers(theirs)
-
-
-def test_kafka_settings_refuse_a_user_without_a_password():
-    from bookstore.config import ConfigError, read
-
-    no_password = with_env(
-        KAFKA_SECURITY_PROTOCOL="SASL_SSL",
-        KAFKA_SASL_USERNAME="bridge",
-        KAFKA_SASL_PASSWORD="",
-        KAFKA_SASL_PASSWORD_FILE="",
-    )
-    with pytest.raises(ConfigError, match="KAFKA_SASL_PASSWORD"), no_password:
-        read(Settings)
 
 
 # ---- RabbitMQ: TLS only, no guest, passwords checked
