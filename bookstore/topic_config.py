@@ -114,7 +114,7 @@ def ensure_topics(settings: Settings, only: Iterable[str] | None = None) -> Topi
         wanted = {t: wanted[t] for t in chosen if t in wanted}
         # one reading for all that follows (fitting the dead letters compares with every topic)
         fit = names.dead_letters in chosen
-        now = current_configs(admin, names.all if fit else chosen)
+        now = current_configs(admin, names.all if fit else chosen, fresh=missing)
         held = replica_counts(admin, chosen)
         align_configs(admin, wanted, now, held)
         if fit:
@@ -127,14 +127,22 @@ def ensure_topics(settings: Settings, only: Iterable[str] | None = None) -> Topi
         admin.close()
 
 
-def current_configs(admin: KafkaAdminClient, names: Iterable[str]) -> dict[str, dict[str, str]]:
-    """Every config of each topic, defaults included: {topic: {name: value}}."""
+def current_configs(
+    admin: KafkaAdminClient, names: Iterable[str], fresh: Iterable[str] = ()
+) -> dict[str, dict[str, str]]:
+    """Every config of each topic, defaults included: {topic: {name: value}}. A topic of
+    `fresh`, created a moment ago, may not be known yet to the broker asked (it answered
+    without its configs once, on a cluster just started): it is asked again, up to 10 s."""
     from kafka.admin import ConfigResource
 
-    described = admin.describe_configs(
-        [ConfigResource("TOPIC", t) for t in names], config_filter="all"
-    )["topic"]
-    return {t: {k: c["value"] for k, c in cs.items()} for t, cs in described.items()}
+    resources = [ConfigResource("TOPIC", t) for t in names]
+    deadline = time.monotonic() + 10
+    while True:
+        described = admin.describe_configs(resources, config_filter="all")["topic"]
+        now = {t: {k: c["value"] for k, c in cs.items()} for t, cs in described.items()}
+        if all(now.get(t) for t in fresh) or time.monotonic() > deadline:
+            return now
+        time.sleep(0.2)
 
 
 def replica_counts(admin: KafkaAdminClient, names: Iterable[str]) -> dict[str, int]:
