@@ -2,7 +2,8 @@
 
 That makes this the one place that can refuse to serve an open dashboard (Flower can revoke and
 rate-limit tasks). Credentials come from FLOWER_BASIC_AUTH (`user:password`, several separated by
-commas), which Flower itself reads from the environment, or from `--basic-auth`. Without them Flower
+commas), which Flower itself reads from the environment, from `--basic-auth`, or from the file
+FLOWER_BASIC_AUTH_FILE names (a compose secret). Without them Flower
 starts only when explicitly told it is a local demo (FLOWER_UNAUTHENTICATED_DEMO=1), and then only
 on loopback.
 
@@ -27,9 +28,25 @@ def _refuse(reason: str) -> None:
     raise SystemExit(2)
 
 
+def _given() -> list[str]:
+    """FLOWER_BASIC_AUTH / --basic-auth, or the content of FLOWER_BASIC_AUTH_FILE."""
+    given = [p for p in (_options.basic_auth or []) if p and p.strip()]
+    path = os.environ.get("FLOWER_BASIC_AUTH_FILE", "")
+    if not path:
+        return given
+    if given:
+        _refuse("FLOWER_BASIC_AUTH and FLOWER_BASIC_AUTH_FILE are both set: keep one")
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read().strip().split(",")
+    except OSError as e:
+        _refuse(f"FLOWER_BASIC_AUTH_FILE={path!r}: {e.strerror}")
+    return []
+
+
 def _credentials() -> list[str]:
     """The configured user:password pairs; an empty FLOWER_BASIC_AUTH= counts as none."""
-    pairs = [p.strip() for p in (_options.basic_auth or []) if p and p.strip()]
+    pairs = [p.strip() for p in _given() if p.strip()]
     for pair in pairs:
         user, sep, password = pair.partition(":")
         if not (sep and user and password):

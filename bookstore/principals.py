@@ -75,10 +75,12 @@ def components(table: EntityTable) -> list[tuple[str, tuple[str, ...], tuple[str
     return rows
 
 
-def principals(table: EntityTable) -> list[Principal]:
+def principals(
+    table: EntityTable, deployments: tuple[Deployment, ...] = DEPLOYMENTS
+) -> list[Principal]:
     return [
         Principal(d.principal(c), c, d, servers, queues)
-        for d in DEPLOYMENTS
+        for d in deployments
         for c, servers, queues in components(table)
     ]
 

@@ -33,7 +33,7 @@ redis_start() {
 # (the password from its secret file, in REDISCLI_AUTH: never on the command line).
 _redis_cli() {
   if [[ -n ${SECURE:-} ]]; then
-    REDISCLI_AUTH=${_REDIS_AS:+$(cat "$SERVICES_DIR/secrets/operator/redis.password")} \
+    REDISCLI_AUTH=${_REDIS_AS:+$(cat "$SERVICES_DIR/principals/operator/redis.password")} \
       redis-cli -h 127.0.0.1 -p 6379 --tls --cacert "$(secure_ca)" ${_REDIS_AS:+--user operator} "$@"
   else
     redis-cli -h 127.0.0.1 -p 6379 "$@"

@@ -7,7 +7,7 @@
 # (status, env, stop, kill, down) which stack they act on, until `down` removes it.
 #
 # Certificates (a development CA) and secrets are made by bookstore/provision.py into
-# $SERVICES_DIR/secure/pki and .../secrets (one file per secret, 0600); servers get hashes only,
+# $SERVICES_DIR/secure/pki and .../principals (one file per secret, 0600); servers get hashes only,
 # and no password is ever on a command line.
 
 _secure_pid_running() {

@@ -13,9 +13,15 @@ from tests.support import TABLE, free_port, get_json, start_flower, status, wait
 CREDENTIALS = "ops:correct-horse"
 
 
-def test_flower_requires_basic_auth(processes):
+@pytest.mark.parametrize("given", ["value", "file"])
+def test_flower_requires_basic_auth(processes, tmp_path, given):
     port = free_port()
-    proc = start_flower(processes, port, {"FLOWER_BASIC_AUTH": CREDENTIALS})
+    if given == "file":  # compose's secret
+        (secret := tmp_path / "FLOWER_BASIC_AUTH").write_text(CREDENTIALS + "\n")
+        env = {"FLOWER_BASIC_AUTH": "", "FLOWER_BASIC_AUTH_FILE": str(secret)}
+    else:
+        env = {"FLOWER_BASIC_AUTH": CREDENTIALS}
+    proc = start_flower(processes, port, env)
     base = f"http://127.0.0.1:{port}"
 
     def answering() -> bool:
@@ -39,6 +45,8 @@ def test_flower_requires_basic_auth(processes):
     [
         ({"FLOWER_BASIC_AUTH": ""}, "FLOWER_BASIC_AUTH=user:password"),
         ({"FLOWER_BASIC_AUTH": "no-password-here"}, "must be user:password"),
+        ({"FLOWER_BASIC_AUTH": "", "FLOWER_BASIC_AUTH_FILE": "/nonexistent"}, "No such file"),
+        ({"FLOWER_BASIC_AUTH": "a:b", "FLOWER_BASIC_AUTH_FILE": "/dev/null"}, "both set"),
     ],
 )
 def test_flower_refuses_to_start_without_credentials(processes, env, message):

@@ -125,7 +125,7 @@ def test_records_flow_end_to_end_each_process_with_its_own_rights(pipeline):
 
 
 def secrets(state: Path) -> set[str]:
-    return {p.read_text().strip() for p in (state / "secrets").glob("*/*.password")}
+    return {p.read_text().strip() for p in (state / "principals").glob("*/*.password")}
 
 
 def test_no_secret_on_any_command_line_or_in_any_log(pipeline, state):

@@ -19,7 +19,7 @@ from tests.support import REPO, TABLE
 @pytest.fixture(scope="module")
 def state(tmp_path_factory) -> Path:
     directory = tmp_path_factory.mktemp("secure")
-    provision.init(directory, TABLE)
+    provision.init(directory, TABLE, provision.SINGLE)
     return directory
 
 
@@ -43,7 +43,7 @@ def test_a_worker_may_touch_its_own_queue_and_celerys_own_objects_only():
 
 def test_secrets_and_keys_are_files_only_their_owner_reads(state):
     private = [
-        *state.glob("secrets/*/*"),
+        *state.glob("principals/*/*"),
         *state.glob("pki/*.key"),
         *state.glob("pki/*.bundle.pem"),
     ]
@@ -53,7 +53,7 @@ def test_secrets_and_keys_are_files_only_their_owner_reads(state):
 
 
 def test_a_principals_environment_names_its_secrets_files_never_their_values(state):
-    passwords = {p.read_text().strip() for p in state.glob("secrets/*/*.password")}
+    passwords = {p.read_text().strip() for p in state.glob("principals/*/*.password")}
     for p in principals(TABLE):
         env = provision.environment(state, TABLE, p.name)
         shown = "\n".join(f"{k}={v}" for k, v in env.items())
@@ -67,12 +67,12 @@ def test_a_principals_environment_names_its_secrets_files_never_their_values(sta
 
 
 def test_the_servers_get_hashes_not_passwords(state):
-    passwords = {p.read_text().strip() for p in state.glob("secrets/*/*.password")}
+    passwords = {p.read_text().strip() for p in state.glob("principals/*/*.password")}
     given = "\n".join(
         [
-            str(provision.rabbitmq_definitions(state, TABLE)),
-            provision.redis_acl(state, TABLE),
-            provision.postgres_roles(state, TABLE),
+            str(provision.rabbitmq_definitions(state, TABLE, provision.SINGLE)),
+            provision.redis_acl(state, TABLE, provision.SINGLE),
+            provision.postgres_roles(state, TABLE, provision.SINGLE),
         ]
     )
     assert not [s for s in passwords if s in given]
