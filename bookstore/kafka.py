@@ -3,6 +3,7 @@ producer. (What the topics must be: bookstore.topic_config.)"""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -18,7 +19,7 @@ from bookstore.config import Settings
 from bookstore.errors import Unavailable
 
 if TYPE_CHECKING:  # kafka-python is imported where it is used: the CLI's --help needs none of it
-    from kafka import KafkaAdminClient, KafkaProducer, TopicPartition
+    from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
     from kafka.consumer.fetcher import ConsumerRecord
 
 log = logging.getLogger(__name__)
@@ -184,25 +185,70 @@ def _answers(
         s.close()
 
 
-def admin_client(settings: Settings) -> KafkaAdminClient:
-    from kafka import KafkaAdminClient
+class _LoginRefusals(logging.Handler):
+    """The SASL refusals kafka-python logs while it bootstraps (it retries a refused login
+    until its bootstrap times out, and raises only the timeout)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.seen: Exception | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from kafka.errors import SaslAuthenticationFailedError
+
+        args = record.args if isinstance(record.args, tuple) else ()
+        refused = [a for a in args if isinstance(a, SaslAuthenticationFailedError)]
+        self.seen = refused[0] if refused else self.seen
+
+
+@contextlib.contextmanager
+def bootstrapping(settings: Settings) -> Iterator[None]:
+    """Around building a Kafka client: its bootstrap timing out is a `KafkaUnavailable` that
+    names the address, or the refused login when the broker refused it (a wrong password would
+    otherwise read as an unreachable Kafka, 30 s later)."""
     from kafka.errors import KafkaTimeoutError
 
+    refusals = _LoginRefusals()
+    logger = logging.getLogger("kafka.net")
+    logger.addHandler(refusals)
     try:
-        return KafkaAdminClient(**client_options(settings), client_id="bookstore-admin")
+        yield
     except KafkaTimeoutError:
+        if refusals.seen is not None:
+            raise KafkaUnavailable(
+                f"Kafka at {settings.kafka_bootstrap_servers} refused the login of"
+                f" KAFKA_SASL_USERNAME={settings.kafka_sasl_username!r}: wrong"
+                " KAFKA_SASL_PASSWORD, or no such user"
+            ) from None
         raise KafkaUnavailable(
             f"cannot reach Kafka at {settings.kafka_bootstrap_servers} (KAFKA_BOOTSTRAP_SERVERS)"
         ) from None
+    finally:
+        logger.removeHandler(refusals)
+
+
+def new_consumer(settings: Settings, **options: Any) -> KafkaConsumer:
+    """A KafkaConsumer built as every client of the product is (`client_options`)."""
+    from kafka import KafkaConsumer
+
+    with bootstrapping(settings):
+        return KafkaConsumer(**client_options(settings), **options)
+
+
+def admin_client(settings: Settings) -> KafkaAdminClient:
+    from kafka import KafkaAdminClient
+
+    with bootstrapping(settings):
+        return KafkaAdminClient(**client_options(settings), client_id="bookstore-admin")
 
 
 def offsets(
     settings: Settings, topics: Iterable[str]
 ) -> tuple[dict[TopicPartition, int], dict[TopicPartition, int]]:
     """Each partition's first offset and end offset (the next record's), now."""
-    from kafka import KafkaConsumer, TopicPartition
+    from kafka import TopicPartition
 
-    consumer = KafkaConsumer(**client_options(settings), group_id=None)
+    consumer = new_consumer(settings, group_id=None)
     try:
         tps = [
             TopicPartition(t, p)
@@ -299,10 +345,10 @@ def read_topics(
     `on_bounds(starts, ends)` gets each partition's first and end offsets ({TopicPartition:
     offset}) before the first batch; `window(tp, first, end)` narrows a partition to the
     [start, stop) it gives (e.g. its last 50 records)."""
-    from kafka import KafkaConsumer, TopicPartition
+    from kafka import TopicPartition
 
-    consumer = KafkaConsumer(
-        **client_options(settings),
+    consumer = new_consumer(
+        settings,
         enable_auto_commit=False,
         group_id=None,
         auto_offset_reset="earliest",  # a start retention removed meanwhile: the new first one
@@ -352,14 +398,12 @@ def offsets_held(
     not contiguous: compaction, retention and transaction markers leave some without one."""
     from collections import deque
 
-    from kafka import KafkaConsumer
-
     held: dict[TopicPartition, set[int]] = {tp: set() for tp in spans}
     todo = {tp: deque(sorted(s)) for tp, s in spans.items() if s}
     if not todo:
         return held
-    consumer = KafkaConsumer(
-        **client_options(settings),
+    consumer = new_consumer(
+        settings,
         enable_auto_commit=False,
         group_id=None,
         auto_offset_reset="earliest",  # a span before the log's start: read from its start
@@ -410,12 +454,11 @@ def producer(settings: Settings) -> KafkaProducer:
     producer is keyed on the PID and Celery prefork children each build their own.
     """
     from kafka import KafkaProducer
-    from kafka.errors import KafkaTimeoutError
 
     global _producer, _producer_pid
     with _producer_lock:
         if _producer is None or _producer_pid != os.getpid():
-            try:
+            with bootstrapping(settings):
                 _producer = KafkaProducer(
                     **client_options(settings),
                     acks="all",
@@ -427,10 +470,6 @@ def producer(settings: Settings) -> KafkaProducer:
                     # limit, 1 MiB by default); the topic, not the client, sets the bound.
                     max_request_size=32 * 1024 * 1024,
                 )
-            except KafkaTimeoutError:
-                raise KafkaUnavailable(
-                    f"cannot reach Kafka at {settings.kafka_bootstrap_servers}"
-                ) from None
             _producer_pid = os.getpid()
         return _producer
 

@@ -81,16 +81,16 @@ def rebuild(
     batch's. Raises what a server that is away raises: the rebuild can be run again once it is
     back.
     """
-    from kafka import KafkaConsumer, TopicPartition
+    from kafka import TopicPartition
 
-    from bookstore.kafka import client_options
+    from bookstore.kafka import new_consumer
     from bookstore.offsets import OffsetTracker
 
     spec = settings.entities.store(store)
     summary = Summary(store)
     started = time.monotonic()
-    consumer = KafkaConsumer(
-        **client_options(settings),
+    consumer = new_consumer(
+        settings,
         group_id=None,  # the progress is the target's, not a group's
         client_id="bookstore-rebuild",
         enable_auto_commit=False,

@@ -7,13 +7,12 @@ import logging
 import signal
 import sys
 
-from kafka import KafkaConsumer
 from kafka.errors import KafkaTimeoutError
 
 from bookstore.broker import QueueMigrationNeeded, connect, declare, reach
 from bookstore.config import ConfigError, load_settings
 from bookstore.entities import topics
-from bookstore.kafka import KafkaUnavailable, client_options, spanned
+from bookstore.kafka import KafkaUnavailable, new_consumer, spanned
 from bookstore.topic_config import ensure_topics
 from bridge import metrics
 from bridge.fanout import Bridge
@@ -70,8 +69,8 @@ def main(argv: list[str] | None = None) -> int:
                 now,
                 wanted,
             )
-        consumer = KafkaConsumer(
-            **client_options(settings),
+        consumer = new_consumer(
+            settings,
             group_id=settings.bridge_group_id,
             client_id="bookstore-bridge",
             enable_auto_commit=False,
@@ -84,7 +83,9 @@ def main(argv: list[str] | None = None) -> int:
             heartbeat_interval_ms=max(500, settings.bridge_session_timeout_ms // 4),
             group_instance_id=settings.bridge_instance_id or None,
         )
-    except (KafkaUnavailable, KafkaTimeoutError):
+    except KafkaUnavailable as exc:  # unreachable, or the login refused: it says which
+        return fail(str(exc))
+    except KafkaTimeoutError:
         return fail(
             f"cannot reach Kafka at {settings.kafka_bootstrap_servers} (KAFKA_BOOTSTRAP_SERVERS)"
         )

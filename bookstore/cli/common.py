@@ -21,7 +21,7 @@ from bookstore import entities
 from bookstore.config import Settings
 from bookstore.entities import load_table
 from bookstore.errors import Unavailable, raised_by
-from bookstore.kafka import client_options
+from bookstore.kafka import new_consumer
 
 if TYPE_CHECKING:  # the clients are imported by the commands that use them: --help needs none
     from kafka import KafkaConsumer
@@ -168,10 +168,8 @@ def rabbitmq(settings: Settings) -> Iterator[Connection]:
 @contextmanager
 def kafka_consumer(settings: Settings) -> Iterator[KafkaConsumer]:
     """A group-less consumer for reading offsets and records (never commits anything)."""
-    from kafka import KafkaConsumer
-
-    consumer = KafkaConsumer(
-        **client_options(settings),
+    consumer = new_consumer(
+        settings,
         group_id=None,
         enable_auto_commit=False,
         client_id="bookstore-cli",

@@ -18,7 +18,7 @@ from pymongo.errors import PyMongoError
 
 from bookstore.broker import broker_tls, connect, reach
 from bookstore.config import Settings
-from bookstore.kafka import KafkaUnavailable, bootstrap_servers
+from bookstore.kafka import KafkaUnavailable, admin_client, bootstrap_servers
 from bookstore.provision import password as secret
 from tests.security.conftest import REPO, settings_of
 
@@ -133,6 +133,14 @@ def test_kafka_refuses_a_wrong_password_and_an_unknown_user(state, ca):
         with pytest.raises(KafkaTimeoutError):
             kafka_admin(ca, user, password)
         assert kafka_log_mentions(state, "invalid credentials with SASL mechanism", since), user
+
+
+def test_a_refused_kafka_login_is_named_not_taken_for_an_unreachable_kafka():
+    """kafka-python retries a refused SASL login until its bootstrap times out (30 s) and
+    raises only the timeout; the product says which it was."""
+    wrong = settings_of("bridge").replace(kafka_sasl_password="wrong")
+    with pytest.raises(KafkaUnavailable, match="refused the login of KAFKA_SASL_USERNAME='bridge'"):
+        admin_client(wrong)
 
 
 def test_kafka_clients_refuse_a_broker_of_another_ca(other_ca, state, ca):
