@@ -9,6 +9,8 @@ principals (bookstore/principals.py). Run by `scripts/services up --secure` and 
     python -m bookstore.provision postgres-database DATABASE   SQL: its schema, its grants
     python -m bookstore.provision kafka DIR            SCRAM users and ACLs (over mutual TLS)
     python -m bookstore.provision env DIR [PRINCIPAL]  export lines for one principal
+    python -m bookstore.provision renew DIR NODE...    new certificates for these server nodes
+    python -m bookstore.provision kafka-reload-tls DIR   the brokers read theirs again
     python -m bookstore.provision compose DIR          every secret docker compose mounts
     python -m bookstore.provision servers DIR          compose: Kafka's users, ACLs, topics;
                                                        RabbitMQ's queues (as the operator)
@@ -34,6 +36,7 @@ import secrets
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from bookstore import pki
@@ -52,6 +55,9 @@ from bookstore.principals import (
     rabbitmq_permissions,
     redis_rule,
 )
+
+if TYPE_CHECKING:
+    from kafka import KafkaAdminClient
 
 SERVERS = ("kafka", "rabbitmq", "redis", "postgres", "mongo")
 LOOPBACK = ("127.0.0.1", "localhost")
@@ -169,14 +175,29 @@ def init(state: Path, table: EntityTable, stack: Stack, days: int = 825) -> None
     for name, hosts in names.items():
         if not (directory / f"{name}.pem").exists():
             pki.issue(directory, name, hosts, days=days)
-        # from the files as they are now (a certificate re-issued with `certs issue` included)
-        chain, key = directory / f"{name}.pem", directory / f"{name}.key"
-        _private(bundle(state, name), chain.read_text() + key.read_text())
+        _write_bundle(state, name)  # from the files as they are now (a re-issue included)
     for p in members:
         for server in p.servers:
             _keep_secret(state / "principals" / p.name / f"{server}.password")
         for name, value in setting_files(state, p, stack).items():
             _private(state / "principals" / p.name / name, value)
+
+
+def _write_bundle(state: Path, name: str) -> None:
+    directory = pki_dir(state)
+    chain, key = directory / f"{name}.pem", directory / f"{name}.key"
+    _private(bundle(state, name), chain.read_text() + key.read_text())
+
+
+def renew(state: Path, stack: Stack, names: list[str]) -> None:
+    """New certificates for the named server nodes: the same names and addresses (a server
+    checks that a certificate it reloads still names them), a new key, a new expiry."""
+    for name in names:
+        if name not in stack.nodes:
+            known = ", ".join(stack.nodes)
+            raise SystemExit(f"provision: no server node {name!r} (known: {known})")
+        pki.issue(pki_dir(state), name, stack.nodes[name])
+        _write_bundle(state, name)
 
 
 def _keep_secret(path: Path) -> None:
@@ -378,10 +399,60 @@ def postgres_database(table: EntityTable, database: str) -> str:
 # ---- Kafka
 
 
+def _operator_admin(state: Path, stack: Stack) -> KafkaAdminClient:
+    """An admin client as the operator, authenticated by its certificate on the brokers' own
+    listener (mutual TLS: it needs no SCRAM user)."""
+    from kafka import KafkaAdminClient
+
+    return KafkaAdminClient(
+        bootstrap_servers=stack.kafka_internal,
+        security_protocol="SSL",
+        ssl_cafile=str(pki_dir(state) / "ca.pem"),
+        ssl_certfile=str(pki_dir(state) / f"{OPERATOR}.pem"),
+        ssl_keyfile=str(pki_dir(state) / f"{OPERATOR}.key"),
+        client_id="bookstore-provision",
+    )
+
+
+def kafka_reload_tls(state: Path, stack: Stack) -> None:
+    """Every broker reads its certificate and key (pki/NAME.pem, .key) again, for the new
+    connections of its client listener: a keystore location altered to itself makes Kafka
+    reload a file that changed (the brokers' and controllers' own listeners keep theirs until a
+    restart)."""
+    from kafka.admin import ConfigResource
+
+    admin = _operator_admin(state, stack)
+    try:
+        key = "listener.name.client.ssl.keystore.location"
+        nodes = {
+            str(b["broker_id"]): _kafka_node(stack, b["host"])
+            for b in admin.describe_cluster()["brokers"]
+        }
+        for name in nodes.values():
+            _write_bundle(state, name)  # from the certificate and key as they are now
+        resources = [
+            ConfigResource("BROKER", n, configs={key: str(bundle(state, name))})
+            for n, name in nodes.items()
+        ]
+        result = admin.alter_configs(resources, raise_on_unknown=False)
+        failed = {n: r for n, r in result.get("broker", {}).items() if r != "OK"}
+        if failed or len(result.get("broker", {})) != len(resources):
+            raise SystemExit(f"provision: Kafka did not reload its certificates: {result}")
+    finally:
+        admin.close()
+
+
+def _kafka_node(stack: Stack, host: str) -> str:
+    """The Kafka node at `host`: the one whose certificate names it first (its own address)."""
+    for name, hosts in stack.nodes.items():
+        if name.startswith("kafka") and hosts[0] == host:
+            return name
+    raise SystemExit(f"provision: no Kafka node of the {stack.name} stack is at {host}")
+
+
 def kafka(state: Path, table: EntityTable, stack: Stack) -> None:
     """SCRAM credentials and ACLs for every principal, as the operator authenticated by its
     client certificate on the brokers' internal listener (before any SCRAM user exists)."""
-    from kafka import KafkaAdminClient
     from kafka.admin import (
         ACL,
         ACLOperation,
@@ -392,14 +463,7 @@ def kafka(state: Path, table: EntityTable, stack: Stack) -> None:
         UserScramCredentialUpsertion,
     )
 
-    admin = KafkaAdminClient(
-        bootstrap_servers=stack.kafka_internal,
-        security_protocol="SSL",
-        ssl_cafile=str(pki_dir(state) / "ca.pem"),
-        ssl_certfile=str(pki_dir(state) / f"{OPERATOR}.pem"),
-        ssl_keyfile=str(pki_dir(state) / f"{OPERATOR}.key"),
-        client_id="bookstore-provision",
-    )
+    admin = _operator_admin(state, stack)
     try:
         members = [p for p in principals(table, stack.deployments) if "kafka" in p.servers]
         upserts = [
@@ -538,6 +602,10 @@ def main(argv: list[str]) -> int:
         kafka(state, table, stack)
     elif command == "compose":
         compose(state, table)
+    elif command == "renew" and len(argv) > 2:
+        renew(state, stack, argv[2:])
+    elif command == "kafka-reload-tls":
+        kafka_reload_tls(state, stack)
     elif command == "servers":
         kafka(state, table, stack)
         rabbitmq_topology(state, table, stack)

@@ -426,3 +426,10 @@ cluster_heal() {
     log "$name: was not cut off"
   fi
 }
+
+kafka_node_reload_tls() { kafka_reload_tls; }
+
+rabbitmq_node_reload_tls() {
+  secure_copy "rabbitmq-$1" rabbitmq "$(readlink -f "$SERVICES_DATA/rabbitmq-$1")/tls" &&
+    rabbitmq_node_ctl "$1" eval 'ssl:clear_pem_cache().' >/dev/null
+}

@@ -186,3 +186,7 @@ kafka_provision() {
   [[ -n ${SECURE:-} ]] || return 0
   secure_provision kafka
 }
+
+# reload-tls: every broker reads its certificate file (pki/NAME.bundle.pem, which `up` and
+# `reload-tls --renew` rewrite) again, for its client listener's new connections.
+kafka_reload_tls() { secure_provision kafka-reload-tls; }

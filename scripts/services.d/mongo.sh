@@ -192,3 +192,6 @@ mongo_version() {
     printf 'MongoDB %s\n' "$mv"
   fi
 }
+
+# reload-tls: FerretDB reads its certificate only at start: a restart (its clients reconnect).
+mongo_reload_tls() { down_one mongo && up_one mongo; }

@@ -97,3 +97,10 @@ postgres_stop() {
   as_user postgres "$(_pg_bin)/pg_ctl" -D "$(readlink -f "$data")" -m fast -w stop >/dev/null 2>&1 || stop_pid postgres
   rm -f "$(pidfile postgres)"
 }
+
+# reload-tls: the certificate copied again; a reload (SIGHUP) makes PostgreSQL read its TLS
+# files for new connections.
+postgres_reload_tls() {
+  local data; data=$(owned_data_dir postgres postgres)
+  secure_copy postgres postgres "$data/tls" && as_user postgres "$(_pg_bin)/pg_ctl" -D "$data" reload >/dev/null
+}

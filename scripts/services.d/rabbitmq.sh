@@ -151,3 +151,10 @@ rabbitmq_stop() {
   # epmd is started by the Erlang VM and outlives it; stop it only if no other node uses it.
   if ! epmd -names 2>/dev/null | grep -q '^name '; then epmd -kill >/dev/null 2>&1 || true; fi
 }
+
+# reload-tls: the node's certificate copied again; clearing Erlang's PEM cache makes new
+# connections read the files (the open ones keep theirs).
+rabbitmq_reload_tls() {
+  secure_copy rabbitmq rabbitmq "$(readlink -f "$SERVICES_DATA/rabbitmq")/tls" &&
+    _rabbitmqctl eval 'ssl:clear_pem_cache().' >/dev/null
+}

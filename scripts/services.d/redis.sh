@@ -52,3 +52,11 @@ redis_provision() {
   [[ -n ${SECURE:-} ]] || return 0
   secure_provision redis-acl "$SERVICES_DATA/redis/users.acl" && _REDIS_AS=1 _redis_cli acl load >/dev/null
 }
+
+# reload-tls: the certificate copied again; setting the TLS files (to the same paths) makes
+# Redis build its TLS context anew for new connections.
+redis_reload_tls() {
+  local tls="$SERVICES_DATA/redis/tls"
+  secure_copy redis root "$tls" &&
+    _REDIS_AS=1 _redis_cli config set tls-cert-file "$tls/redis.pem" tls-key-file "$tls/redis.key" >/dev/null
+}

@@ -1,16 +1,20 @@
 """The whole pipeline on the secure stack, each process with its own principal only (started
 as `scripts/run --secure` starts them: through scripts/as): generated records reach every store,
-nothing is dead-lettered or parked, and `check` and `verify` find the stores equal to the log.
+nothing is dead-lettered or parked, and `check` and `verify` find the stores equal to the log,
+though every server's certificate was renewed and reloaded while records flowed.
 Then: no secret in any process's command line or log."""
 
 from __future__ import annotations
 
 import json
 import re
+import socket
+import ssl
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -50,10 +54,48 @@ def stats(audit: Path) -> dict:
     return json.loads(result.stdout)
 
 
+# Each server's TLS port (PostgreSQL's: upgraded from plaintext, SSLRequest).
+TLS_PORTS = {"kafka": 9092, "rabbitmq": 5671, "redis": 6379, "postgres": 5432, "mongo": 27017}
+SSL_REQUEST = b"\x00\x00\x00\x08\x04\xd2\x16\x2f"
+
+
+def served_serial(port: int, ca: str) -> int:
+    """The serial number of the certificate a new connection to `port` is shown."""
+    from cryptography import x509
+
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+        if port == TLS_PORTS["postgres"]:
+            raw.sendall(SSL_REQUEST)
+            assert raw.recv(1) == b"S"
+        context = ssl.create_default_context(cafile=ca)
+        with context.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+            return x509.load_der_x509_certificate(s.getpeercert(binary_form=True)).serial_number
+
+
+@dataclass
+class Rested:
+    run: Processes
+    audit: Path
+    before: dict  # stats
+    after: dict
+    served: dict[str, tuple[int, int]]  # server -> certificate serial before, after the reload
+    flowed_after_reload: int  # orders stored after it
+
+
+def orders_reach(audit: Path, count: int, run: Processes, logs: Path) -> None:
+    deadline = time.monotonic() + 180
+    while stats(audit)["orders"] < count:
+        assert time.monotonic() < deadline, "orders stopped; logs: " + str(logs)
+        for name, proc in run.named.items():
+            assert proc.poll() is None, f"{name} exited:\n{run.log(name)[-3000:]}"
+        time.sleep(2)
+
+
 @pytest.fixture(scope="module")
-def pipeline(state: Path, tmp_path_factory) -> Iterator[tuple[Processes, Path, dict, dict]]:
-    """The pipeline ran for a while and came to rest: (its processes, audit log, stats before,
-    stats after)."""
+def pipeline(state: Path, ca: str, tmp_path_factory) -> Iterator[Rested]:
+    """The pipeline ran for a while, every server's certificate was renewed and reloaded
+    (`scripts/services reload-tls --renew`) while records flowed, more flowed, and it came to
+    rest."""
     logs = tmp_path_factory.mktemp("secure-pipeline")
     audit = state / "data" / "messages.log"  # the stack's: kept, and removed, with its topics
     run = Processes(
@@ -75,12 +117,18 @@ def pipeline(state: Path, tmp_path_factory) -> Iterator[tuple[Processes, Path, d
         flower = ("-m", "celery", "-A", "tasks", "flower", "--address=127.0.0.1", f"--port={port}")
         run.start("flower", *flower, via=as_("flower"))
         run.beat(logs / "beat-schedule", 1.0, via=as_("beat"))
-        deadline = time.monotonic() + 180
-        while stats(audit)["orders"] - before["orders"] < 100:
-            assert time.monotonic() < deadline, "no orders stored; logs: " + str(logs)
-            for name, proc in run.named.items():
-                assert proc.poll() is None, f"{name} exited:\n{run.log(name)[-3000:]}"
-            time.sleep(2)
+        orders_reach(audit, before["orders"] + 100, run, logs)
+        old = {server: served_serial(port, ca) for server, port in TLS_PORTS.items()}
+        reload = subprocess.run(
+            [str(REPO / "scripts/services"), "reload-tls", "--renew"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert reload.returncode == 0, reload.stderr
+        served = {s: (old[s], served_serial(port, ca)) for s, port in TLS_PORTS.items()}
+        reloaded = stats(audit)["orders"]
+        orders_reach(audit, reloaded + 100, run, logs)
         assert flower_lists_workers(f"http://127.0.0.1:{port}"), run.log("flower")[-3000:]
         run.stop(run.named["beat"])
         deadline = time.monotonic() + 180
@@ -92,7 +140,7 @@ def pipeline(state: Path, tmp_path_factory) -> Iterator[tuple[Processes, Path, d
                 break
             assert time.monotonic() < deadline, f"not at rest: lag {lag}, waiting {waiting}"
             time.sleep(2)
-        yield run, audit, before, now
+        yield Rested(run, audit, before, now, served, now["orders"] - reloaded)
     finally:
         run.stop_all()
 
@@ -110,7 +158,7 @@ def flower_lists_workers(url: str, timeout: float = 90) -> bool:
 
 
 def test_records_flow_end_to_end_each_process_with_its_own_rights(pipeline):
-    run, audit, before, after = pipeline
+    run, audit, before, after = pipeline.run, pipeline.audit, pipeline.before, pipeline.after
     assert after["customers"] > before["customers"]
     assert after["books"] > before["books"]
     assert after["dead_letters"] == before["dead_letters"]
@@ -124,6 +172,15 @@ def test_records_flow_end_to_end_each_process_with_its_own_rights(pipeline):
         assert not refused.search(run.log(name)), f"{name} was refused something: {run.log_dir}"
 
 
+def test_certificates_renewed_and_reloaded_midstream_lose_nothing(pipeline):
+    """Every server shows new connections its new certificate, without a restart (FerretDB
+    aside: restarted), and records went on flowing: nothing lost, as the test above shows
+    (dead letters, parked, check and verify)."""
+    for server, (old, new) in pipeline.served.items():
+        assert new != old, f"{server} still shows its old certificate"
+    assert pipeline.flowed_after_reload >= 100
+
+
 def secrets(state: Path) -> set[str]:
     return {p.read_text().strip() for p in (state / "principals").glob("*/*.password")}
 
@@ -131,7 +188,7 @@ def secrets(state: Path) -> set[str]:
 def test_no_secret_on_any_command_line_or_in_any_log(pipeline, state):
     import psutil
 
-    run, _, _, _ = pipeline
+    run = pipeline.run
     known = secrets(state)
     assert len(known) > 20
     for proc in psutil.process_iter(["cmdline"]):

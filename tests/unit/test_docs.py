@@ -161,7 +161,7 @@ def _services_verbs() -> set[str]:
     usage = subprocess.run(
         [str(REPO / "scripts/services"), "help"], capture_output=True, text=True, timeout=30
     ).stdout
-    return set(re.findall(r"scripts/services (?:[a-z]+\|)*([a-z]+)", usage)) | {
+    return set(re.findall(r"scripts/services (?:[a-z]+\|)*([a-z][a-z-]*)", usage)) | {
         v for group in re.findall(r"scripts/services ([a-z|]+)", usage) for v in group.split("|")
     }
 
