@@ -1,9 +1,11 @@
 """Benchmark: what TLS and authentication cost, the secure stack against the plaintext one.
 
-    .venv/bin/python -m bench.security [--rate 300] [--seconds 30] [--records 20000] [--repeat 2]
+    .venv/bin/python -m bench.security [--cluster] [--rate 300] [--seconds 30] [--records 20000]
+                                       [--repeat 2]
 
 Each run starts a stack of its own in a fresh network namespace (scripts/in-netns, as root):
-`scripts/services up` or `up --secure`, the runs alternating, and measures there, as the
+`scripts/services up [--cluster]` or `up [--cluster] --secure`, the runs alternating (--cluster:
+three Kafka and three RabbitMQ nodes), and measures there, as the
 operator, the pipeline at a steady `--rate` for `--seconds` (CPU per record of every process and
 server, latency produce -> stored, p50 and p99: bench.steady) and draining a backlog of
 `--records` (records per second and CPU per record: bench.pipeline). Figures are medians per
@@ -56,10 +58,11 @@ def inner(rate: float, seconds: float, n: int) -> dict[str, float]:
     }
 
 
-def one_run(mode: str, rate: float, seconds: float, n: int) -> dict[str, float]:
+def one_run(mode: str, cluster: bool, rate: float, seconds: float, n: int) -> dict[str, float]:
     """A stack of `mode` in a namespace of its own, measured; its figures."""
+    layout = "--cluster " if cluster else ""
     script = (
-        f"scripts/services up {MODES[mode]} >/dev/null && "
+        f"scripts/services up {layout}{MODES[mode]} >/dev/null && "
         'eval "$(scripts/services env)" && '
         f"exec .venv/bin/python -m bench.security --inner {rate} {seconds} {n}"
     )
@@ -84,6 +87,7 @@ def main() -> None:
         print(RESULT + json.dumps(inner(rate, seconds, n)), flush=True)
         return
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cluster", action="store_true", help="three Kafka and RabbitMQ nodes")
     parser.add_argument("--rate", type=float, default=300, help="records/s of the steady load")
     parser.add_argument("--seconds", type=float, default=30, help="of the steady load")
     parser.add_argument("--records", type=int, default=20_000, help="backlog size")
@@ -93,10 +97,11 @@ def main() -> None:
     runs: dict[str, list[dict[str, float]]] = {mode: [] for mode in MODES}
     for i in range(args.repeat):
         for mode, rs in runs.items():
-            rs.append(one_run(mode, args.rate, args.seconds, args.records))
+            rs.append(one_run(mode, args.cluster, args.rate, args.seconds, args.records))
             print(f"  run {i + 1}, {mode}: {json.dumps(rs[-1])}", flush=True)
     print(
-        f"\nthe pipeline at {args.rate:,.0f} records/s for {args.seconds:.0f} s, and draining"
+        f"\n{'the cluster' if args.cluster else 'the single stack'}:"
+        f" the pipeline at {args.rate:,.0f} records/s for {args.seconds:.0f} s, and draining"
         f" {args.records:,} records; medians of {args.repeat} runs per stack"
     )
     print(f"{'figure':<28}{'plaintext':>12}{'secure':>12}{'secure/plain':>14}")
