@@ -10,8 +10,13 @@ on loopback.
 Flower serves /metrics (Prometheus) and /healthcheck without authentication whatever is set here,
 so never publish its port beyond 127.0.0.1.
 
+It also bounds Flower's memory: Flower keeps the tasks it has seen, 100,000 by default (a few
+hundred MB at the pipeline's rates, reached after hours: memory that grows for hours looks like a
+leak); here 10,000 unless FLOWER_MAX_TASKS or `--max_tasks` says otherwise.
+
 Tornado executes this file and takes every global whose name is a Flower option, so helpers are
-private (leading underscore) and the only option set here is `basic_auth` (and `address` in demo).
+private (leading underscore) and the options set here are `basic_auth`, `max_tasks` (and
+`address` in demo).
 """
 
 import os
@@ -73,3 +78,7 @@ else:
         "no authentication configured. Set FLOWER_BASIC_AUTH=user:password (e.g. in .env), "
         "or FLOWER_UNAUTHENTICATED_DEMO=1 for a local demo on 127.0.0.1 only."
     )
+
+# Read after FLOWER_* variables and before the command line: set only when the variable is not.
+if not os.environ.get("FLOWER_MAX_TASKS"):
+    max_tasks = 10_000

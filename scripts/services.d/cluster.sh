@@ -212,6 +212,7 @@ _rabbitmq_node_conf() {
 distribution.listener.interface = 127.0.2.$n
 net_ticktime = $RABBITMQ_NET_TICKTIME
 cluster_name = livros-dados
+$(rabbitmq_memory_conf)
 
 # Cluster formation: a node booting with an empty database joins the first listed peer that runs
 # (scripts/services starts rabbitmq-1 alone first when the cluster does not exist yet); a node with

@@ -12,9 +12,9 @@ _rabbitmq_env() {
   # on TLS with peers verified both ways, for the node and the CLI tools alike
   if [[ -n ${SECURE:-} ]]; then
     local dist; dist="$(_rabbitmq_dist_tls "$data") -kernel inet_dist_use_interface {127,0,0,1}"
-    printf '%s\n' "RABBITMQ_CONFIG_FILE=$data/rabbitmq.conf" "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS=$dist" \
-      "RABBITMQ_CTL_ERL_ARGS=$dist"
+    printf '%s\n' "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS=$dist" "RABBITMQ_CTL_ERL_ARGS=$dist"
   fi
+  printf '%s\n' "RABBITMQ_CONFIG_FILE=$data/rabbitmq.conf"
   printf '%s\n' HOME=/var/lib/rabbitmq RABBITMQ_NODENAME=rabbit@localhost \
     RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 RABBITMQ_NODE_PORT=5672 \
     RABBITMQ_DIST_PORT=25672 ERL_EPMD_ADDRESS=127.0.0.1 \
@@ -32,10 +32,12 @@ rabbitmq_start() {
   local data; data=$(owned_data_dir rabbitmq rabbitmq)
   [[ -e $data/enabled_plugins ]] || { echo '[].' >"$data/enabled_plugins"; chown rabbitmq: "$data/enabled_plugins"; }
   rm -f "$data/rabbitmq.pid"
+  rabbitmq_memory_conf >"$data/rabbitmq.conf"
   if [[ -n ${SECURE:-} ]]; then
     _rabbitmq_secure_files "$data" rabbitmq || return 1
-    _rabbitmq_secure_conf "$data" rabbitmq 127.0.0.1 >"$data/rabbitmq.conf"
+    _rabbitmq_secure_conf "$data" rabbitmq 127.0.0.1 >>"$data/rabbitmq.conf"
   fi
+  chown rabbitmq: "$data/rabbitmq.conf"
   # exec: the background subshell becomes the server's launcher, holding none of our output pipes
   local envs; mapfile -t envs < <(_rabbitmq_env "$data")
   ( cd /var/lib/rabbitmq && exec setsid nohup runuser -u rabbitmq -- \
@@ -45,6 +47,18 @@ rabbitmq_start() {
   [[ -s $data/rabbitmq.pid ]] || return 1
   cp "$data/rabbitmq.pid" "$(pidfile rabbitmq)"
 }
+
+# rabbitmq_memory_conf: rabbitmq.conf lines that bound a node's memory, on every stack (and in
+# docker/rabbitmq.conf). Quorum queues keep the entries of their shared write-ahead log in memory
+# until the log rolls over, 512 MiB by default: a node grew by ~8 MB a minute for as long as it
+# ran. 64 MiB bounds that. Above the high watermark RabbitMQ blocks publishers (the bridge
+# waits, Kafka holds the records) instead of growing (docs/configuration.md, Memory and disk).
+rabbitmq_memory_conf() {
+  printf '%s\n' "raft.wal_max_size_bytes = $RABBITMQ_WAL_MAX_BYTES" \
+    "vm_memory_high_watermark.absolute = $RABBITMQ_MEMORY_HIGH_WATERMARK"
+}
+RABBITMQ_WAL_MAX_BYTES=67108864
+RABBITMQ_MEMORY_HIGH_WATERMARK=1GB
 
 # _rabbitmq_secure_files DATA NAME: what a secure node reads, in DATA: NAME's certificate and key
 # and the CA (tls/), the Erlang distribution's TLS options (peers verified both ways, the node's

@@ -19,7 +19,7 @@ from bookstore.broker import DELIVERY_LIMIT, QUORUM, declare, queues_of
 from bookstore.entities import PARKED_QUEUE
 from tasks import app
 from tests.integration.queue_tasks import QUEUE
-from tests.support import TABLE, Processes, purge_task_queues, run, wait_until
+from tests.support import TABLE, Processes, purge_task_queues, run, services, wait_until
 
 
 @pytest.fixture
@@ -192,3 +192,12 @@ def test_a_generate_queue_of_an_earlier_release_is_replaced_at_start_up():
     with app.connection_for_write() as conn:
         declare(conn, TABLE)
     assert is_quorum("generate")
+
+
+def test_the_quorum_queues_memory_is_bounded_on_the_running_node():
+    """RabbitMQ holds its quorum queues' write-ahead log in memory until the log rolls over: the
+    node runs with the smaller log and the memory watermark scripts/services gives it."""
+    wal = services("ctl", "rabbitmq", "eval", "application:get_env(ra, wal_max_size_bytes).")
+    assert wal.strip() == "{ok,67108864}"
+    limit = services("ctl", "rabbitmq", "eval", "vm_memory_monitor:get_memory_limit().")
+    assert int(limit.strip()) == 1_000_000_000

@@ -437,6 +437,12 @@ def test_every_rabbitmq_node_speaks_tls_only_between_nodes_too(cluster):
     assert not [k for k in rabbitmq if k.startswith("management.tcp")]
     assert rabbitmq["management.ssl.port"] == "15671"
     assert rabbitmq["load_definitions"] == "/run/secrets/definitions.json"  # no guest
+    native = (REPO / "scripts/services.d/rabbitmq.sh").read_text()
+    for key, variable in (
+        ("raft.wal_max_size_bytes", "RABBITMQ_WAL_MAX_BYTES"),
+        ("vm_memory_high_watermark.absolute", "RABBITMQ_MEMORY_HIGH_WATERMARK"),
+    ):  # memory bounded as on the native stacks
+        assert rabbitmq[key] == re.search(rf"^{variable}=(\S+)$", native, re.M)[1]
     inter_node = (REPO / "docker/rabbitmq-inter-node.config").read_text()
     assert (
         inter_node.count("{verify, verify_peer}") == 2
