@@ -28,6 +28,7 @@ import itertools
 import json
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -82,15 +83,32 @@ class Samples:
             writer.writerow(("seconds", "kind", "name", "value", "cpu_seconds"))
             writer.writerows(self.rows)
 
+    @classmethod
+    def read(cls, path: Path) -> Samples:
+        with path.open(newline="") as f:
+            rows = [
+                (
+                    float(r["seconds"]),
+                    r["kind"],
+                    r["name"],
+                    float(r["value"]),
+                    float(r["cpu_seconds"]),
+                )
+                for r in csv.DictReader(f)
+            ]
+        return cls(rows)
+
 
 def tree_memory(pid: int) -> tuple[int, float]:
-    """Resident bytes and CPU-seconds of a process and its live descendants."""
+    """Memory and CPU-seconds of a process and its live descendants. Memory is the proportional
+    set size: a page shared by n processes counts 1/n in each (PostgreSQL's backends share its
+    buffers, a Celery worker's children their parent's pages), so the sum is what they use."""
     rss, cpu = 0, 0.0
     try:
         root = psutil.Process(pid)
         for p in [root, *root.children(recursive=True)]:
             try:
-                rss += p.memory_info().rss
+                rss += p.memory_full_info().pss
                 times = p.cpu_times()
                 cpu += times.user + times.system
             except psutil.NoSuchProcess:
@@ -209,24 +227,37 @@ def start_product(run: Run, settings: Settings, rate: float) -> dict[str, Callab
     return starters
 
 
+def trend(points: list[tuple[float, float]]) -> tuple[float, float]:
+    """The least-squares line through the points: (slope, value at the first point). A sawtooth
+    (a log that rolls over, a file rewritten) has no trend however far apart its ends are."""
+    if len(points) < 2 or len({x for x, _ in points}) < 2:
+        return 0.0, points[0][1] if points else 0.0
+    slope, intercept = statistics.linear_regression([x for x, _ in points], [y for _, y in points])
+    return slope, intercept + slope * points[0][0]
+
+
 def summary(samples: Samples, warm_up: float, rate: float) -> list[str]:
-    lines = [f"{'memory (MB)':<22}{'after warm-up':>14}{'end':>10}{'change':>9}{'CPU s':>9}"]
+    """Memory after the warm-up: the trend's value at its start and end, flat when they are
+    within 10%; disk: the bytes each record adds (the trend of disk against records held)."""
+    lines = [
+        f"{'memory (MB)':<22}{'after warm-up':>14}{'end':>10}{'trend':>9}{'max':>8}{'CPU s':>9}"
+    ]
     cpu = {name: c for _, kind, name, _, c in samples.rows if kind == "memory"}
     for name, points in sorted(samples.series("memory").items()):
-        after = [v for t, v in points if t >= warm_up] or [points[-1][1]]
-        first, last = after[0], after[-1]
+        after = [(t, v) for t, v in points if t >= warm_up] or points[-1:]
+        slope, first = trend(after)
+        last = first + slope * (after[-1][0] - after[0][0])
         change = last / first - 1 if first else 0.0
         verdict = "flat" if abs(change) <= FLAT else "GROWS" if change > 0 else "shrinks"
         lines.append(
             f"{name:<22}{first / 1e6:>14.0f}{last / 1e6:>10.0f}{change:>+9.0%}"
-            f"{cpu.get(name, 0):>9.0f}  {verdict}"
+            f"{max(v for _, v in after) / 1e6:>8.0f}{cpu.get(name, 0):>9.0f}  {verdict}"
         )
-    held = samples.series("records")["topics"]
-    grown = held[-1][1] - held[0][1]
+    held = dict(samples.series("records")["topics"])
     lines.append(f"\n{'disk':<22}{'bytes/record':>14}{'GB a day at':>14}")
     lines.append(f"{'':<22}{'':>14}{rate:>9,.0f} rec/s")
     for name, points in sorted(samples.series("disk").items()):
-        per_record = (points[-1][1] - points[0][1]) / grown if grown else 0.0
+        per_record, _ = trend([(held[t], v) for t, v in points if t in held])
         lines.append(f"{name:<22}{per_record:>14,.0f}{per_record * rate * 86400 / 1e9:>14.1f}")
     return lines
 
@@ -256,7 +287,11 @@ def main() -> int:
     parser.add_argument("--warm-up-minutes", type=float, default=15)
     parser.add_argument("--kill-every", type=float, default=0, help="minutes between kills")
     parser.add_argument("--out", type=Path, default=None, help="samples.csv, soak.png")
+    parser.add_argument("--report", type=Path, help="an earlier run's samples.csv: summarise it")
     args = parser.parse_args()
+    if args.report:
+        print("\n".join(summary(Samples.read(args.report), args.warm_up_minutes * 60, args.rate)))
+        return 0
     out = args.out or Path(tempfile.mkdtemp(prefix="soak-"))
     out.mkdir(parents=True, exist_ok=True)
     machine = MachineLoad()
