@@ -424,15 +424,15 @@ def kafka_reload_tls(state: Path, stack: Stack) -> None:
     admin = _operator_admin(state, stack)
     try:
         key = "listener.name.client.ssl.keystore.location"
-        nodes = {
-            str(b["broker_id"]): _kafka_node(stack, b["host"])
+        brokers = [
+            (str(b["broker_id"]), b["host"], _kafka_node(stack, b["host"]))
             for b in admin.describe_cluster()["brokers"]
-        }
-        for name in nodes.values():
+        ]
+        for _, _, name in brokers:
             _write_bundle(state, name)  # from the certificate and key as they are now
         resources = [
-            ConfigResource("BROKER", n, configs={key: str(bundle(state, name))})
-            for n, name in nodes.items()
+            ConfigResource("BROKER", broker, configs={key: str(bundle(state, name))})
+            for broker, _, name in brokers
         ]
         result = admin.alter_configs(resources, raise_on_unknown=False)
         failed = {n: r for n, r in result.get("broker", {}).items() if r != "OK"}
@@ -440,6 +440,36 @@ def kafka_reload_tls(state: Path, stack: Stack) -> None:
             raise SystemExit(f"provision: Kafka did not reload its certificates: {result}")
     finally:
         admin.close()
+    # a broker applies the change when it reads it from the metadata log: soon, not at once
+    for _, host, name in brokers:
+        _until_served(f"{host}:9092", state, name)
+
+
+def _until_served(address: str, state: Path, name: str, timeout: float = 30) -> None:
+    """Until a new connection to `address` is shown NAME's certificate as its file has it."""
+    import socket
+    import ssl
+    import time
+
+    from cryptography import x509
+
+    expected = x509.load_pem_x509_certificate((pki_dir(state) / f"{name}.pem").read_bytes())
+    context = ssl.create_default_context(cafile=str(pki_dir(state) / "ca.pem"))
+    host, port = address.rsplit(":", 1)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with (
+                socket.create_connection((host, int(port)), timeout=3) as raw,
+                context.wrap_socket(raw, server_hostname=host) as tls,
+            ):
+                served = x509.load_der_x509_certificate(tls.getpeercert(binary_form=True))
+                if served.serial_number == expected.serial_number:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"provision: {address} still shows its old certificate after {timeout:.0f} s")
 
 
 def _kafka_node(stack: Stack, host: str) -> str:
