@@ -9,6 +9,7 @@ import contextlib
 import functools
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -158,6 +159,12 @@ def wait_until(predicate: Callable[[], object], timeout: float, what: str, every
         time.sleep(every)
 
 
+_COMPLAINT = re.compile(r"\b(WARNING|ERROR|CRITICAL|Traceback)\b")
+
+# Set on a test's item when its call failed (tests/conftest.py): its processes' logs are shown.
+CALL_FAILED = pytest.StashKey[bool]()
+
+
 class Processes:
     """Start real product processes (the tests' and the benchmarks'), each logging to
     LOG_DIR/NAME.log, with this process's environment plus `env` (and a start's own); every one
@@ -219,6 +226,19 @@ class Processes:
 
     def log(self, name: str) -> str:
         return (self.log_dir / f"{name}.log").read_text(errors="replace")
+
+    def print_logs_if_failed(self, request: pytest.FixtureRequest, lines: int = 8) -> None:
+        """After a failed test, the last `lines` warnings and errors each process logged, in
+        its report (CI shows a report's end only: a stall is then explained by what the bridge
+        and the workers said); the whole logs stay in LOG_DIR."""
+        if not request.node.stash.get(CALL_FAILED, False):
+            return
+        print(f"---- the processes' logs: {self.log_dir}")
+        for name in self.named:
+            said = [line for line in self.log(name).splitlines() if _COMPLAINT.search(line)]
+            if said:
+                print(f"---- {name}: last {min(lines, len(said))} of {len(said)} warnings/errors")
+                print("\n".join(line[:300] for line in said[-lines:]))
 
     @staticmethod
     def stop(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 30) -> int:

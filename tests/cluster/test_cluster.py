@@ -65,6 +65,7 @@ def run(request, settings, tmp_path, cluster) -> Iterator[Run]:
         yield faults
         STALLS.update(faults.stalls)
     finally:
+        processes.print_logs_if_failed(request)
         processes.stop_all()
 
 

@@ -16,9 +16,10 @@ suite_environment()
 
 
 @pytest.fixture
-def processes(tmp_path: Path) -> Iterator[Processes]:
+def processes(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Processes]:
     procs = Processes(tmp_path)
     yield procs
+    procs.print_logs_if_failed(request)
     procs.stop_all()
 
 

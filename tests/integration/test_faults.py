@@ -24,7 +24,7 @@ RESUME_BOUND = 10.0  # seconds (issue: "consumption resumes within 10 s")
 
 
 @pytest.fixture
-def run(settings, tmp_path) -> Iterator[Run]:
+def run(request, settings, tmp_path) -> Iterator[Run]:
     """A pipeline on the suite's own stores, and a mixed stream ready to start."""
     processes = Processes(tmp_path)
     try:
@@ -42,6 +42,7 @@ def run(settings, tmp_path) -> Iterator[Run]:
             RETRY_MAX_SECONDS="2",
         )
     finally:
+        processes.print_logs_if_failed(request)
         processes.stop_all()
 
 
