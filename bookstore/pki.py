@@ -158,3 +158,26 @@ def subject_alternative_names(hosts: Iterable[str]) -> list[x509.GeneralName]:
         else:
             names += [x509.IPAddress(address), x509.DNSName(host)]
     return names
+
+
+# PostgreSQL's SSLRequest: its clients ask for TLS in its own protocol before the handshake.
+POSTGRES_SSL_REQUEST = b"\x00\x00\x00\x08\x04\xd2\x16\x2f"
+
+
+def served_certificate(
+    host: str, port: int, ca: str | os.PathLike[str], postgres: bool = False, timeout: float = 5
+) -> x509.Certificate:
+    """The certificate a new TLS connection to `host`:`port` is shown, verified against the CA
+    certificate `ca` (`postgres`: ask for TLS as its clients do first). Raises OSError (ssl's
+    errors included) when nothing answers or the handshake fails."""
+    import socket
+    import ssl
+
+    context = ssl.create_default_context(cafile=str(ca))
+    with socket.create_connection((host, port), timeout=timeout) as raw:
+        if postgres:
+            raw.sendall(POSTGRES_SSL_REQUEST)
+            if raw.recv(1) != b"S":
+                raise ssl.SSLError(f"{host}:{port} refused to speak TLS")
+        with context.wrap_socket(raw, server_hostname=host) as tls:
+            return x509.load_der_x509_certificate(tls.getpeercert(binary_form=True))

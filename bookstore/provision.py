@@ -447,25 +447,18 @@ def kafka_reload_tls(state: Path, stack: Stack) -> None:
 
 def _until_served(address: str, state: Path, name: str, timeout: float = 30) -> None:
     """Until a new connection to `address` is shown NAME's certificate as its file has it."""
-    import socket
-    import ssl
     import time
 
     from cryptography import x509
 
     expected = x509.load_pem_x509_certificate((pki_dir(state) / f"{name}.pem").read_bytes())
-    context = ssl.create_default_context(cafile=str(pki_dir(state) / "ca.pem"))
     host, port = address.rsplit(":", 1)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            with (
-                socket.create_connection((host, int(port)), timeout=3) as raw,
-                context.wrap_socket(raw, server_hostname=host) as tls,
-            ):
-                served = x509.load_der_x509_certificate(tls.getpeercert(binary_form=True))
-                if served.serial_number == expected.serial_number:
-                    return
+            served = pki.served_certificate(host, int(port), pki_dir(state) / "ca.pem", timeout=3)
+            if served.serial_number == expected.serial_number:
+                return
         except OSError:
             pass
         time.sleep(0.2)

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
-import ssl
 import subprocess
 import sys
 import time
@@ -19,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from bookstore.pki import served_certificate
 from tests.security.conftest import REPO, process_env
 from tests.support import Processes, free_port, get_json
 
@@ -56,20 +55,12 @@ def stats(audit: Path) -> dict:
 
 # Each server's TLS port (PostgreSQL's: upgraded from plaintext, SSLRequest).
 TLS_PORTS = {"kafka": 9092, "rabbitmq": 5671, "redis": 6379, "postgres": 5432, "mongo": 27017}
-SSL_REQUEST = b"\x00\x00\x00\x08\x04\xd2\x16\x2f"
 
 
 def served_serial(port: int, ca: str) -> int:
     """The serial number of the certificate a new connection to `port` is shown."""
-    from cryptography import x509
-
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
-        if port == TLS_PORTS["postgres"]:
-            raw.sendall(SSL_REQUEST)
-            assert raw.recv(1) == b"S"
-        context = ssl.create_default_context(cafile=ca)
-        with context.wrap_socket(raw, server_hostname="127.0.0.1") as s:
-            return x509.load_der_x509_certificate(s.getpeercert(binary_form=True)).serial_number
+    postgres = port == TLS_PORTS["postgres"]
+    return served_certificate("127.0.0.1", port, ca, postgres=postgres).serial_number
 
 
 @dataclass

@@ -19,6 +19,7 @@ from pymongo.errors import PyMongoError
 from bookstore.broker import broker_tls, connect, reach
 from bookstore.config import Settings
 from bookstore.kafka import KafkaUnavailable, admin_client, bootstrap_servers
+from bookstore.pki import served_certificate
 from bookstore.provision import password as secret
 from tests.security.conftest import REPO, settings_of
 
@@ -38,12 +39,7 @@ def plaintext_reply(port: int, hello: bytes) -> bytes:
 
 
 def tls_handshake(port: int, ca: str) -> bool:
-    context = ssl.create_default_context(cafile=ca)
-    with (
-        socket.create_connection((HOST, port), timeout=3) as raw,
-        context.wrap_socket(raw, server_hostname=HOST),
-    ):
-        return True
+    return served_certificate(HOST, port, ca, timeout=3) is not None
 
 
 # ---- no plaintext anywhere

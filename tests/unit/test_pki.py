@@ -3,17 +3,19 @@ TLS client of each server checks is in them, and the keys are private from their
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import ipaddress
 import socket
 import ssl
 import stat
 import threading
+from collections.abc import Iterator
 
 import pytest
 from cryptography import x509
 
-from bookstore.pki import ensure_ca, issue
+from bookstore.pki import ensure_ca, issue, served_certificate
 from tests.support import run
 
 
@@ -58,22 +60,28 @@ def test_the_cli_makes_them_and_refuses_without_a_ca(tmp_path):
     assert (tmp_path / "redis.pem").exists() and (tmp_path / "redis.key").exists()
 
 
+@contextlib.contextmanager
+def _serving(server_cert, server_key) -> Iterator[int]:
+    """A TLS server on a loopback port presenting server_cert, for one connection: its port."""
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(server_cert, server_key)
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        accepted = threading.Thread(target=lambda: _serve_once(listener, server), daemon=True)
+        accepted.start()
+        yield listener.getsockname()[1]
+        accepted.join(5)
+
+
 def _handshake(server_cert, server_key, trusted, host: str) -> None:
     """A TLS handshake on loopback: a server presenting server_cert, a client trusting `trusted`
     and checking the server's name against `host` (as every client of the product does)."""
-    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    server.load_cert_chain(server_cert, server_key)
     client = ssl.create_default_context(cafile=trusted)
-    with socket.create_server(("127.0.0.1", 0)) as listener:
-        port = listener.getsockname()[1]
-        accepted = threading.Thread(target=lambda: _serve_once(listener, server), daemon=True)
-        accepted.start()
-        with (
-            socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
-            client.wrap_socket(raw, server_hostname=host),
-        ):
-            pass
-        accepted.join(5)
+    with (
+        _serving(server_cert, server_key) as port,
+        socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
+        client.wrap_socket(raw, server_hostname=host),
+    ):
+        pass
 
 
 def _serve_once(listener: socket.socket, context: ssl.SSLContext) -> None:
@@ -96,3 +104,15 @@ def test_clients_verify_the_name_and_the_ca(tmp_path):
     untrusted = "self-signed certificate in certificate chain"
     with pytest.raises(ssl.SSLCertVerificationError, match=untrusted):
         _handshake(issued.cert, issued.key, other.cert, "127.0.0.1")  # another CA's client
+
+
+def test_served_certificate_is_the_one_the_server_presents(tmp_path):
+    """What `scripts/services reload-tls` waits for: a new connection shown the new serial."""
+    ca = ensure_ca(tmp_path / "ours")
+    issued = issue(tmp_path / "ours", "kafka-1", ["127.0.0.1"])
+    expected = x509.load_pem_x509_certificate(issued.cert.read_bytes()).serial_number
+    with _serving(issued.cert, issued.key) as port:
+        assert served_certificate("127.0.0.1", port, ca.cert).serial_number == expected
+    other = ensure_ca(tmp_path / "theirs")
+    with pytest.raises(ssl.SSLCertVerificationError), _serving(issued.cert, issued.key) as port:
+        served_certificate("127.0.0.1", port, other.cert)
