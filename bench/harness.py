@@ -183,24 +183,29 @@ def server_pids(settings: Settings) -> dict[str, list[int]]:
     return pids
 
 
-def tree_cpu(pid: int) -> float:
-    """CPU-seconds (user + system) of a process and its live descendants."""
+def tree_usage(pid: int, memory: bool = False) -> tuple[int, float]:
+    """CPU-seconds (user + system) of a process and its live descendants, and with `memory`
+    their proportional set size (slower: it reads every mapping): a page shared by n processes
+    counts 1/n in each (PostgreSQL's backends share its buffers, a Celery worker's children
+    their parent's pages), so the sum is what they use."""
+    pss, cpu = 0, 0.0
     try:
         root = psutil.Process(pid)
-        total = 0.0
         for p in [root, *root.children(recursive=True)]:
             try:
-                t = p.cpu_times()
-                total += t.user + t.system
+                if memory:
+                    pss += p.memory_full_info().pss
+                times = p.cpu_times()
+                cpu += times.user + times.system
             except psutil.NoSuchProcess:
                 pass
-        return total
     except psutil.NoSuchProcess:
-        return 0.0
+        pass
+    return pss, cpu
 
 
 def cpu_by_group(groups: dict[str, list[int]]) -> dict[str, float]:
-    return {name: sum(tree_cpu(pid) for pid in pids) for name, pids in groups.items()}
+    return {name: sum(tree_usage(pid)[1] for pid in pids) for name, pids in groups.items()}
 
 
 def events(text: str, kind: str) -> list[dict]:

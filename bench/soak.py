@@ -38,7 +38,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import psutil
 import redis
 
 from bench.harness import (
@@ -49,6 +48,7 @@ from bench.harness import (
     Run,
     bench_settings,
     server_pids,
+    tree_usage,
 )
 from bookstore.config import Settings
 from bookstore.entities import topics
@@ -99,25 +99,6 @@ class Samples:
         return cls(rows)
 
 
-def tree_memory(pid: int) -> tuple[int, float]:
-    """Memory and CPU-seconds of a process and its live descendants. Memory is the proportional
-    set size: a page shared by n processes counts 1/n in each (PostgreSQL's backends share its
-    buffers, a Celery worker's children their parent's pages), so the sum is what they use."""
-    rss, cpu = 0, 0.0
-    try:
-        root = psutil.Process(pid)
-        for p in [root, *root.children(recursive=True)]:
-            try:
-                rss += p.memory_full_info().pss
-                times = p.cpu_times()
-                cpu += times.user + times.system
-            except psutil.NoSuchProcess:
-                pass
-    except psutil.NoSuchProcess:
-        pass
-    return rss, cpu
-
-
 def disk_bytes(path: Path) -> int:
     """What a file or directory occupies on disk (allocated blocks, as `du`)."""
     path = path.resolve()
@@ -153,10 +134,10 @@ def sample(
     at: float, samples: Samples, run: Run, settings: Settings, dirs: dict[str, list[Path]]
 ) -> None:
     for name, proc in run.processes.named.items():
-        rss, cpu = tree_memory(proc.pid)
+        rss, cpu = tree_usage(proc.pid, memory=True)
         samples.add(at, "memory", name, rss, cpu)
     for server, pids in server_pids(settings).items():
-        parts = [tree_memory(pid) for pid in pids]
+        parts = [tree_usage(pid, memory=True) for pid in pids]
         samples.add(at, "memory", server, sum(r for r, _ in parts), sum(c for _, c in parts))
     for server, paths in dirs.items():
         samples.add(at, "disk", server, sum(disk_bytes(p) for p in paths))
