@@ -159,7 +159,8 @@ def wait_until(predicate: Callable[[], object], timeout: float, what: str, every
         time.sleep(every)
 
 
-_COMPLAINT = re.compile(r"\b(WARNING|ERROR|CRITICAL|Traceback)\b")
+# A line a process complains in; Celery's deprecation warnings about its own settings aside.
+_COMPLAINT = re.compile(r"\b(WARNING|ERROR|CRITICAL|Traceback)\b(?!.*DeprecationWarning)")
 
 # Set on a test's item when its call failed (tests/conftest.py): its processes' logs are shown.
 CALL_FAILED = pytest.StashKey[bool]()
