@@ -176,7 +176,7 @@ def align_configs(
 
     changes = config_changes(wanted, now, copies, compact)
     if changes:
-        admin.alter_configs([ConfigResource("TOPIC", t, configs=c) for t, c in changes.items()])
+        _alter(admin, [ConfigResource("TOPIC", t, configs=c) for t, c in changes.items()])
         for topic, differ in changes.items():
             was = now.get(topic, {}).get(CLEANUP_POLICY, "")
             if differ.get(CLEANUP_POLICY) == "delete" and "compact" in was:
@@ -263,7 +263,19 @@ def _fit_dead_letters(admin: KafkaAdminClient, names: Topics, now: dict[str, dic
     limits = {t: int(now[t][MAX_MESSAGE_BYTES]) for t in names.all}
     needed = max(limits[t] for t in names.entities) + DEAD_LETTER_HEADROOM
     if limits[names.dead_letters] < needed:
-        admin.alter_configs(
-            [ConfigResource("TOPIC", names.dead_letters, configs={MAX_MESSAGE_BYTES: str(needed)})]
+        _alter(
+            admin,
+            [ConfigResource("TOPIC", names.dead_letters, configs={MAX_MESSAGE_BYTES: str(needed)})],
         )
         log.info("%s now accepts records up to %d bytes", names.dead_letters, needed)
+
+
+def _alter(admin: KafkaAdminClient, resources: list) -> None:
+    """Alter topic configs, validated by the brokers alone: kafka-python's own check first
+    describes the topic's dynamic configs, and a broker that has not yet caught up with a topic
+    just created describes none, so it refused `max.message.bytes` as "unrecognized" (seen
+    while a cluster started). A config the brokers refuse is logged."""
+    result = admin.alter_configs(resources, raise_on_unknown=False)
+    for topic, outcome in result.get("topic", {}).items():
+        if outcome != "OK":
+            log.error("Kafka refused the configs of topic %s: %s", topic, outcome)
