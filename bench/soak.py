@@ -9,13 +9,14 @@ On the stack that is up (`scripts/services up [--cluster]`), in the benchmarks' 
 the Procfile's), the bridge, beat generating `--rate` records a second (a fifth customers, two
 fifteenths books, the rest orders; books from Faker, offline) and Flower. Every
 `--sample-seconds`: each process's and server's resident memory (its whole process tree) and
-CPU time, the disk each server's data directory and the audit log take, and how many records
-the topics hold. With `--kill-every`, every so many minutes one product process, in turn, is
-killed (SIGKILL) and started again. At the end beat stops, the pipeline drains, and `check` and
-`verify` compare every store with the log.
+CPU time, the disk each server's data directory and the audit log take, Redis's data set, and
+how many records the topics hold. With `--kill-every`, every so many minutes one product
+process, in turn, is killed (SIGKILL) and started again. At the end beat stops, the pipeline
+drains, and `check` and `verify` compare every store with the log.
 
 Prints each process's and server's resident memory after the warm-up and at the end (flat:
-within 10%), and each server's bytes per record with the disk a day at the rate needs. Writes
+within 10%; Redis, which keeps its data in memory, also less its data set), and each server's
+bytes per record with the disk (and Redis the memory) a day at the rate needs. Writes
 samples.csv and soak.png (memory and disk over time) into --out.
 """
 
@@ -144,6 +145,9 @@ def sample(
     audit = Path(run.processes.env.get("AUDIT_LOG_PATH") or os.environ["AUDIT_LOG_PATH"])
     samples.add(at, "disk", "audit log", disk_bytes(audit) if audit.exists() else 0)
     samples.add(at, "records", "topics", records_held(settings))
+    client = redis.Redis.from_url(run.processes.env["REDIS_URL"])
+    samples.add(at, "data", "redis", client.info("memory")["used_memory_dataset"])
+    client.close()
 
 
 def operator(run: Run, *args: str) -> subprocess.CompletedProcess:
@@ -217,14 +221,27 @@ def trend(points: list[tuple[float, float]]) -> tuple[float, float]:
     return slope, intercept + slope * points[0][0]
 
 
+def less_data(samples: Samples) -> dict[str, list[tuple[float, float]]]:
+    """A store that holds its data in memory (Redis) grows with it by design: its memory less
+    its data set is what has to stay flat."""
+    memory = samples.series("memory")
+    return {
+        f"{name} less its data": [(t, dict(memory[name])[t] - v) for t, v in points]
+        for name, points in samples.series("data").items()
+        if name in memory
+    }
+
+
 def summary(samples: Samples, warm_up: float, rate: float) -> list[str]:
     """Memory after the warm-up: the trend's value at its start and end, flat when they are
-    within 10%; disk: the bytes each record adds (the trend of disk against records held)."""
+    within 10%; disk and a store's in-memory data: the bytes each record adds (their trend
+    against the records held)."""
     lines = [
         f"{'memory (MB)':<22}{'after warm-up':>14}{'end':>10}{'trend':>9}{'max':>8}{'CPU s':>9}"
     ]
     cpu = {name: c for _, kind, name, _, c in samples.rows if kind == "memory"}
-    for name, points in sorted(samples.series("memory").items()):
+    memory = {**samples.series("memory"), **less_data(samples)}
+    for name, points in sorted(memory.items()):
         after = [(t, v) for t, v in points if t >= warm_up] or points[-1:]
         slope, first = trend(after)
         last = first + slope * (after[-1][0] - after[0][0])
@@ -237,7 +254,11 @@ def summary(samples: Samples, warm_up: float, rate: float) -> list[str]:
     held = dict(samples.series("records")["topics"])
     lines.append(f"\n{'disk':<22}{'bytes/record':>14}{'GB a day at':>14}")
     lines.append(f"{'':<22}{'':>14}{rate:>9,.0f} rec/s")
-    for name, points in sorted(samples.series("disk").items()):
+    grown = {
+        **samples.series("disk"),
+        **{f"{n} data (memory)": p for n, p in samples.series("data").items()},
+    }
+    for name, points in sorted(grown.items()):
         per_record, _ = trend([(held[t], v) for t, v in points if t in held])
         lines.append(f"{name:<22}{per_record:>14,.0f}{per_record * rate * 86400 / 1e9:>14.1f}")
     return lines

@@ -48,6 +48,8 @@ def test_the_soak_samples_every_process_and_server_and_ends_verified(tmp_path):
     sampled = {r["name"] for r in rows if r["kind"] == "memory"}
     assert {"bridge", "beat", "flower", "worker-postgres", "kafka", "rabbitmq", "redis"} <= sampled
     assert {r["name"] for r in rows if r["kind"] == "disk"} >= {"kafka", "audit log"}
+    assert "redis less its data" in result.stdout  # Redis judged without the data it holds
+    assert [r for r in rows if r["kind"] == "data" and r["name"] == "redis"]
     held = [float(r["value"]) for r in rows if r["kind"] == "records"]
     assert held[-1] > held[0]
     assert (tmp_path / "soak.png").stat().st_size > 0
