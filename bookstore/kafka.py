@@ -242,6 +242,21 @@ def admin_client(settings: Settings) -> KafkaAdminClient:
         return KafkaAdminClient(**client_options(settings), client_id="bookstore-admin")
 
 
+def alter_configs(admin: KafkaAdminClient, resources: list) -> dict[str, str]:
+    """Alter topics' or brokers' configs, validated by the brokers alone; returns each resource
+    the brokers refused (or did not answer for) with why. kafka-python's own check first
+    describes a resource's dynamic configs, and a broker that has not yet caught up with a topic
+    just created describes none: it refused `max.message.bytes` as "unrecognized" (seen while a
+    cluster started)."""
+    result = admin.alter_configs(resources, raise_on_unknown=False)
+    outcomes = {name: outcome for by_name in result.values() for name, outcome in by_name.items()}
+    return {
+        r.name: str(outcomes.get(r.name, "no answer"))
+        for r in resources
+        if outcomes.get(r.name) != "OK"
+    }
+
+
 def offsets(
     settings: Settings, topics: Iterable[str]
 ) -> tuple[dict[TopicPartition, int], dict[TopicPartition, int]]:

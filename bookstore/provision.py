@@ -421,6 +421,8 @@ def kafka_reload_tls(state: Path, stack: Stack) -> None:
     restart)."""
     from kafka.admin import ConfigResource
 
+    from bookstore.kafka import alter_configs
+
     admin = _operator_admin(state, stack)
     try:
         key = "listener.name.client.ssl.keystore.location"
@@ -434,10 +436,9 @@ def kafka_reload_tls(state: Path, stack: Stack) -> None:
             ConfigResource("BROKER", broker, configs={key: str(bundle(state, name))})
             for broker, _, name in brokers
         ]
-        result = admin.alter_configs(resources, raise_on_unknown=False)
-        failed = {n: r for n, r in result.get("broker", {}).items() if r != "OK"}
-        if failed or len(result.get("broker", {})) != len(resources):
-            raise SystemExit(f"provision: Kafka did not reload its certificates: {result}")
+        refused = alter_configs(admin, resources)
+        if refused:
+            raise SystemExit(f"provision: Kafka did not reload its certificates: {refused}")
     finally:
         admin.close()
     # a broker applies the change when it reads it from the metadata log: soon, not at once

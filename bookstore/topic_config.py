@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from bookstore.config import ConfigError, Settings
 from bookstore.entities import Topics, topics
-from bookstore.kafka import admin_client
+from bookstore.kafka import admin_client, alter_configs
 
 if TYPE_CHECKING:
     from kafka import KafkaAdminClient
@@ -263,19 +263,14 @@ def _fit_dead_letters(admin: KafkaAdminClient, names: Topics, now: dict[str, dic
     limits = {t: int(now[t][MAX_MESSAGE_BYTES]) for t in names.all}
     needed = max(limits[t] for t in names.entities) + DEAD_LETTER_HEADROOM
     if limits[names.dead_letters] < needed:
-        _alter(
-            admin,
-            [ConfigResource("TOPIC", names.dead_letters, configs={MAX_MESSAGE_BYTES: str(needed)})],
-        )
-        log.info("%s now accepts records up to %d bytes", names.dead_letters, needed)
+        limit = {MAX_MESSAGE_BYTES: str(needed)}
+        if _alter(admin, [ConfigResource("TOPIC", names.dead_letters, configs=limit)]):
+            log.info("%s now accepts records up to %d bytes", names.dead_letters, needed)
 
 
-def _alter(admin: KafkaAdminClient, resources: list) -> None:
-    """Alter topic configs, validated by the brokers alone: kafka-python's own check first
-    describes the topic's dynamic configs, and a broker that has not yet caught up with a topic
-    just created describes none, so it refused `max.message.bytes` as "unrecognized" (seen
-    while a cluster started). A config the brokers refuse is logged."""
-    result = admin.alter_configs(resources, raise_on_unknown=False)
-    for topic, outcome in result.get("topic", {}).items():
-        if outcome != "OK":
-            log.error("Kafka refused the configs of topic %s: %s", topic, outcome)
+def _alter(admin: KafkaAdminClient, resources: list) -> bool:
+    """Alter topic configs; logs each topic whose configs the brokers refused. True when none."""
+    refused = alter_configs(admin, resources)
+    for topic, why in refused.items():
+        log.error("Kafka refused the configs of topic %s: %s", topic, why)
+    return not refused

@@ -9,8 +9,14 @@ import pytest
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
-from bookstore.kafka import commit_group_offsets, group_offsets, offsets
-from bookstore.topic_config import ensure_topics
+from bookstore.kafka import (
+    admin_client,
+    alter_configs,
+    commit_group_offsets,
+    group_offsets,
+    offsets,
+)
+from bookstore.topic_config import MAX_MESSAGE_BYTES, current_configs, ensure_topics
 from tests.support import CUSTOMERS, wait_until
 
 
@@ -38,3 +44,22 @@ def test_a_commit_for_an_idle_group_is_kept(settings):
     _, end = offsets(settings, [CUSTOMERS])
     commit_group_offsets(settings, group, end)
     assert group_offsets(settings, group) == end
+
+
+def test_altered_configs_the_brokers_refuse_are_returned_with_why(settings):
+    """The brokers alone validate an alteration: what they refuse comes back, named, and is not
+    set; what they accept does not come back."""
+    from kafka.admin import ConfigResource
+
+    ensure_topics(settings)
+    admin = admin_client(settings)
+    try:
+        before = current_configs(admin, [CUSTOMERS])[CUSTOMERS][MAX_MESSAGE_BYTES]
+        bad = ConfigResource("TOPIC", CUSTOMERS, configs={MAX_MESSAGE_BYTES: "-5"})
+        refused = alter_configs(admin, [bad])
+        assert list(refused) == [CUSTOMERS] and refused[CUSTOMERS] != "OK"
+        assert current_configs(admin, [CUSTOMERS])[CUSTOMERS][MAX_MESSAGE_BYTES] == before
+        same = ConfigResource("TOPIC", CUSTOMERS, configs={MAX_MESSAGE_BYTES: before})
+        assert alter_configs(admin, [same]) == {}
+    finally:
+        admin.close()
