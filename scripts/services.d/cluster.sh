@@ -107,7 +107,7 @@ kafka_node_start() {
   # shellcheck disable=SC2086  # heap/JVM options are deliberately word-split
   setsid nohup bash -c '[[ -z $2 ]] || echo $$ >"$2/cgroup.procs" || exit 1
                         echo $$ >"$1"; shift 2; exec "$@"' "$name-launch" "$pf" "$cg" \
-    "$(_kafka_java)" ${KAFKA_NODE_HEAP_OPTS} -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
+    "$(_kafka_java)" ${KAFKA_NODE_HEAP_OPTS} -XX:-UsePerfData -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
     -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent -XX:+ExitOnOutOfMemoryError \
     ${KAFKA_JVM_OPTS:-} \
     -Djava.awt.headless=true -Dlog4j2.configurationFile="$KAFKA_SRC/log4j2.properties" \
@@ -150,7 +150,7 @@ kafka_node_provision() {
 # kafka_cluster_quorum: the controller quorum (leader, each voter's lag), asked of the controllers directly.
 kafka_cluster_quorum() {
   [[ -f $KAFKA_LIB/.complete ]] || { log "kafka: jars missing in $KAFKA_LIB (scripts/services install --cluster)"; return 1; }
-  "$(_kafka_java)" -Xmx128m -XX:TieredStopAtLevel=1 -cp "$KAFKA_LIB/*" "$KAFKA_SRC/Quorum.java" \
+  "$(_kafka_java)" -Xmx128m -XX:-UsePerfData -XX:TieredStopAtLevel=1 -cp "$KAFKA_LIB/*" "$KAFKA_SRC/Quorum.java" \
     127.0.1.1:9093,127.0.1.2:9093,127.0.1.3:9093 ${SECURE:+"$(secure_kafka_client_properties)"}
 }
 

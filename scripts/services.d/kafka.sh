@@ -21,12 +21,15 @@ KAFKA_LIB="$SERVICES_CACHE/kafka-$KAFKA_VERSION/lib"
 KAFKA_DATA="$SERVICES_DATA/kafka"
 
 _kafka_java() { if [[ -n ${JAVA_HOME:-} ]]; then printf '%s/bin/java' "$JAVA_HOME"; else printf 'java'; fi; }
+# Every JVM here runs with -XX:-UsePerfData: its /tmp/hsperfdata_USER/PID file is shared by every PID
+# namespace on the machine (scripts/in-netns), and two JVMs of the same PID in two namespaces
+# collide on it (the second one warns, first, on stderr). Nothing here reads those files (jps, jstat).
 
 # _kafka_run_java HEAP_OPTS CLASS ARGS...: run a Kafka tool main class with the cached jars and our log4j2 config.
 _kafka_run_java() {
   local heap=$1; shift
   # shellcheck disable=SC2086  # heap/JVM options are deliberately word-split
-  "$(_kafka_java)" $heap ${KAFKA_JVM_OPTS:-} \
+  "$(_kafka_java)" $heap -XX:-UsePerfData ${KAFKA_JVM_OPTS:-} \
     -Djava.awt.headless=true \
     -Dlog4j2.configurationFile="$KAFKA_SRC/log4j2.properties" \
     -cp "$KAFKA_LIB/*" "$@"
@@ -36,7 +39,7 @@ _kafka_check_java() {
   local java out major
   java=$(_kafka_java)
   command -v "$java" >/dev/null 2>&1 || { log "kafka: '$java' not found; Kafka $KAFKA_VERSION needs Java 17+"; return 1; }
-  out=$("$java" -version 2>&1 | head -n 1)
+  out=$("$java" -XX:-UsePerfData -version 2>&1 | grep -m 1 ' version "' || true)
   major=$(sed -E 's/.*version "([0-9]+)(\.[0-9]+)?.*/\1/' <<<"$out")
   if [[ $major == 1 ]]; then major=8; fi
   if ! [[ $major =~ ^[0-9]+$ ]] || (( major < 17 )); then
@@ -115,7 +118,7 @@ kafka_start() {
   # shellcheck disable=SC2016  # $$ and $1 are for the inner shell
   # shellcheck disable=SC2086  # heap/JVM options are deliberately word-split
   setsid nohup bash -c 'echo $$ >"$1"; shift; exec "$@"' kafka-launch "$pf" \
-    "$(_kafka_java)" ${KAFKA_HEAP_OPTS} -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
+    "$(_kafka_java)" ${KAFKA_HEAP_OPTS} -XX:-UsePerfData -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
     -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent ${KAFKA_JVM_OPTS:-} \
     -Djava.awt.headless=true -Dlog4j2.configurationFile="$KAFKA_SRC/log4j2.properties" \
     -Dlog4j2.shutdownHookEnabled=false \
