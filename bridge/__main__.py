@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import logging
 import signal
 import sys
@@ -101,6 +102,10 @@ def main(argv: list[str] | None = None) -> int:
     bridge = Bridge(settings, consumer)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: bridge.stop())
+    # `kill -USR1 <bridge>`: every thread's stack on stderr at once, then (from the main thread,
+    # at its next step) where each partition stands: what a stalled bridge waits on
+    signal.signal(signal.SIGUSR1, lambda *_: bridge.report_state())
+    faulthandler.register(signal.SIGUSR1, all_threads=True, chain=True)
     bridge.run()
     return 0
 

@@ -215,6 +215,37 @@ class Bridge:
                 lag = end - done if done is not None else end - self.consumer.position(tp)
                 metrics.LAG.labels(tp.topic, str(tp.partition)).set(max(0, lag))
 
+    def report_state(self) -> None:
+        """Log where the bridge stands on each assigned partition and what it waits on: the
+        offset it fetches next, the end Kafka last told it, the offset RabbitMQ confirmed,
+        whether it may be fetched (not paused, a valid position) and its leader as the bridge
+        knows it; then the brokers it awaits a fetch from. Read from kafka-python's own state,
+        without a request (a stalled client must not be asked to do more). Asked for with
+        SIGUSR1 (python -m bridge), beside every thread's stack."""
+        subscription = getattr(self.consumer, "_subscription", None)
+        states = getattr(subscription, "assignment", {})
+        cluster = getattr(getattr(self.consumer, "_client", None), "cluster", None)
+        for tp, state in sorted(dict(states).items()):
+            position = getattr(state, "position", None)
+            log.warning(
+                "state %s[%d]: next %s, end %s, confirmed %s, fetchable %s, leader %s",
+                tp.topic,
+                tp.partition,
+                getattr(position, "offset", position),
+                getattr(state, "highwater", "?"),
+                self.offsets.done(tp),
+                state.is_fetchable() if hasattr(state, "is_fetchable") else "?",
+                cluster.leader_for_partition(tp) if cluster is not None else "?",
+            )
+        fetcher = getattr(self.consumer, "_fetcher", None)
+        pending = getattr(fetcher, "_nodes_with_pending_fetch_requests", None)
+        log.warning(
+            "state: records buffered for %s, fetches pending from brokers %s, held %s",
+            self.batcher.topics() or "none",
+            sorted(pending) if pending is not None else "?",
+            [t for t in self.names.entities if self.held(t)] or "none",
+        )
+
     # -- backpressure ----------------------------------------------------------------------
     def held(self, topic: str) -> bool:
         """Whether the records of `topic` must wait: backpressure holds its entity's queue."""

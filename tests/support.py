@@ -160,6 +160,8 @@ def wait_until(predicate: Callable[[], object], timeout: float, what: str, every
 
 
 # A line a process complains in; Celery's deprecation warnings about its own settings aside.
+_STACKS = re.compile(r"(Current thread|Thread) 0x[0-9a-f]+ \(most recent call first\):")
+_DUMP = re.compile(r"^(Current thread 0x|Thread 0x|  File )| WARNING bridge\.fanout: state")
 _COMPLAINT = re.compile(r"\b(WARNING|ERROR|CRITICAL|Traceback)\b(?!.*DeprecationWarning)")
 
 # Set on a test's item when its call failed (tests/conftest.py): its processes' logs are shown.
@@ -231,15 +233,28 @@ class Processes:
     def print_logs_if_failed(self, request: pytest.FixtureRequest, lines: int = 8) -> None:
         """After a failed test, the last `lines` warnings and errors each process logged, in
         its report (CI shows a report's end only: a stall is then explained by what the bridge
-        and the workers said); the whole logs stay in LOG_DIR."""
+        and the workers said), then each running bridge's threads' stacks and partitions' state
+        (it dumps them on SIGUSR1); the whole logs stay in LOG_DIR."""
         if not request.node.stash.get(CALL_FAILED, False):
             return
+        bridges = [(n, p) for n, p in self.named.items() if n.startswith("bridge")]
+        for _, proc in bridges:
+            if proc.poll() is None:  # its stacks and each partition's state, into its log
+                os.kill(proc.pid, signal.SIGUSR1)
+        time.sleep(2 if bridges else 0)
         print(f"---- the processes' logs: {self.log_dir}")
         for name in self.named:
-            said = [line for line in self.log(name).splitlines() if _COMPLAINT.search(line)]
+            logged = self.log(name).splitlines()
+            said = [x for x in logged if _COMPLAINT.search(x) and not _DUMP.search(x)]
             if said:
                 print(f"---- {name}: last {min(lines, len(said))} of {len(said)} warnings/errors")
-                print("\n".join(line[:300] for line in said[-lines:]))
+                print("\n".join(x[:300] for x in said[-lines:]))
+        for name, _ in bridges:
+            logged = self.log(name).splitlines()
+            start = next((i for i, x in enumerate(logged) if _STACKS.match(x)), None)
+            if start is not None:
+                print(f"---- {name}: its threads' stacks, then where each partition stands")
+                print("\n".join(x[:300] for x in logged[start:] if _DUMP.search(x)))
 
     @staticmethod
     def stop(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 30) -> int:

@@ -117,3 +117,36 @@ def _queue_depth(queue: str) -> int:
 
     with app.connection_for_read() as conn:
         return conn.default_channel.queue_declare(queue, passive=True).message_count
+
+
+def test_sigusr1_logs_every_threads_stack_and_each_partitions_state(processes, settings, tmp_path):
+    """An operator asking a stalled bridge what it waits on (`kill -USR1`) gets its threads'
+    stacks and, per partition, the offset it fetches next, what RabbitMQ confirmed and whether
+    it may fetch; the bridge goes on."""
+    pipeline = Pipeline(
+        processes,
+        settings,
+        tmp_path,
+        BRIDGE_BATCH_WAIT_MS="60000",
+        BRIDGE_BATCH_SIZE="10000",
+        BRIDGE_FLUSH_WHEN_IDLE="false",
+    )
+    bridge = pipeline.start_bridge()
+    pipeline.wait_assigned()
+    coords = produce(settings, build_dataset(3, 3, 3).messages)
+    wait_until(
+        lambda: (pipeline.metric("bookstore_bridge_records_consumed_total") or 0) >= len(coords),
+        60,
+        "the bridge to buffer the records",
+    )
+    bridge.send_signal(signal.SIGUSR1)
+    log = lambda: processes.log("bridge")  # noqa: E731
+    wait_until(lambda: "records buffered for" in log(), 30, "the bridge's state in its log")
+    assert "Current thread 0x" in log() and "in run" in log()  # the main loop's stack
+    states = [line for line in log().splitlines() if "bridge.fanout: state " in line]
+    partitions = {f"{topic}[{partition}]" for topic, partition, _ in coords}
+    assert partitions <= {line.split("state ")[1].split(":")[0] for line in states}
+    assert "records buffered for ['" in log()  # held back by the minute-long batch wait
+    assert all("fetchable True" in line for line in states)
+    assert bridge.poll() is None
+    assert Processes.stop(bridge, signal.SIGTERM) == 0
