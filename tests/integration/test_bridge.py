@@ -13,6 +13,19 @@ def run_bridge(**env: str) -> subprocess.CompletedProcess:
     return run("-m", "bridge", env=env, timeout=60)
 
 
+def holding_pipeline(processes, settings, tmp_path) -> Pipeline:
+    """A pipeline whose bridge holds what it consumed: batches that only a full minute or a stop
+    can release."""
+    return Pipeline(
+        processes,
+        settings,
+        tmp_path,
+        BRIDGE_BATCH_WAIT_MS="60000",
+        BRIDGE_BATCH_SIZE="10000",
+        BRIDGE_FLUSH_WHEN_IDLE="false",
+    )
+
+
 def test_unreachable_kafka_is_named_without_a_traceback():
     result = run_bridge(KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:1")
     assert result.returncode == 1
@@ -29,15 +42,7 @@ def test_unreachable_rabbitmq_is_named_without_its_password():
 
 def test_sigterm_finishes_in_flight_commits_and_exits_0(processes, settings, tmp_path):
     ds = build_dataset(30, 30, 30)
-    # batches that only a full minute or a stop can release
-    pipeline = Pipeline(
-        processes,
-        settings,
-        tmp_path,
-        BRIDGE_BATCH_WAIT_MS="60000",
-        BRIDGE_BATCH_SIZE="10000",
-        BRIDGE_FLUSH_WHEN_IDLE="false",
-    )
+    pipeline = holding_pipeline(processes, settings, tmp_path)
     pipeline.start_workers("audit")
     bridge = pipeline.start_bridge()
     pipeline.wait_assigned()
@@ -123,14 +128,7 @@ def test_sigusr1_logs_every_threads_stack_and_each_partitions_state(processes, s
     """An operator asking a stalled bridge what it waits on (`kill -USR1`) gets its threads'
     stacks and, per partition, the offset it fetches next, what RabbitMQ confirmed and whether
     it may fetch; the bridge goes on."""
-    pipeline = Pipeline(
-        processes,
-        settings,
-        tmp_path,
-        BRIDGE_BATCH_WAIT_MS="60000",
-        BRIDGE_BATCH_SIZE="10000",
-        BRIDGE_FLUSH_WHEN_IDLE="false",
-    )
+    pipeline = holding_pipeline(processes, settings, tmp_path)
     bridge = pipeline.start_bridge()
     pipeline.wait_assigned()
     coords = produce(settings, build_dataset(3, 3, 3).messages)
