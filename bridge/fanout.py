@@ -228,13 +228,16 @@ class Bridge:
         for tp, state in sorted(dict(states).items()):
             position = getattr(state, "position", None)
             log.warning(
-                "state %s[%d]: next %s, end %s, confirmed %s, fetchable %s, leader %s",
+                "state %s[%d]: next %s, end %s, confirmed %s, fetchable %s (awaiting validation "
+                "%s, pending revocation %s), leader %s",
                 tp.topic,
                 tp.partition,
                 getattr(position, "offset", position),
                 getattr(state, "highwater", "?"),
                 self.offsets.done(tp),
                 state.is_fetchable() if hasattr(state, "is_fetchable") else "?",
+                getattr(state, "awaiting_validation", "?"),
+                getattr(state, "_pending_revocation", "?"),
                 cluster.leader_for_partition(tp) if cluster is not None else "?",
             )
         fetcher = getattr(self.consumer, "_fetcher", None)
